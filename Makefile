@@ -1,0 +1,34 @@
+# One entry point for every routine; CI and people use the same targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install install-bench run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+install-bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+
+run: install
+	$(BIN)/triggerfish up --deploy examples/orders
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: install-bench
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .triggerfish .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The peers Triggerfish is measured against, each driven through the same workloads."""

@@ -1,0 +1,405 @@
+"""Triggerfish in the core workloads, driven only through its command and HTTP API.
+
+Each workload starts a fresh ``triggerfish up`` in a new data directory, deploys
+``bench/functions``, runs, and stops the server with SIGTERM. What is measured:
+
+- throughput: events wait in topic ``bench-tp`` with no consumer; consumption starts
+  with ``triggerfish deploy bench/functions-tp`` (the trigger, ``start: earliest``); the
+  figure spans the first handler start to the last handler end, read from
+  ``GET /v1/invocations``.
+- latency: one event per request to topic ``bench`` at a steady rate; per event, the
+  invocation's ``started_at`` minus the time taken just before the publish request.
+- sync: concurrent clients POST ``/v1/functions/noop/invoke``; latency as the client
+  sees it, retries of a 429 included.
+
+Anything the server does not do as expected raises ``TriggerfishUnavailableError``
+with what was asked, what came back and the tail of the server's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.workload import WARMUP_EVENTS, Plan, Result, latency_figures, make_payload, paced
+
+BENCH_DIR = Path(__file__).resolve().parent
+FUNCTIONS = BENCH_DIR / "functions"
+FUNCTIONS_TP = BENCH_DIR / "functions-tp"
+BATCH = 500
+STARTUP_SECONDS = 30.0
+SYNC_WARMUP_CALLS = 20
+POLL_SECONDS = 0.25
+
+
+class TriggerfishUnavailableError(RuntimeError):
+    """The server or its command did not behave as the benchmark's contract says."""
+
+
+def find_executable() -> Path:
+    beside = Path(sys.executable).parent / "triggerfish"
+    if beside.exists():
+        return beside
+    found = shutil.which("triggerfish")
+    if found is None:
+        raise TriggerfishUnavailableError(
+            "the `triggerfish` command is not installed (pip install -e . in this checkout)"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def rfc3339_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_event(run: str, i: int) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{i}",
+        "source": "/bench/core",
+        "type": "bench.noop",
+        "time": rfc3339_now(),
+        "datacontenttype": "application/json",
+        "data": make_payload(i),
+    }
+
+
+class TriggerfishServer:
+    """One ``triggerfish up`` process on a free port with its own data directory."""
+
+    def __init__(self, executable: Path) -> None:
+        self._exe = executable
+        self._dir = Path(tempfile.mkdtemp(prefix="tfbench-triggerfish-"))
+        self._log_path = self._dir / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = ""
+
+    def __enter__(self) -> TriggerfishServer:
+        return self  # started already by ``start()``; leaving the block stops it
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self) -> None:
+        data = self._dir / "data"
+        with self._log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [str(self._exe), "up", "--data-dir", str(data), "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self._healthy():
+            self.check()
+            if time.monotonic() > deadline:
+                raise self.unavailable(f"GET {self.url}/healthz did not answer 200 in time")
+            time.sleep(0.05)
+        token_file = data / "admin.token"
+        while not token_file.exists() or not token_file.read_text().strip():
+            if time.monotonic() > deadline:
+                raise self.unavailable(f"{token_file} was not written")
+            time.sleep(0.05)
+        self.token = token_file.read_text().splitlines()[0].strip()
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def check(self) -> None:
+        """Raise if the server process has exited."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise self.unavailable(f"`triggerfish up` exited with code {self._proc.returncode}")
+
+    def log_tail(self, lines: int = 12) -> str:
+        try:
+            text = self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def unavailable(self, what: str) -> TriggerfishUnavailableError:
+        tail = self.log_tail()
+        return TriggerfishUnavailableError(f"{what}" + (f"; server log:\n{tail}" if tail else ""))
+
+    def deploy(self, path: Path) -> None:
+        env = {**os.environ, "TRIGGERFISH_URL": self.url, "TRIGGERFISH_TOKEN": self.token}
+        done = subprocess.run(
+            [str(self._exe), "deploy", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            output = "\n".join((done.stdout + done.stderr).splitlines()[-12:])
+            raise self.unavailable(
+                f"`triggerfish deploy {path}` exited with {done.returncode}: {output}"
+            )
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def expect(response: httpx.Response, status: int) -> Any:
+    """The JSON body of ``response``; ``TriggerfishUnavailableError`` on another status."""
+    if response.status_code != status:
+        raise TriggerfishUnavailableError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code} (expected {status}): {response.text[:300]}"
+        )
+    return response.json()
+
+
+class InvocationFeed:
+    """New invocations of one function, oldest first, each seen once.
+
+    Follows ``next`` while the server gives one; when it gives ``null`` the last cursor
+    is asked again on the next poll and invocations already seen are skipped.
+    """
+
+    def __init__(self, client: httpx.Client, function: str) -> None:
+        self._client = client
+        self._function = function
+        self._cursor: str = "0"
+        self._seen: set[str] = set()
+
+    def poll(self) -> list[dict[str, Any]]:
+        fresh: list[dict[str, Any]] = []
+        while True:
+            params = {"function": self._function, "limit": "1000", "after": self._cursor}
+            body = expect(self._client.get("/v1/invocations", params=params), 200)
+            for inv in body["invocations"]:
+                if inv["id"] not in self._seen:
+                    self._seen.add(inv["id"])
+                    fresh.append(inv)
+            if body.get("next") is None:
+                return fresh
+            self._cursor = str(body["next"])
+
+
+class Handled:
+    """Events handled successfully, from invocation records."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}  # event id -> handler start (unix seconds)
+        self.first = float("inf")
+        self.last = 0.0
+        self.failed = 0
+
+    def add(self, invocations: Iterable[dict[str, Any]]) -> None:
+        for inv in invocations:
+            if inv.get("status") != "ok":
+                self.failed += 1
+                continue
+            started = float(inv["started_at"])
+            self.first = min(self.first, started)
+            self.last = max(self.last, started + float(inv.get("duration_ms") or 0) / 1000)
+            for event_id in inv.get("event_ids") or ():
+                self.started.setdefault(event_id, started)
+
+    def wait_for(
+        self, feed: InvocationFeed, ids: set[str], server: TriggerfishServer, timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not ids.issubset(self.started):
+            server.check()
+            if time.monotonic() > deadline:
+                missing = len(ids - self.started.keys())
+                raise TriggerfishUnavailableError(
+                    f"{missing} of {len(ids)} events not handled in {timeout:.0f} s "
+                    f"({self.failed} invocations did not end ok)"
+                )
+            time.sleep(POLL_SECONDS)
+            self.add(feed.poll())
+
+
+class TriggerfishCore:
+    name = "triggerfish"
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._unavailable = ""
+
+    def _server(self) -> TriggerfishServer:
+        if self._unavailable:
+            # The first failure to start says it all; do not wait again for each workload.
+            raise TriggerfishUnavailableError(self._unavailable)
+        try:
+            server = TriggerfishServer(find_executable())
+            try:
+                server.start()
+            except BaseException:
+                server.stop()
+                raise
+        except TriggerfishUnavailableError as exc:
+            self._unavailable = str(exc)
+            raise
+        return server
+
+    def throughput(self) -> Result:
+        n = self._plan.throughput_events
+        run = uuid.uuid4().hex[:8]
+        with (
+            self._server() as server,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client,
+        ):
+            server.deploy(FUNCTIONS)
+            began = time.perf_counter()
+            for start in range(0, n, BATCH):
+                batch = [make_event(run, i) for i in range(start, min(n, start + BATCH))]
+                body = expect(
+                    client.post(
+                        "/v1/topics/bench-tp/events",
+                        content=orjson.dumps(batch),
+                        headers={"Content-Type": "application/cloudevents-batch+json"},
+                    ),
+                    202,
+                )
+                if len(body["accepted"]) != len(batch):
+                    raise TriggerfishUnavailableError(
+                        f"a batch of {len(batch)} events had {len(body['accepted'])} accepted"
+                    )
+            publish_s = time.perf_counter() - began
+            enabled = time.time()
+            server.deploy(FUNCTIONS_TP)
+            handled = Handled()
+            ids = {f"{run}-{i}" for i in range(n)}
+            handled.wait_for(
+                InvocationFeed(client, "noop-tp"), ids, server, self._plan.drain_timeout()
+            )
+            return Result.ok(
+                events_per_s=n / (handled.last - handled.first),
+                seconds=handled.last - handled.first,
+                events_per_s_with_start=n / (handled.last - enabled),
+                events=float(n),
+                publish_per_s=n / publish_s,
+            )
+
+    def latency(self) -> Result:
+        run = uuid.uuid4().hex[:8]
+        with (
+            self._server() as server,
+            httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client,
+        ):
+            server.deploy(FUNCTIONS)
+            feed = InvocationFeed(client, "noop")
+            handled = Handled()
+            warm = {f"{run}-w{i}" for i in range(WARMUP_EVENTS)}
+            for event_id in sorted(warm):
+                self._publish_one(client, {**make_event(run, 0), "id": event_id})
+            handled.wait_for(feed, warm, server, 60)
+            sent: dict[str, float] = {}
+            for i in paced(self._plan.latency_rate, self._plan.latency_events):
+                event = make_event(run, i)
+                sent[event["id"]] = time.time()
+                self._publish_one(client, event)
+            handled.wait_for(feed, set(sent), server, 60)
+            return Result.ok(**latency_figures([handled.started[k] - t for k, t in sent.items()]))
+
+    @staticmethod
+    def _publish_one(client: httpx.Client, event: dict[str, Any]) -> None:
+        expect(
+            client.post(
+                "/v1/topics/bench/events",
+                content=orjson.dumps(event),
+                headers={"Content-Type": "application/cloudevents+json"},
+            ),
+            202,
+        )
+
+    def sync(self) -> Result:
+        with self._server() as server:
+            server.deploy(FUNCTIONS)
+            return asyncio.run(self._sync_clients(server))
+
+    async def _sync_clients(self, server: TriggerfishServer) -> Result:
+        plan = self._plan
+        limits = httpx.Limits(max_connections=plan.sync_clients * 2)
+        samples: list[float] = []
+        errors: list[str] = []
+        throttled = 0
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30, limits=limits
+        ) as client:
+
+            async def call(payload: dict[str, Any]) -> None:
+                nonlocal throttled
+                while True:
+                    response = await client.post("/v1/functions/noop/invoke", json=payload)
+                    if response.status_code != 429:
+                        expect(response, 200)
+                        return
+                    # At its concurrency limit the function answers 429: wait as asked
+                    # (at most 10 ms) and call again; the retry counts in the latency.
+                    throttled += 1
+                    retry_after = float(response.headers.get("Retry-After", "0") or 0)
+                    await asyncio.sleep(min(retry_after, 0.01))
+
+            for i in range(SYNC_WARMUP_CALLS):
+                await call(make_payload(i))
+
+            async def client_loop(k: int, deadline: float) -> None:
+                payload = make_payload(k)
+                while time.perf_counter() < deadline:
+                    began = time.perf_counter()
+                    try:
+                        await call(payload)
+                    except (httpx.HTTPError, TriggerfishUnavailableError) as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        if len(errors) > 1000:
+                            return
+                        continue
+                    samples.append(time.perf_counter() - began)
+
+            began = time.perf_counter()
+            deadline = began + plan.sync_seconds
+            await asyncio.gather(*(client_loop(k, deadline) for k in range(plan.sync_clients)))
+            elapsed = time.perf_counter() - began
+        if not samples:
+            return Result.failed(f"no call succeeded; first error: {errors[:1]}")
+        return Result.ok(
+            requests_per_s=len(samples) / elapsed,
+            requests=float(len(samples)),
+            errors=float(len(errors)),
+            throttled=float(throttled),
+            **latency_figures(samples),
+        )

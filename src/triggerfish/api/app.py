@@ -1,0 +1,61 @@
+"""The ASGI application: the control API, event ingest and health, over one Node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from triggerfish import __version__
+from triggerfish.api import functions, invocations, problems, topics
+from triggerfish.errors import TriggerfishError
+
+if TYPE_CHECKING:
+    from triggerfish.node import Node
+
+
+def create_app(
+    node: Node,
+    *,
+    manage_node: bool = True,
+    on_start: Callable[[Node], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """``manage_node``: start the node with the app and stop it at shutdown (inside the
+    server's lifespan, so a SIGTERM lets the node drain before the process ends).
+    ``on_start`` runs once the node is up (``up --deploy`` uses it)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_node:
+            await node.start()
+        try:
+            if on_start is not None:
+                await on_start(node)
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    app = FastAPI(
+        title="Triggerfish",
+        version=__version__,
+        description="Event-driven functions: topics, triggers, invocations.",
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    app.add_exception_handler(TriggerfishError, problems.triggerfish_error)
+    app.add_exception_handler(RequestValidationError, problems.request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, problems.http_error)
+    app.include_router(topics.router)
+    app.include_router(functions.router)
+    app.include_router(invocations.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok" if node.running else "starting", "version": __version__}
+
+    return app

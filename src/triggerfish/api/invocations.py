@@ -1,0 +1,93 @@
+"""Invocation records and dead-letter topics: ``/v1/invocations``, ``/v1/dlq``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from triggerfish.api.deps import node_of, require
+from triggerfish.store.records import InvocationRecord
+
+router = APIRouter(prefix="/v1", tags=["invocations"])
+
+
+def invocation_json(record: InvocationRecord, *, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": record.id,
+        "function": record.function,
+        "version": record.version,
+        "trigger": record.trigger,
+        "event_ids": list(record.event_ids),
+        "attempt": record.attempt,
+        "status": record.status,
+        "started_at": record.started_at,
+        "duration_ms": record.duration_ms,
+        "billed_duration_ms": record.billed_duration_ms,
+        "memory_size_mb": record.memory_size_mb,
+        "max_memory_used_mb": record.max_memory_used_mb,
+        "init_duration_ms": record.init_duration_ms,
+        "cold_start": record.cold_start,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+    }
+    if full:
+        out["stack_trace"] = list(record.stack_trace)
+        out["logs"] = record.logs
+        out["request_bytes"] = record.request_bytes
+        if record.result is not None:
+            out["result_base64"] = base64.b64encode(record.result).decode()
+    return out
+
+
+@router.get("/invocations", dependencies=[Depends(require("read"))])
+async def list_invocations(
+    request: Request,
+    function: str | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 100,
+    before: str | None = None,
+    after: str | None = None,
+    logs: bool = False,
+) -> dict[str, Any]:
+    """Newest first, paged with ``before``; or oldest first from ``after`` (``after=0``
+    starts at the beginning), for following new invocations as they come."""
+    records = await node_of(request).store.list_invocations(
+        function=function,
+        status=status,
+        trigger=trigger,
+        since=since,
+        until=until,
+        limit=max(1, min(limit, 1000)),
+        before=before,
+        after=after,
+    )
+    following = after is not None
+    next_cursor = records[-1].id if records else (after if following else None)
+    return {
+        "invocations": [invocation_json(r, full=logs) for r in records],
+        "next": next_cursor,
+    }
+
+
+@router.get("/invocations/{invocation_id}", dependencies=[Depends(require("read"))])
+async def get_invocation(invocation_id: str, request: Request) -> dict[str, Any]:
+    record = await node_of(request).store.get_invocation(invocation_id)
+    return invocation_json(record, full=True)
+
+
+@router.get("/dlq", dependencies=[Depends(require("read"))])
+async def list_dead_letters(
+    request: Request, topic: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    return {"dead_letters": await node_of(request).dead_letters(topic, limit=min(limit, 1000))}
+
+
+@router.post("/dlq/{topic}/redrive", dependencies=[Depends(require("deploy"))])
+async def redrive(topic: str, request: Request, limit: int = 1000) -> dict[str, Any]:
+    redriven, skipped = await node_of(request).dispatcher.redrive(topic, limit=limit)
+    return {"topic": topic, "redriven": redriven, "skipped": skipped}

@@ -1,0 +1,371 @@
+"""The ``triggerfish`` command.
+
+Every command but ``up`` and ``pattern`` talks to a server over HTTP: the local one by
+default (its admin token is read from the data directory), or ``TRIGGERFISH_URL`` with
+``TRIGGERFISH_TOKEN``. Exit codes: 0 success, 1 the function failed, 2 bad input,
+3 not found, 4 auth, 5 server unreachable, 6 throttled, 7 conflict, 8 server error.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from triggerfish.cli import dlq, up
+from triggerfish.cli.client import Client, CliError
+from triggerfish.cli.output import console, duration, errors, print_json, table, when
+from triggerfish.cli.pattern import app as pattern_app
+from triggerfish.config import Settings, load_settings
+from triggerfish.errors import TriggerfishError
+from triggerfish.events import new_event, to_structured_json
+from triggerfish.functions.manifest import load_manifest
+from triggerfish.functions.package import pack_directory
+
+app = typer.Typer(
+    name="triggerfish",
+    help="Run your functions when something happens.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up.up)
+app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
+app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
+topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR", help="Where the local token is."),
+]
+
+
+def settings_for(data_dir: Path | None) -> Settings:
+    return load_settings({"data_dir": data_dir})
+
+
+def client(data_dir: Path | None = None) -> Client:
+    return Client(settings_for(data_dir))
+
+
+def read_json_arg(text: str, what: str) -> Any:
+    """JSON text, or ``@file``, or ``-`` for standard input."""
+    if text == "-":
+        text = typer.get_text_stream("stdin").read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"{what}: cannot read {text[1:]}: {exc.strerror}", 2) from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"{what} is not valid JSON: {exc}", 2) from None
+
+
+@app.command()
+def deploy(
+    path: Annotated[Path, typer.Argument(help="triggerfish.yaml or its folder")] = Path("."),
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the functions and topics of a manifest (triggerfish.yaml)."""
+    manifest = load_manifest(path)
+    results = []
+    with client(data_dir) as api:
+        for topic, topic_config in manifest.topics.items():
+            api.json("PUT", f"/v1/topics/{topic}", json={"retention": topic_config.retention})
+        for name, config in manifest.functions.items():
+            with console.status(f"packaging and deploying {name} ..."):
+                code_zip = pack_directory(manifest.code_dir(name))
+                body = api.json(
+                    "PUT",
+                    f"/v1/functions/{name}",
+                    data={"config": orjson.dumps(config.model_dump(mode="json")).decode()},
+                    files={"code": ("code.zip", io.BytesIO(code_zip), "application/zip")},
+                )
+            results.append(body)
+    if as_json:
+        print_json({"topics": list(manifest.topics), "functions": results})
+        return
+    table(
+        "deployed",
+        ["function", "version", "#", "changed", "triggers added", "triggers removed"],
+        (
+            (
+                r["function"],
+                r["version"],
+                r["number"],
+                "yes" if r["created"] else "no",
+                ", ".join(r["triggers_added"]),
+                ", ".join(r["triggers_removed"]),
+            )
+            for r in results
+        ),
+    )
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="function, optionally name:qualifier")],
+    data: Annotated[str, typer.Option("--data", "-d", help="JSON payload, @file or -")] = "{}",
+    async_: Annotated[bool, typer.Option("--async", help="Queue it and return at once.")] = False,
+    show_log: Annotated[bool, typer.Option("--log", help="Print the invocation's log.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Invoke a function; prints its result (exit 1 when the function failed)."""
+    function, _, qualifier = name.partition(":")
+    payload = orjson.dumps(read_json_arg(data, "--data"))
+    params: dict[str, Any] = {"qualifier": qualifier or "live"}
+    if async_:
+        params["mode"] = "async"
+    if show_log:
+        params["log"] = "true"
+    with client(data_dir) as api:
+        response = api.request(
+            "POST",
+            f"/v1/functions/{function}/invoke",
+            content=payload,
+            params=params,
+            headers={"Content-Type": "application/json"},
+        )
+    if async_:
+        body = response.json()
+        print_json(body) if as_json else console.print(f"queued as event {body['event_id']}")
+        return
+    failed = "x-triggerfish-function-error" in response.headers
+    if show_log and "x-triggerfish-log-result" in response.headers:
+        errors.print(
+            base64.b64decode(response.headers["x-triggerfish-log-result"]).decode(), markup=False
+        )
+    if as_json:
+        print_json(
+            {
+                "invocation": response.headers.get("x-triggerfish-invocation-id"),
+                "status": response.headers.get("x-triggerfish-status"),
+                "result": response.json(),
+            }
+        )
+    else:
+        console.print(response.text, markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def publish(
+    topic: str,
+    type_: Annotated[str, typer.Option("--type", "-t", help="CloudEvents type")],
+    source: Annotated[str, typer.Option("--source", "-s", help="CloudEvents source")] = "cli",
+    data: Annotated[str, typer.Option("--data", "-d", help="JSON data, @file or -")] = "null",
+    event_id: Annotated[str | None, typer.Option("--id", help="event id (default: new)")] = None,
+    subject: Annotated[str | None, typer.Option("--subject")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish one CloudEvent to a topic."""
+    event = new_event(type_, source, read_json_arg(data, "--data"), subject=subject, id=event_id)
+    with client(data_dir) as api:
+        body = api.json(
+            "POST",
+            f"/v1/topics/{topic}/events",
+            content=to_structured_json(event),
+            headers={"Content-Type": "application/cloudevents+json"},
+        )
+    if as_json:
+        print_json(body)
+        return
+    for item in body["accepted"]:
+        note = " (duplicate: already published, nothing stored)" if item["duplicate"] else ""
+        console.print(f"published {item['id']} to {topic} at offset {item['offset']}{note}")
+
+
+@app.command("ls")
+def list_functions(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List functions and their triggers."""
+    with client(data_dir) as api:
+        functions = api.json("GET", "/v1/functions")["functions"]
+        triggers = api.json("GET", "/v1/triggers")["triggers"]
+    if as_json:
+        print_json({"functions": functions, "triggers": triggers})
+        return
+    table(
+        "functions",
+        ["name", "version", "#", "runtime", "handler", "memory"],
+        (
+            (f["name"], f["version"], f["number"], f["runtime"], f["handler"], f["memory"])
+            for f in functions
+        ),
+    )
+    table(
+        "triggers",
+        ["id", "topic", "function", "backlog", "in flight", "retrying", "dead letters to"],
+        (
+            (
+                t["id"],
+                t["topic"],
+                t["function"],
+                t["backlog"],
+                t["in_flight"],
+                t["waiting_retry"],
+                t["dead_letter"],
+            )
+            for t in triggers
+            if not t["topic"].startswith("_")
+        ),
+    )
+
+
+@topics_app.command("ls")
+def topics_ls(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List topics."""
+    with client(data_dir) as api:
+        topics = api.json("GET", "/v1/topics")["topics"]
+    if as_json:
+        print_json(topics)
+        return
+    table(
+        "topics",
+        ["name", "events", "first", "last", "retention (s)"],
+        (
+            (t["name"], t["count"], t["first_offset"], t["last_offset"], t["retention"])
+            for t in topics
+        ),
+    )
+
+
+@topics_app.command("create")
+def topics_create(
+    name: str,
+    retention: Annotated[float | None, typer.Option(help="seconds to keep events")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a topic (or change its retention)."""
+    with client(data_dir) as api:
+        api.json("PUT", f"/v1/topics/{name}", json={"retention": retention})
+    console.print(f"topic {name} ready")
+
+
+@topics_app.command("delete")
+def topics_delete(name: str, data_dir: DataDirOpt = None) -> None:
+    """Delete a topic and its events."""
+    with client(data_dir) as api:
+        api.request("DELETE", f"/v1/topics/{name}")
+    console.print(f"topic {name} deleted")
+
+
+@app.command()
+def invocations(
+    invocation_id: Annotated[str | None, typer.Argument(help="show one in full")] = None,
+    function: Annotated[str | None, typer.Option("--function", "-f")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent invocations, newest first, or show one with its logs."""
+    with client(data_dir) as api:
+        if invocation_id:
+            record = api.json("GET", f"/v1/invocations/{invocation_id}")
+            if as_json:
+                print_json(record)
+                return
+            for key, value in record.items():
+                if key not in ("logs", "stack_trace", "result_base64"):
+                    console.print(f"[bold]{key}[/]: {value}")
+            console.print(record.get("logs", ""), markup=False)
+            return
+        params = {"function": function, "status": status, "limit": limit}
+        records = api.json(
+            "GET", "/v1/invocations", params={k: v for k, v in params.items() if v is not None}
+        )
+    if as_json:
+        print_json(records["invocations"])
+        return
+    table(
+        "invocations",
+        ["id", "function", "version", "status", "started", "duration", "attempt", "cold", "error"],
+        (
+            (
+                r["id"],
+                r["function"],
+                r["version"],
+                r["status"],
+                when(r["started_at"]),
+                duration(r["duration_ms"]),
+                r["attempt"],
+                "yes" if r["cold_start"] else "",
+                r["error_type"] or "",
+            )
+            for r in records["invocations"]
+        ),
+    )
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="function")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print the logs of a function's recent invocations."""
+    with client(data_dir) as api:
+        recent = api.json(
+            "GET", "/v1/invocations", params={"function": name, "limit": limit, "logs": "true"}
+        )
+        records = list(reversed(recent["invocations"]))
+        cursor = records[-1]["id"] if records else "0"
+        for record in records:
+            console.print(record["logs"], markup=False, end="")
+        while follow:
+            time.sleep(0.5)
+            page = api.json(
+                "GET",
+                "/v1/invocations",
+                params={"function": name, "after": cursor, "logs": "true", "limit": 100},
+            )
+            for record in page["invocations"]:
+                console.print(record["logs"], markup=False, end="")
+            cursor = page["next"] or cursor
+
+
+@app.command()
+def replay(
+    topic: str,
+    trigger: Annotated[str, typer.Option("--trigger", help="trigger id (see `triggerfish ls`)")],
+    offset: Annotated[int | None, typer.Option("--offset", help="from this offset")] = None,
+    since: Annotated[
+        float | None, typer.Option("--since", help="unix time or -SECONDS ago")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Deliver a topic's events again to one trigger, from an offset or a time."""
+    if since is not None and since < 0:
+        since = time.time() + since
+    with client(data_dir) as api:
+        body = api.json(
+            "POST",
+            f"/v1/topics/{topic}/replay",
+            json={"trigger": trigger, "offset": offset, "since": since},
+        )
+    console.print(f"{body['requeued']} event(s) of {topic} will be delivered again to {trigger}")
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise SystemExit(exc.code) from None
+    except TriggerfishError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,74 @@
+"""``triggerfish up``: one process serving the API, the bus, the dispatcher and workers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from triggerfish.api.app import create_app
+from triggerfish.cli.output import console
+from triggerfish.config import load_settings
+from triggerfish.node import Node
+
+
+class _Server(uvicorn.Server):
+    """Exits with status 0 after a graceful shutdown on SIGTERM/SIGINT, instead of
+    raising the signal again once the node has drained (uvicorn's default)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
+
+
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where state lives [./.triggerfish].")
+    ] = None,
+    deploy: Annotated[
+        Path | None, typer.Option("--deploy", help="Deploy this manifest once started.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+) -> None:
+    """Start Triggerfish on its embedded defaults (SQLite store and bus)."""
+    settings = load_settings(
+        {"host": host, "port": port, "data_dir": data_dir, "log_level": log_level}
+    )
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    node = Node(settings)
+
+    async def after_start(started: Node) -> None:
+        if started.admin_token:
+            console.print(
+                "[bold]admin token[/] (shown once; kept in "
+                f"{settings.token_path} with mode 0600):\n  {started.admin_token}"
+            )
+        if deploy is not None:
+            for result in await started.deploy_manifest(deploy):
+                state = "new version" if result.created else "unchanged"
+                console.print(f"deployed {result.function} {result.version} ({state})")
+        console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
+
+    app = create_app(node, on_start=after_start)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        lifespan="on",
+    )
+    server = _Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(1)

@@ -1,0 +1,112 @@
+"""Settings: the only place that reads the environment and ``triggerfish.toml``.
+
+Precedence, highest first: explicit values (command-line flags), ``TRIGGERFISH_*``
+environment variables, ``triggerfish.toml`` in the working directory (or the file
+named by ``TRIGGERFISH_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from triggerfish.errors import ConfigError
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".triggerfish")
+    store_url: str = ""  # default: SQLite file in data_dir
+    url: str = ""  # where the CLI finds the server; default http://host:port
+    token: str = ""  # API token for the CLI; default: the admin token file
+    dedupe_window: float = 86400.0  # seconds
+    sync_payload_limit: int = 6 * MB
+    async_payload_limit: int = 1 * MB
+    shutdown_grace: float = 10.0  # seconds for invocations in flight at shutdown
+    throttle_wait: float = 1.0  # how long a synchronous call waits for a free slot
+    idle_ttl: float = 300.0  # seconds before an idle environment is reaped
+    retention: float = 7 * 86400.0  # default topic retention
+    log_level: str = "info"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite+aiosqlite:///{self.data_dir / 'store.db'}"
+
+    @property
+    def bus_path(self) -> Path:
+        return self.data_dir / "bus.db"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_PREFIX = "TRIGGERFISH_"
+# Short names kept for convenience: TRIGGERFISH_DATA as DESIGN.md names it.
+_ALIASES = {"data": "data_dir"}
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    default = getattr(Settings(), name)
+    try:
+        if isinstance(default, bool):
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(str(raw))
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise ConfigError(f"{origin}: {name}: expected {kind}, got {raw!r}") from None
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    toml_path = Path(env.get(_PREFIX + "CONFIG", str((cwd or Path.cwd()) / "triggerfish.toml")))
+    if toml_path.is_file():
+        try:
+            document = tomllib.loads(toml_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml_path}: {exc}") from exc
+        for key, raw in document.items():
+            name = _ALIASES.get(key, key.replace("-", "_"))
+            if name not in _FIELDS:
+                known = ", ".join(sorted(_FIELDS))
+                raise ConfigError(f"{toml_path}: unknown setting {key!r} (known: {known})")
+            values[name] = _coerce(name, raw, str(toml_path))
+    for key, raw in env.items():
+        if not key.startswith(_PREFIX) or key == _PREFIX + "CONFIG":
+            continue
+        suffix = key[len(_PREFIX) :].lower()
+        name = _ALIASES.get(suffix, suffix)
+        if name in _FIELDS:
+            values[name] = _coerce(name, raw, f"environment {key}")
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"option --{name.replace('_', '-')}")
+    return replace(Settings(), **values)

@@ -1,0 +1,174 @@
+"""The trigger engine: one ``TriggerRunner`` per trigger, kept in step with the store.
+
+Besides the triggers people declare, every function has an asynchronous-invoke
+subscription (topic ``_invoke.<function>``, the payload delivered as sent, with the
+function's ``async_retry`` policy), so ``invoke --async`` shares the bus's promise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from triggerfish.bus.base import Bus
+from triggerfish.dispatch.emitter import Emitter
+from triggerfish.dispatch.policy import RetryPolicy, Subscription
+from triggerfish.dispatch.runner import Resolver, TriggerRunner
+from triggerfish.observe.recorder import Recorder
+from triggerfish.runtime.base import Executor
+from triggerfish.store.sql import SqlStore
+
+log = logging.getLogger("triggerfish.dispatch")
+
+ASYNC_RETRY_DEFAULTS = {"max_attempts": 3, "max_age": 21600.0}
+REDRIVE_GROUP = "_redrive"
+
+
+def invoke_topic(function: str) -> str:
+    return f"_invoke.{function}"
+
+
+def async_subscription(function: str, config: dict[str, Any]) -> Subscription:
+    return Subscription(
+        id=f"{function}._async",
+        function=function,
+        topic=invoke_topic(function),
+        retry=RetryPolicy.from_config(config.get("async_retry"), **ASYNC_RETRY_DEFAULTS),
+        dead_letter=config.get("dead_letter") or "",
+        payload="data",
+        start="earliest",
+    )
+
+
+def trigger_subscription(trigger_id: str, function: str, config: dict[str, Any]) -> Subscription:
+    return Subscription(
+        id=trigger_id,
+        function=function,
+        topic=config["topic"],
+        qualifier=config.get("qualifier") or "live",
+        pattern=config.get("pattern"),
+        retry=RetryPolicy.from_config(config.get("retry")),
+        dead_letter=config.get("dead_letter") or "",
+        batch_size=int(config.get("batch_size") or 1),
+        start=config.get("start") or "latest",
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        bus: Bus,
+        executor: Executor,
+        *,
+        store: SqlStore,
+        resolve: Resolver,
+        recorder: Recorder,
+        emitter: Emitter,
+    ) -> None:
+        self._bus = bus
+        self._executor = executor
+        self._store = store
+        self._resolve = resolve
+        self._recorder = recorder
+        self._emitter = emitter
+        self._runners: dict[str, TriggerRunner] = {}
+        self._lock = asyncio.Lock()
+        self._grace = 10.0
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return [runner.subscription for runner in self._runners.values()]
+
+    def subscription(self, trigger_id: str) -> Subscription | None:
+        runner = self._runners.get(trigger_id)
+        return runner.subscription if runner else None
+
+    async def desired(self) -> list[Subscription]:
+        """The subscriptions the store asks for now."""
+        wanted: list[Subscription] = []
+        for function in await self._store.list_functions():
+            version = await self._store.resolve(function.name, "live")
+            wanted.append(async_subscription(function.name, version.config))
+        for trigger in await self._store.list_triggers():
+            wanted.append(trigger_subscription(trigger.id, trigger.function, trigger.config))
+        return wanted
+
+    async def ensure_topics(self, subscriptions: Iterable[Subscription]) -> None:
+        """Create the topics a set of subscriptions reads and dead-letters to."""
+        for sub in subscriptions:
+            await self._bus.create_topic(sub.topic)
+            await self._bus.create_topic(sub.dead_letter_topic)
+            await self._bus.subscribe(sub.dead_letter_topic, REDRIVE_GROUP, start="earliest")
+
+    async def start(self) -> None:
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Start new triggers, stop removed ones, restart changed ones."""
+        async with self._lock:
+            wanted = {sub.id: sub for sub in await self.desired()}
+            await self.ensure_topics(wanted.values())
+            for trigger_id in list(self._runners):
+                runner = self._runners[trigger_id]
+                if wanted.get(trigger_id) != runner.subscription:
+                    del self._runners[trigger_id]
+                    await runner.stop(grace=self._grace)
+                    if trigger_id not in wanted:
+                        await self._bus.unsubscribe(runner.subscription.topic, trigger_id)
+                        log.info("trigger %s removed", trigger_id)
+            for trigger_id, sub in wanted.items():
+                if trigger_id not in self._runners:
+                    runner = TriggerRunner(
+                        sub,
+                        self._bus,
+                        self._executor,
+                        resolve=self._resolve,
+                        recorder=self._recorder,
+                        emitter=self._emitter,
+                    )
+                    await runner.start()
+                    self._runners[trigger_id] = runner
+                    log.info("trigger %s: %s -> %s", trigger_id, sub.topic, sub.function)
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        async with self._lock:
+            runners, self._runners = list(self._runners.values()), {}
+            await asyncio.gather(*(runner.stop(grace=grace) for runner in runners))
+
+    async def redrive(self, dead_letter_topic: str, *, limit: int = 1000) -> tuple[int, int]:
+        """Feed dead-lettered events back into the triggers they failed in.
+
+        Returns (redriven, skipped); skipped events name a trigger that no longer exists
+        and stay in the dead-letter topic.
+        """
+        redriven = skipped = 0
+        while redriven + skipped < limit:
+            batch = await self._bus.fetch(
+                dead_letter_topic,
+                REDRIVE_GROUP,
+                max_count=min(100, limit - redriven - skipped),
+                lease=60.0,
+            )
+            if not batch:
+                break
+            for delivery in batch:
+                trigger_id = str(delivery.event.extensions.get("errortrigger", ""))
+                sub = self.subscription(trigger_id)
+                if sub is None:
+                    skipped += 1
+                    await self._bus.nack(
+                        dead_letter_topic, REDRIVE_GROUP, delivery.offset, delay=3600.0
+                    )
+                    continue
+                extensions = {
+                    k: v for k, v in delivery.event.extensions.items() if not k.startswith("error")
+                }
+                event = msgspec.structs.replace(delivery.event, extensions=extensions)
+                await self._bus.publish(sub.redrive_topic, [event], dedupe=False)
+                await self._bus.ack(dead_letter_topic, REDRIVE_GROUP, [delivery.offset])
+                redriven += 1
+        return redriven, skipped

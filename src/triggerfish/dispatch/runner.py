@@ -1,0 +1,266 @@
+"""One trigger at work: lease events from its topic, filter, invoke, then ack, retry
+or dead-letter.
+
+The promise kept here: an event is acknowledged only after its invocation succeeded
+and the events the handler emitted are durable, or after it was published to the
+dead-letter topic. Anything else (a crash, a shutdown, a failure) leaves it leased or
+released, so the bus delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import orjson
+
+from triggerfish.bus.base import Bus, Delivery
+from triggerfish.dispatch.emitter import Emitter
+from triggerfish.dispatch.policy import Subscription
+from triggerfish.errors import TriggerfishError
+from triggerfish.events.model import Event
+from triggerfish.observe.recorder import Recorder
+from triggerfish.patterns import compile as compile_pattern
+from triggerfish.patterns import event_view
+from triggerfish.runtime.base import Executor, FunctionSpec, InvocationRequest, InvocationResult
+from triggerfish.store.ids import new_id
+
+log = logging.getLogger("triggerfish.dispatch")
+
+Resolver = Callable[[str, str], Awaitable[FunctionSpec]]
+
+#: Extensions that a dead-lettered event carries (CloudEvents names: lowercase, no dash).
+DEAD_LETTER_EXTENSIONS = (
+    "errortype",
+    "errormessage",
+    "errorstatus",
+    "errorattempts",
+    "errortrigger",
+    "errorfunction",
+    "errorreason",
+    "errortime",
+)
+LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
+FETCH_WAIT = 1.0
+
+
+class TriggerRunner:
+    def __init__(
+        self,
+        subscription: Subscription,
+        bus: Bus,
+        executor: Executor,
+        *,
+        resolve: Resolver,
+        recorder: Recorder,
+        emitter: Emitter,
+        rand: random.Random | None = None,
+    ) -> None:
+        self.subscription = subscription
+        self._bus = bus
+        self._executor = executor
+        self._resolve = resolve
+        self._recorder = recorder
+        self._emitter = emitter
+        self._rand = rand or random.Random()
+        self._matcher = (
+            compile_pattern(subscription.pattern) if subscription.pattern is not None else None
+        )
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        sub = self.subscription
+        await self._bus.subscribe(sub.topic, sub.id, start=sub.start)
+        await self._bus.create_topic(sub.redrive_topic)
+        await self._bus.subscribe(sub.redrive_topic, sub.id, start="earliest")
+        for topic in (sub.topic, sub.redrive_topic):
+            self._loops.append(asyncio.create_task(self._loop(topic), name=f"trigger:{sub.id}"))
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop leasing; let invocations in flight finish within ``grace`` seconds; the
+        events of those still running are released to the bus."""
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._inflight:
+            _done, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _loop(self, topic: str) -> None:
+        sub = self.subscription
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                spec = await self._resolve(sub.function, sub.qualifier)
+                free = spec.max_concurrency - len(self._inflight)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                deliveries = await self._bus.fetch(
+                    topic,
+                    sub.id,
+                    max_count=free * sub.batch_size,
+                    lease=spec.timeout + LEASE_MARGIN,
+                    wait=FETCH_WAIT,
+                )
+                await self._dispatch(topic, spec, deliveries)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A store or bus hiccup (or a function deleted under the trigger) must not
+                # end the trigger: log it and try again, a bit later each time.
+                log.exception(
+                    "trigger %s: delivery loop failed; retrying in %.1fs", sub.id, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _dispatch(
+        self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]
+    ) -> None:
+        if not deliveries:
+            return
+        wanted: list[Delivery] = []
+        skipped: list[int] = []
+        for delivery in deliveries:
+            if self._matches(delivery.event):
+                wanted.append(delivery)
+            else:
+                skipped.append(delivery.offset)
+        if skipped:
+            await self._bus.ack(topic, self.subscription.id, skipped)
+        size = self.subscription.batch_size
+        for start in range(0, len(wanted), size):
+            chunk = wanted[start : start + size]
+            task = asyncio.create_task(self._handle(topic, spec, chunk))
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "trigger %s: handling failed", self.subscription.id, exc_info=task.exception()
+            )
+
+    def _matches(self, event: Event) -> bool:
+        if self._matcher is None:
+            return True
+        try:
+            return self._matcher.matches(event_view(event))
+        except Exception:
+            log.exception("trigger %s: pattern failed on event %s", self.subscription.id, event.id)
+            return False
+
+    def _payload(self, deliveries: Sequence[Delivery]) -> bytes:
+        sub = self.subscription
+        if sub.payload == "data":
+            # Direct asynchronous invokes: the handler gets the payload as it was sent.
+            return deliveries[0].event.data or b"null"
+        if sub.batch_size == 1:
+            return orjson.dumps(deliveries[0].event.to_dict())
+        return orjson.dumps([d.event.to_dict() for d in deliveries])
+
+    async def _handle(self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]) -> None:
+        sub = self.subscription
+        offsets = [d.offset for d in deliveries]
+        try:
+            payload = self._payload(deliveries)
+            request = InvocationRequest(
+                request_id=new_id(),
+                payload=payload,
+                trace_id=_trace_id(deliveries[0].event),
+            )
+            result = await self._executor.invoke(spec, request)
+            attempt = max(d.attempt for d in deliveries)
+            if result.status == "ok":
+                try:
+                    await self._emitter.publish(spec.function, result.emitted, deliveries[0].event)
+                except TriggerfishError as exc:
+                    result.status = "error"
+                    result.error_type = "EmitError"
+                    result.error_message = str(exc)
+            self._recorder.record(
+                spec,
+                result,
+                trigger=sub.id,
+                event_ids=[d.event.id for d in deliveries],
+                attempt=attempt,
+                request_bytes=len(payload),
+            )
+            if result.status == "ok":
+                await self._bus.ack(topic, sub.id, offsets)
+                return
+            await self._failed(topic, spec, deliveries, result)
+        except asyncio.CancelledError:
+            # Shutdown past the grace period: hand the events back for another delivery.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(topic, offsets))
+            raise
+
+    async def _release(self, topic: str, offsets: Sequence[int]) -> None:
+        for offset in offsets:
+            await self._bus.nack(topic, self.subscription.id, offset, delay=0.0)
+
+    async def _failed(
+        self,
+        topic: str,
+        spec: FunctionSpec,
+        deliveries: Sequence[Delivery],
+        result: InvocationResult,
+    ) -> None:
+        sub = self.subscription
+        now = time.time()
+        dead: list[tuple[Delivery, str]] = []
+        for delivery in deliveries:
+            reason = sub.retry.gives_up(delivery.attempt, now - delivery.published_at)
+            if reason is None:
+                delay = sub.retry.retry_delay(delivery.attempt, self._rand)
+                await self._bus.nack(topic, sub.id, delivery.offset, delay=delay)
+            else:
+                dead.append((delivery, reason))
+        if not dead:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        letters = [
+            delivery.event.with_extensions(
+                errortype=result.error_type or result.status,
+                errormessage=(result.error_message or "")[:4096],
+                errorstatus=result.status,
+                errorattempts=delivery.attempt,
+                errortrigger=sub.id,
+                errorfunction=spec.function,
+                errorreason=reason,
+                errortime=stamp,
+            )
+            for delivery, reason in dead
+        ]
+        await self._bus.publish(sub.dead_letter_topic, letters, dedupe=False)
+        await self._bus.ack(topic, sub.id, [d.offset for d, _ in dead])
+        log.warning(
+            "trigger %s: %d event(s) dead-lettered to %s (%s)",
+            sub.id,
+            len(letters),
+            sub.dead_letter_topic,
+            dead[0][1],
+        )
+
+
+def _trace_id(event: Event) -> str | None:
+    traceparent = event.extensions.get("traceparent")
+    return traceparent if isinstance(traceparent, str) else None

@@ -1,0 +1,116 @@
+"""Deploying functions: code and settings in, immutable versions and triggers out.
+
+A deploy computes the version digest of the code and settings. The same digest as an
+existing version creates nothing (``created=False``) and points ``live`` back at that
+version if it had moved; a new digest stores the code by digest first, then the version,
+so a version never exists without its code. Either way the function's triggers become
+exactly those of the new settings; a trigger keeps its id (its consumer group) while its
+function and name stay the same, so redeploys do not lose its position in the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from triggerfish.errors import NotFoundError, ValidationError
+from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.manifest import NAME_RULE, FunctionConfig, Manifest
+from triggerfish.functions.package import pack_directory, version_digest, version_id
+from triggerfish.runtime.base import FunctionSpec
+from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
+from triggerfish.store.sql import SqlStore
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeployResult:
+    function: str
+    version: str
+    number: int
+    created: bool  # False when an identical version already existed
+    triggers_added: tuple[str, ...] = ()
+    triggers_removed: tuple[str, ...] = ()
+
+
+class Deployer:
+    def __init__(self, store: SqlStore, artifacts: ArtifactStore) -> None:
+        self.store = store
+        self.artifacts = artifacts
+
+    async def deploy(self, name: str, config: FunctionConfig, code_zip: bytes) -> DeployResult:
+        """Deploy one function from its settings and its zipped code."""
+        if not _NAME_RE.match(name):
+            raise ValidationError(f"function name {name!r}: expected {NAME_RULE}", field="name")
+        digest = await asyncio.to_thread(version_digest, code_zip, config)
+        version = await self.store.find_version_by_digest(name, digest)
+        created = version is None
+        if version is None:
+            await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            version = await self.store.put_function_version(
+                name, config.version_config(), digest, version_id(digest)
+            )
+        else:
+            if not self.artifacts.has(digest):
+                await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            live = await self._live(name)
+            if live != version.version:
+                await self.store.set_alias(name, LIVE, version.version)
+        triggers = [
+            TriggerRecord(
+                id=trigger.group_id(name),
+                function=name,
+                topic=trigger.topic,
+                qualifier=LIVE,
+                config=trigger.model_dump(mode="json"),
+            )
+            for trigger in config.triggers
+        ]
+        added, removed = await self.store.replace_triggers(name, triggers)
+        return DeployResult(
+            function=name,
+            version=version.version,
+            number=version.number,
+            created=created,
+            triggers_added=tuple(added),
+            triggers_removed=tuple(removed),
+        )
+
+    async def deploy_manifest(self, manifest: Manifest) -> list[DeployResult]:
+        """Package each function's code folder and deploy it, in manifest order."""
+        results = []
+        for name, config in manifest.functions.items():
+            code_zip = await asyncio.to_thread(pack_directory, manifest.code_dir(name))
+            results.append(await self.deploy(name, config, code_zip))
+        return results
+
+    def spec_for(self, version: VersionRecord, *, qualifier: str = LIVE) -> FunctionSpec:
+        """What the executor needs to run ``version``. ``qualifier`` is the alias or
+        version it was reached by; ``FunctionSpec`` has no field for it yet, so it only
+        names the version in errors."""
+        code_dir = self.artifacts.path(version.digest)
+        if not code_dir.is_dir():
+            raise NotFoundError(
+                f"the code of {version.function}:{qualifier} (version {version.number}, "
+                f"{version.version}) is not on this node; deploy it again"
+            )
+        config = FunctionConfig.model_validate(version.config)
+        return FunctionSpec(
+            function=version.function,
+            version=version.version,
+            code_dir=code_dir,
+            handler=config.handler,
+            runtime=config.runtime,
+            memory=config.memory,
+            timeout=config.timeout,
+            environment=dict(config.environment),
+            max_concurrency=config.max_concurrency,
+        )
+
+    async def _live(self, name: str) -> str | None:
+        try:
+            return (await self.store.resolve(name, LIVE)).version
+        except NotFoundError:
+            return None

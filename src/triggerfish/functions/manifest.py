@@ -1,0 +1,439 @@
+"""The deployment manifest, ``triggerfish.yaml``: its models and its loader.
+
+``load_manifest`` reads the file (or the ``triggerfish.yaml`` of a folder), checks every
+key against the models below and that each function's code folder and handler module
+exist. Every mistake becomes one ``ConfigError`` whose message names the file, the key
+path (``functions.resize.triggers[0].retry.max_attempts``) and what is expected there,
+so a person can fix it without reading this code.
+
+The models are also the stored form of a function's settings: ``FunctionConfig``
+validates what the store returns, and ``TriggerConfig.group_id`` gives the consumer group
+that a trigger keeps across redeploys, so its position in the topic survives them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from triggerfish.errors import ConfigError, PatternError
+from triggerfish.patterns import compile as compile_pattern
+
+MANIFEST_NAMES = ("triggerfish.yaml", "triggerfish.yml")
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_RUNTIME_RE = re.compile(r"^python(3\.\d{1,2})?$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# A custom error of this type is "expected ...": the loader appends what it got.
+_EXPECTED = "triggerfish_expected"
+# A custom error of this type is a whole sentence, printed as it is.
+_PLAIN = "triggerfish"
+
+NAME_RULE = "a name of 1 to 64 characters: lowercase letters, digits, '-' or '_', not starting with '-' or '_'"  # noqa: E501
+TOPIC_RULE = "a topic name of 1 to 128 characters: letters, digits, '.', '-' or '_'"
+DURATION_RULE = 'a duration: seconds as an integer, or a number with s, m, h or d ("30s", "7d")'
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise PydanticCustomError(_EXPECTED, f"expected {NAME_RULE}")
+    return value
+
+
+def _check_topic(value: str) -> str:
+    if not _TOPIC_RE.match(value):
+        raise PydanticCustomError(_EXPECTED, f"expected {TOPIC_RULE}")
+    return value
+
+
+def _check_handler(value: str) -> str:
+    if not _HANDLER_RE.match(value):
+        raise PydanticCustomError(
+            _EXPECTED, 'expected "module.function" (e.g. "main.handler"; the module may be dotted)'
+        )
+    return value
+
+
+def _check_runtime(value: str) -> str:
+    if not _RUNTIME_RE.match(value):
+        raise PydanticCustomError(_EXPECTED, 'expected "python" or "python3.X" (e.g. "python3.11")')
+    return value
+
+
+def _parse_duration(value: Any) -> Any:
+    """Turn ``30``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"`` into whole seconds."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(_EXPECTED, f"expected {DURATION_RULE}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise PydanticCustomError(_EXPECTED, f"expected {DURATION_RULE}")
+
+
+def _env_value(value: Any) -> Any:
+    """Environment values are strings; YAML scalars (numbers, booleans) are turned into them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError(_EXPECTED, "expected a string (or a number or boolean)")
+
+
+def _check_env_key(value: str) -> str:
+    if not _ENV_KEY_RE.match(value):
+        raise PydanticCustomError(
+            _EXPECTED,
+            "expected a variable name: letters, digits and '_', not starting with a digit",
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+TopicName = Annotated[str, AfterValidator(_check_topic)]
+Duration = Annotated[int, BeforeValidator(_parse_duration)]
+EnvKey = Annotated[str, AfterValidator(_check_env_key)]
+EnvValue = Annotated[str, BeforeValidator(_env_value)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TopicConfig(_Model):
+    retention: Duration | None = Field(
+        default=None, gt=0, description=f"{DURATION_RULE}, above zero (how long events are kept)"
+    )
+
+
+class RetryPolicy(_Model):
+    """How a trigger retries a failed delivery before dead-lettering it."""
+
+    max_attempts: int = Field(default=3, ge=1, le=1000, description="an integer from 1 to 1000")
+    max_age: Duration = Field(default=86400, gt=0, description=f"{DURATION_RULE}, above zero")
+    backoff: float = Field(default=1.0, gt=0, le=3600, description="seconds above 0, at most 3600")
+    max_backoff: float = Field(
+        default=300.0, gt=0, le=86400, description="seconds above 0, at most 86400"
+    )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> RetryPolicy:
+        if self.max_backoff < self.backoff:
+            raise PydanticCustomError(
+                _PLAIN, "max_backoff ({max}) must not be below backoff ({min})",
+                {"max": self.max_backoff, "min": self.backoff},
+            )  # fmt: skip
+        return self
+
+
+def _check_pattern(pattern: dict[str, Any] | None) -> dict[str, Any] | None:
+    if pattern is not None:
+        try:
+            compile_pattern(pattern)
+        except PatternError as exc:
+            raise PydanticCustomError(_EXPECTED, f"expected a valid event pattern: {exc}") from None
+    return pattern
+
+
+class AsyncRetry(_Model):
+    """Retries of an asynchronous invoke (``InvocationType=Event``)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100, description="an integer from 1 to 100")
+    max_age: Duration = Field(default=21600, gt=0, description=f"{DURATION_RULE}, above zero")
+
+
+class TriggerConfig(_Model):
+    """A binding of a topic to the function that declares it."""
+
+    topic: TopicName = Field(description=TOPIC_RULE)
+    name: Name | None = Field(default=None, description=NAME_RULE)
+    pattern: Annotated[dict[str, Any] | None, AfterValidator(_check_pattern)] = Field(
+        default=None, description="an event pattern: a mapping such as {type: [order.created]}"
+    )
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="a mapping with max_attempts, max_age, backoff, max_backoff",
+    )
+    dead_letter: TopicName | None = Field(default=None, description=TOPIC_RULE)
+    batch_size: int = Field(default=1, ge=1, le=10000, description="an integer from 1 to 10000")
+    start: Literal["latest", "earliest"] = Field(
+        default="latest", description='"latest" or "earliest"'
+    )
+
+    @property
+    def trigger_name(self) -> str:
+        """The trigger's name: ``name`` when given, else its topic."""
+        return self.name if self.name is not None else self.topic
+
+    def group_id(self, function: str) -> str:
+        """The consumer group of this trigger; stable across redeploys of ``function``."""
+        return f"{function}.{self.trigger_name}"
+
+
+class FunctionConfig(_Model):
+    """The settings of one function as written in the manifest."""
+
+    handler: Annotated[str, AfterValidator(_check_handler)] = Field(description='"module.function"')
+    code: str | None = Field(default=None, description="a folder path, relative to the manifest")
+    runtime: Annotated[str, AfterValidator(_check_runtime)] = Field(
+        default="python", description='"python" or "python3.X"'
+    )
+    memory: int = Field(
+        default=128, ge=128, le=10240, description="an integer from 128 to 10240 MB"
+    )
+    timeout: float = Field(default=10.0, gt=0, le=900, description="seconds above 0, at most 900")
+    max_concurrency: int = Field(
+        default=10, ge=1, le=10000, description="an integer from 1 to 10000"
+    )
+    environment: dict[EnvKey, EnvValue] = Field(
+        default_factory=dict, description="a mapping of variable names to strings"
+    )
+    async_retry: AsyncRetry = Field(
+        default_factory=AsyncRetry, description="a mapping with max_attempts and max_age"
+    )
+    dead_letter: TopicName | None = Field(default=None, description=TOPIC_RULE)
+    triggers: list[TriggerConfig] = Field(
+        default_factory=list, description="a list of triggers, each a mapping with a topic"
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> FunctionConfig:
+        seen: set[str] = set()
+        for trigger in self.triggers:
+            if trigger.trigger_name in seen:
+                raise PydanticCustomError(
+                    _PLAIN,
+                    "two triggers are named '{name}'; give each a distinct 'name'",
+                    {"name": trigger.trigger_name},
+                )
+            seen.add(trigger.trigger_name)
+        return self
+
+    def version_config(self) -> dict[str, Any]:
+        """What a version stores and its digest covers: everything but code and triggers."""
+        return self.model_dump(mode="json", exclude={"code", "triggers"})
+
+
+class Manifest(_Model):
+    """A whole ``triggerfish.yaml``; ``path`` is the file it was read from."""
+
+    topics: dict[TopicName, TopicConfig] = Field(
+        default_factory=dict, description="a mapping of topic names to {retention: ...}"
+    )
+    functions: dict[Name, FunctionConfig] = Field(
+        description="a mapping of function names to their settings"
+    )
+    _path: Path = PrivateAttr(default_factory=lambda: Path(MANIFEST_NAMES[0]))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def root(self) -> Path:
+        """The folder that code paths are relative to."""
+        return self._path.parent
+
+    def code_dir(self, function: str) -> Path:
+        config = self.functions[function]
+        return self.root / (config.code if config.code is not None else function)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and check ``triggerfish.yaml`` (``path`` is the file or its folder)."""
+    file = _manifest_file(Path(path))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read the manifest: {exc}") from exc
+    manifest = parse_manifest(text, file)
+    for name, config in manifest.functions.items():
+        _check_code(file, manifest.code_dir(name), name, config)
+    return manifest
+
+
+def parse_manifest(text: str, file: Path) -> Manifest:
+    """Check the text of a manifest (code folders are not looked at)."""
+    try:
+        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"{file}{where}: invalid YAML: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from exc
+    if document is None:
+        raise ConfigError(f"{file}: the manifest is empty; expected a mapping with 'functions'")
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"{file}: expected a mapping with 'functions' at the top, got {_show(document)}"
+        )
+    try:
+        manifest = Manifest.model_validate(document)
+    except PydanticValidationError as exc:
+        lines = [_message(str(file), error, Manifest) for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    manifest._path = file
+    return manifest
+
+
+def parse_function_config(name: str, raw: object, *, origin: str = "config") -> FunctionConfig:
+    """Check the settings of one function given apart from a manifest (by the API).
+
+    Messages start with ``origin`` and give key paths within the function's settings,
+    e.g. ``config: triggers[0].batch_size: expected an integer from 1 to 10000, got 0``.
+    """
+    if not _NAME_RE.match(name):
+        raise ConfigError(f"{origin}: function name: expected {NAME_RULE}, got {_show(name)}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping of function settings, got {_show(raw)}")
+    try:
+        return FunctionConfig.model_validate(raw)
+    except PydanticValidationError as exc:
+        lines = [_message(origin, error, FunctionConfig) for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _manifest_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in MANIFEST_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise ConfigError(f"{path}: no {MANIFEST_NAMES[0]} in this folder")
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    return path
+
+
+def _check_code(file: Path, code_dir: Path, name: str, config: FunctionConfig) -> None:
+    key = f"functions.{name}"
+    if not code_dir.is_dir():
+        hint = "code" if config.code is not None else f"code (default ./{name})"
+        raise ConfigError(f"{file}: {key}.{hint}: the code folder {code_dir} does not exist")
+    module = config.handler.rsplit(".", 1)[0].replace(".", "/")
+    candidates = (code_dir / f"{module}.py", code_dir / module / "__init__.py")
+    if not any(candidate.is_file() for candidate in candidates):
+        raise ConfigError(
+            f"{file}: {key}.handler: the handler module {module}.py is not in {code_dir}"
+        )
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _message(file: str, error: Any, root: type[BaseModel]) -> str:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc = loc[:-1]
+    where = _key_path(loc) or "(top)"
+    kind = error["type"]
+    got = _show(error.get("input"))
+    if kind == _PLAIN:
+        return f"{file}: {where}: {error['msg']}"
+    if kind == _EXPECTED:
+        return f"{file}: {where}: {error['msg']}, got {got}"
+    description, allowed = _describe(root, loc)
+    if kind == "extra_forbidden":
+        keys = ", ".join(allowed or [])
+        return f"{file}: {where}: unknown key; expected one of: {keys}"
+    if kind == "missing":
+        return f"{file}: {where}: missing; expected {description or 'a value'}"
+    if description is None:
+        return f"{file}: {where}: {error['msg'][:1].lower()}{error['msg'][1:]}, got {got}"
+    return f"{file}: {where}: expected {description}, got {got}"
+
+
+def _key_path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str | None, list[str]]:
+    """The description of the field at ``loc``, and the keys allowed beside it."""
+    current: Any = model
+    description: str | None = None
+    allowed: list[str] = []
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            allowed = list(current.model_fields)
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return description, allowed
+            description, current = field.description, field.annotation
+        elif get_origin(current) in (dict, list):
+            current = _unwrap(get_args(current)[-1])
+            if isinstance(current, type) and issubclass(current, BaseModel):
+                description = "a mapping with keys " + ", ".join(current.model_fields)
+        else:
+            break
+    return description, allowed
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            others = [arg for arg in get_args(annotation) if arg is not type(None)]
+            annotation = others[0]
+        else:
+            return annotation
+
+
+def _show(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

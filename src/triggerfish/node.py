@@ -1,0 +1,225 @@
+"""The composition root: builds the store, bus, executor, dispatcher and API from
+settings, and starts and stops them in order.
+
+No component finds another through a global: everything is built here and passed
+down. The API reaches the components through the ``Node`` it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from triggerfish.bus.sqlite import SqliteBus
+from triggerfish.config import Settings
+from triggerfish.dispatch.dispatcher import REDRIVE_GROUP, Dispatcher
+from triggerfish.dispatch.emitter import Emitter
+from triggerfish.dispatch.invoker import Invoker
+from triggerfish.errors import NotFoundError
+from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.deployer import Deployer, DeployResult
+from triggerfish.functions.manifest import FunctionConfig, load_manifest
+from triggerfish.functions.package import pack_directory
+from triggerfish.observe.recorder import Recorder
+from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.security.registry import TokenRegistry
+from triggerfish.store.sql import SqlStore
+
+log = logging.getLogger("triggerfish")
+
+
+class Node:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data = settings.data_dir
+        self.bus = SqliteBus(settings.bus_path, dedupe_window=settings.dedupe_window)
+        self.store = SqlStore(settings.resolved_store_url)
+        self.artifacts = ArtifactStore(data / "artifacts")
+        self.deployer = Deployer(self.store, self.artifacts)
+        self.executor = ProcessExecutor(work_dir=data / "run", idle_ttl=settings.idle_ttl)
+        self.recorder = Recorder(self.store)
+        self.emitter = Emitter(self.bus)
+        self.tokens = TokenRegistry(self.store, settings.token_path)
+        self.dispatcher = Dispatcher(
+            self.bus,
+            self.executor,
+            store=self.store,
+            resolve=self.resolve,
+            recorder=self.recorder,
+            emitter=self.emitter,
+        )
+        self.invoker = Invoker(
+            self.bus,
+            self.executor,
+            resolve=self.resolve,
+            recorder=self.recorder,
+            emitter=self.emitter,
+            throttle_wait=settings.throttle_wait,
+            sync_limit=settings.sync_payload_limit,
+            async_limit=settings.async_payload_limit,
+        )
+        self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self.running = False
+        self.admin_token: str | None = None  # set when this start created it
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.start()
+        await self.bus.start()
+        self.admin_token = await self.tokens.start()
+        await self.recorder.start()
+        await self.executor.start()
+        await self.dispatcher.start()
+        self.running = True
+
+    async def stop(self) -> None:
+        """Stop taking work, let invocations in flight finish within the grace period
+        (their events go back to the bus otherwise), then close everything."""
+        self.running = False
+        grace = self.settings.shutdown_grace
+        await self.dispatcher.stop(grace=grace)
+        await self.executor.stop(grace=grace)
+        await self.recorder.stop()
+        await self.bus.stop()
+        await self.store.stop()
+
+    # -- functions ---------------------------------------------------------------
+
+    async def resolve(self, function: str, qualifier: str = "live") -> FunctionSpec:
+        key = (function, qualifier)
+        spec = self._specs.get(key)
+        if spec is None:
+            version = await self.store.resolve(function, qualifier)
+            spec = self.deployer.spec_for(version, qualifier=qualifier)
+            self._specs[key] = spec
+        return spec
+
+    async def version_of(self, function: str, qualifier: str = "live") -> str:
+        return (await self.resolve(function, qualifier)).version
+
+    async def deploy(self, name: str, config: FunctionConfig, code_zip: bytes) -> DeployResult:
+        result = await self.deployer.deploy(name, config, code_zip)
+        self._specs.clear()
+        await self.dispatcher.refresh()
+        return result
+
+    async def deploy_manifest(self, path: Path) -> list[DeployResult]:
+        manifest = load_manifest(path)
+        for topic, topic_config in manifest.topics.items():
+            await self.bus.create_topic(topic, retention=topic_config.retention)
+        results = []
+        for name, config in manifest.functions.items():
+            code_zip = pack_directory(manifest.code_dir(name))
+            results.append(await self.deploy(name, config, code_zip))
+        return results
+
+    async def delete_function(self, name: str) -> None:
+        await self.store.delete_function(name)
+        self._specs.clear()
+        await self.dispatcher.refresh()
+        await self.executor.retire(name)
+
+    async def describe_functions(self) -> list[dict[str, Any]]:
+        out = []
+        for function in await self.store.list_functions():
+            live = await self.store.resolve(function.name, "live")
+            out.append(
+                {
+                    "name": function.name,
+                    "version": live.version,
+                    "number": live.number,
+                    "runtime": live.config.get("runtime"),
+                    "handler": live.config.get("handler"),
+                    "memory": live.config.get("memory"),
+                    "updated_at": function.updated_at,
+                }
+            )
+        return out
+
+    async def describe_function(self, name: str) -> dict[str, Any]:
+        function = await self.store.get_function(name)
+        versions = await self.store.list_versions(name)
+        aliases = await self.store.list_aliases(name)
+        return {
+            "name": function.name,
+            "created_at": function.created_at,
+            "updated_at": function.updated_at,
+            "versions": [
+                {
+                    "version": v.version,
+                    "number": v.number,
+                    "created_at": v.created_at,
+                    "config": v.config,
+                }
+                for v in versions
+            ],
+            "aliases": {a.name: a.version for a in aliases},
+            "triggers": await self.describe_triggers(name),
+        }
+
+    async def describe_triggers(self, function: str | None = None) -> list[dict[str, Any]]:
+        groups = {(g.topic, g.group): g for g in await self.bus.groups()}
+        out = []
+        for sub in self.dispatcher.subscriptions:
+            if function is not None and sub.function != function:
+                continue
+            group = groups.get((sub.topic, sub.id))
+            out.append(
+                {
+                    "id": sub.id,
+                    "function": sub.function,
+                    "topic": sub.topic,
+                    "pattern": sub.pattern,
+                    "retry": asdict(sub.retry),
+                    "dead_letter": sub.dead_letter_topic,
+                    "batch_size": sub.batch_size,
+                    "backlog": group.backlog if group else 0,
+                    "in_flight": group.in_flight if group else 0,
+                    "waiting_retry": group.waiting_retry if group else 0,
+                }
+            )
+        return out
+
+    # -- events --------------------------------------------------------------------
+
+    async def replay(
+        self, topic: str, trigger: str, *, offset: int | None, since: float | None
+    ) -> int:
+        sub = self.dispatcher.subscription(trigger)
+        if sub is None or sub.topic != topic:
+            raise NotFoundError(
+                f"no trigger {trigger!r} on topic {topic!r}; `triggerfish ls` lists triggers"
+            )
+        return await self.bus.seek(topic, trigger, offset=offset, since=since)
+
+    async def dead_letters(self, topic: str | None, *, limit: int) -> list[dict[str, Any]]:
+        """Dead-letter topics with the events not yet redriven."""
+        topics = sorted({s.dead_letter_topic for s in self.dispatcher.subscriptions})
+        if topic is not None:
+            if topic not in topics:
+                raise NotFoundError(f"{topic!r} is not the dead-letter topic of any trigger")
+            topics = [topic]
+        groups = {g.topic: g for g in await self.bus.groups() if g.group == REDRIVE_GROUP}
+        out = []
+        for name in topics:
+            group = groups.get(name)
+            cursor = group.cursor if group else 0
+            items = await self.bus.read(name, after=cursor, limit=limit)
+            out.append(
+                {
+                    "topic": name,
+                    "pending": group.backlog if group else len(items),
+                    "events": [
+                        {
+                            "offset": i.offset,
+                            "published_at": i.published_at,
+                            "event": i.event.to_dict(),
+                        }
+                        for i in items
+                    ],
+                }
+            )
+        return out

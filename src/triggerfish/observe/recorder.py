@@ -1,0 +1,85 @@
+"""Invocation records: every invocation, written to the store in batches.
+
+Records are buffered and flushed every ``interval`` seconds or ``batch`` records, so
+recording costs the hot path an append, not a transaction. A record is a report of
+what happened, not an event: the last ``interval`` of records can be lost in a crash,
+never an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from triggerfish.runtime.base import FunctionSpec, InvocationResult
+from triggerfish.store.records import InvocationRecord
+from triggerfish.store.sql import SqlStore
+
+log = logging.getLogger("triggerfish.observe")
+
+
+class Recorder:
+    def __init__(self, store: SqlStore, *, interval: float = 0.05, batch: int = 500) -> None:
+        self._store = store
+        self._interval = interval
+        self._batch = batch
+        self._buffer: list[InvocationRecord] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    def record(
+        self,
+        spec: FunctionSpec,
+        result: InvocationResult,
+        *,
+        trigger: str | None,
+        event_ids: Sequence[str],
+        attempt: int,
+        request_bytes: int,
+    ) -> InvocationRecord:
+        if not result.memory_size_mb:
+            result.memory_size_mb = spec.memory
+        record = InvocationRecord.from_result(
+            result,
+            function=spec.function,
+            version=spec.version,
+            trigger=trigger,
+            event_ids=tuple(event_ids),
+            attempt=attempt,
+            request_bytes=request_bytes,
+        )
+        self._buffer.append(record)
+        if len(self._buffer) >= self._batch:
+            self._wake.set()
+        return record
+
+    async def flush(self) -> None:
+        while self._buffer:
+            batch = self._buffer[: self._batch]
+            await self._store.record_invocations(batch)
+            # Only drop what was written: a failed write keeps the records for the next try.
+            del self._buffer[: len(batch)]
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not write invocation records; will retry")
+                await asyncio.sleep(1.0)

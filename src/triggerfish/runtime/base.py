@@ -1,0 +1,112 @@
+"""What the executor is asked to run, and what it reports back.
+
+``FunctionSpec`` is everything an execution environment needs about one immutable
+function version. ``InvocationRequest`` is one call; ``InvocationResult`` is what came
+of it, with the metering figures of a Lambda REPORT line. The executor never raises
+for a failed invocation: the status says what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Status = Literal["ok", "error", "timeout", "oom", "crashed", "throttled"]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    function: str
+    version: str  # the version id (content digest prefix)
+    code_dir: Path  # unpacked code, read-only for the function
+    handler: str  # "module.function", module relative to code_dir (dots for packages)
+    runtime: str = "python"  # "python" or "python3.X"
+    memory: int = 128  # MB
+    timeout: float = 10.0  # seconds
+    environment: Mapping[str, str] = field(default_factory=dict)
+    max_concurrency: int = 10
+    region: str = "local"
+    account: str = "000000000000"
+
+    @property
+    def key(self) -> str:
+        return f"{self.function}:{self.version}"
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function}"
+
+
+@dataclass(frozen=True, slots=True)
+class EmitRequest:
+    """An event a handler emitted through ``context.emit``; published by the caller of
+    the executor after the invocation succeeds and before its input is acknowledged."""
+
+    topic: str
+    type: str
+    data: Any
+    source: str | None = None
+    subject: str | None = None
+    id: str | None = None
+    extensions: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRequest:
+    request_id: str
+    payload: bytes  # JSON document given to the handler as ``event``
+    invoked_arn: str | None = None  # defaults to the spec's ARN (with alias qualifier)
+    trace_id: str | None = None
+    client_context: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class InvocationResult:
+    request_id: str
+    status: Status
+    result: bytes | None = None  # JSON of the handler's return value, when ok
+    error_type: str | None = None
+    error_message: str | None = None
+    stack_trace: list[str] = field(default_factory=list)
+    logs: str = ""  # START ... END ... REPORT, with the handler's output between
+    started_at: float = 0.0  # unix seconds when the handler started
+    duration_ms: float = 0.0
+    billed_duration_ms: int = 0
+    memory_size_mb: int = 0
+    max_memory_used_mb: int = 0
+    init_duration_ms: float | None = None  # set on a cold start
+    emitted: list[EmitRequest] = field(default_factory=list)
+
+    @property
+    def cold_start(self) -> bool:
+        return self.init_duration_ms is not None
+
+    def error_document(self) -> dict[str, Any]:
+        """Lambda's error shape: ``{errorType, errorMessage, stackTrace}``."""
+        return {
+            "errorType": self.error_type or "Error",
+            "errorMessage": self.error_message or "",
+            "stackTrace": list(self.stack_trace),
+        }
+
+
+class Executor(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Let invocations in flight finish within ``grace`` seconds, then kill workers."""
+
+    def free_slots(self, spec: FunctionSpec) -> int:
+        """How many more invocations of ``spec`` may start now (``max_concurrency`` minus
+        those running)."""
+
+    async def invoke(
+        self, spec: FunctionSpec, request: InvocationRequest, *, wait: float | None = None
+    ) -> InvocationResult:
+        """Run one invocation. With no free slot, wait up to ``wait`` seconds (forever when
+        None) for one, then return a result with status ``throttled``."""
+
+    async def retire(self, function: str) -> None:
+        """Stop the warm environments of every version of ``function`` (after a delete)."""

@@ -1,0 +1,138 @@
+"""The framed protocol between the executor and one execution environment.
+
+Each frame is a 4-byte big-endian length followed by one msgpack message (msgspec
+structs encoded as arrays, tagged by a one-letter name). The executor sends ``Init``
+once, then ``Invoke`` one at a time; the environment answers ``Ready`` or
+``InitFailed`` to ``Init``, and ``Emitted`` (zero or more) then ``Done`` to each
+``Invoke``. The frames travel over a dedicated socket, never over the process's
+stdout or stderr, which carry the function's own output. This module is imported by
+both sides, so it depends on msgspec and the standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+#: Frames larger than this mean a broken peer; the environment is then discarded.
+MAX_FRAME = 256 * 1024 * 1024
+HEADER_SIZE = 4
+#: How the executor starts a Python environment; the socket's fd is the one argument.
+BOOT_CODE = "from triggerfish.runtime.python.bootstrap import main; main()"
+#: Exit status of an environment that ran out of memory before it could report it.
+EXIT_OUT_OF_MEMORY = 197
+
+
+class Init(msgspec.Struct, tag="i", tag_field="k", array_like=True):
+    handler: str
+    function_name: str
+    function_version: str
+    memory_mb: int
+    timeout: float
+    log_limit: int
+    log_group: str
+    log_stream: str
+    code_dir: str
+
+
+class Invoke(msgspec.Struct, tag="v", tag_field="k", array_like=True):
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    trace_id: str | None = None
+    client_context: dict[str, Any] | None = None
+
+
+class Ready(msgspec.Struct, tag="r", tag_field="k", array_like=True):
+    init_duration_ms: float
+    logs: str  # what the module printed while it was imported
+
+
+class InitFailed(msgspec.Struct, tag="f", tag_field="k", array_like=True):
+    error_type: str
+    error_message: str
+    stack_trace: list[str]
+    init_duration_ms: float
+    logs: str
+    out_of_memory: bool = False
+
+
+class Emitted(msgspec.Struct, tag="e", tag_field="k", array_like=True):
+    topic: str
+    type: str
+    data: Any
+    source: str | None = None
+    subject: str | None = None
+    id: str | None = None
+    extensions: dict[str, str | int | bool] = {}
+
+
+class Done(msgspec.Struct, tag="d", tag_field="k", array_like=True):
+    status: str  # "ok", "error" or "oom"
+    result: bytes | None
+    error_type: str | None
+    error_message: str | None
+    stack_trace: list[str]
+    logs: str  # START ... END ... REPORT, formatted by the environment
+    started_at: float
+    duration_ms: float
+    max_memory_used_mb: int
+
+
+ToEnvironment = Init | Invoke
+FromEnvironment = Ready | InitFailed | Emitted | Done
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not a valid frame; the channel is unusable."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_frame(message: msgspec.Struct) -> bytearray:
+    """One frame: the length header then the msgpack body, in a fresh buffer."""
+    buffer = bytearray(HEADER_SIZE)
+    _encoder.encode_into(message, buffer, HEADER_SIZE)
+    size = len(buffer) - HEADER_SIZE
+    if size > MAX_FRAME:
+        raise ProtocolError(f"frame of {size} bytes is over the limit of {MAX_FRAME}")
+    buffer[:HEADER_SIZE] = size.to_bytes(HEADER_SIZE, "big")
+    return buffer
+
+
+class FrameReader:
+    """Incremental decoder: feed it bytes as they arrive, get whole messages back."""
+
+    __slots__ = ("_buffer", "_decoder")
+
+    def __init__(self, kind: Any) -> None:
+        self._buffer = bytearray()
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(kind)
+
+    def feed(self, data: bytes) -> list[Any]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[Any] = []
+        start = 0
+        end = len(buffer)
+        while end - start >= HEADER_SIZE:
+            size = int.from_bytes(buffer[start : start + HEADER_SIZE], "big")
+            if size > MAX_FRAME:
+                raise ProtocolError(f"frame of {size} bytes is over the limit of {MAX_FRAME}")
+            stop = start + HEADER_SIZE + size
+            if stop > end:
+                break
+            try:
+                body = memoryview(buffer)[start + HEADER_SIZE : stop]
+                try:
+                    messages.append(self._decoder.decode(body))
+                finally:
+                    body.release()
+            except msgspec.DecodeError as exc:
+                raise ProtocolError(f"undecodable frame: {exc}") from exc
+            start = stop
+        if start:
+            del buffer[:start]
+        return messages

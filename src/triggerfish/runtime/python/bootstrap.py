@@ -1,0 +1,289 @@
+"""The Python execution environment: the process the executor starts per environment.
+
+Run as ``python -c "from triggerfish.runtime.python.bootstrap import main; main()" FD``
+where FD is its end of the protocol socket (see ``triggerfish.runtime.protocol``). It
+reads ``Init``, limits its own memory, imports the handler (the init phase), answers
+``Ready`` or ``InitFailed``, then serves ``Invoke`` messages one at a time until the
+socket closes. It promises:
+
+- one ``Done`` per ``Invoke``, with the handler's return value as JSON, or Lambda's
+  error shape (class name, message, stack lines without the runtime's own frames);
+- ``async def`` handlers run on one event loop kept for the environment's life;
+- output and logging captured per invocation (see ``capture``), the memory peak
+  measured per invocation;
+- a ``MemoryError`` (the data rlimit was hit) or a peak over the memory size is
+  reported as ``oom`` and the environment then exits; if even that report cannot be
+  made, it exits with ``EXIT_OUT_OF_MEMORY``.
+
+The memory bound is ``RLIMIT_DATA``, not ``RLIMIT_AS``: the address-space limit also
+counts shared libraries and reserved-but-unused address space (glibc reserves 64 MB
+per thread arena, and 8 MB per thread stack), so a 128 MB function with two threads
+would fail without using the memory. ``RLIMIT_DATA`` (Linux 4.7 and later) counts
+private writable mappings, which is where pymalloc arenas and large ``malloc``
+blocks live, so it follows what the function really allocates and turns going over
+into a catchable ``MemoryError``.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import gc
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import orjson
+
+from triggerfish.context import Context, set_current_context
+from triggerfish.errors import ValidationError
+from triggerfish.runtime.base import EmitRequest
+from triggerfish.runtime.protocol import (
+    EXIT_OUT_OF_MEMORY,
+    HEADER_SIZE,
+    Done,
+    Emitted,
+    Init,
+    InitFailed,
+    Invoke,
+    Ready,
+    ToEnvironment,
+    encode_frame,
+)
+from triggerfish.runtime.python.capture import MemoryMeter, OutputCapture
+from triggerfish.runtime.python.loader import LoadError, load_handler, user_frames
+from triggerfish.runtime.report import end_line, error_lines, report_line, start_line
+
+#: Below this the interpreter itself cannot run; smaller memory sizes use this bound.
+MIN_DATA_LIMIT_MB = 48
+
+
+class _Failure(Exception):
+    """A failure of the runtime around the handler (bad payload, bad return value)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+if TYPE_CHECKING:
+    import asyncio
+
+
+class Channel:
+    """The environment's end of the protocol socket, as blocking reads and writes on
+    its descriptor (no ``socket`` or ``asyncio`` import: they cost cold-start time)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._reader = open(fd, "rb", buffering=65536, closefd=False)  # noqa: SIM115
+        self._decoder: msgspec.msgpack.Decoder[Init | Invoke] = msgspec.msgpack.Decoder(
+            ToEnvironment
+        )
+
+    def receive(self) -> Init | Invoke | None:
+        header = self._reader.read(HEADER_SIZE)
+        if len(header) < HEADER_SIZE:
+            return None
+        size = int.from_bytes(header, "big")
+        body = self._reader.read(size)
+        if len(body) < size:
+            return None
+        return self._decoder.decode(body)
+
+    def send(self, message: msgspec.Struct) -> None:
+        self.send_frame(encode_frame(message))
+
+    def send_frame(self, frame: bytearray) -> None:
+        written = os.write(self._fd, frame)
+        if written < len(frame):
+            view = memoryview(frame)[written:]
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+
+def limit_memory(memory_mb: int) -> None:
+    limit = max(memory_mb, MIN_DATA_LIMIT_MB) * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+class Environment:
+    def __init__(self, channel: Channel, init: Init) -> None:
+        self.channel = channel
+        self.init = init
+        self.capture = OutputCapture(init.log_limit)
+        faulthandler.enable(sys.stderr)
+        self.memory = MemoryMeter()
+        self.handler: Callable[..., Any] | None = None
+        self.init_duration_ms: float | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def serve(self) -> None:
+        if not self.initialise():
+            return
+        channel = self.channel
+        while (message := channel.receive()) is not None:
+            if isinstance(message, Invoke):
+                done = self.invoke(message)
+                channel.send(done)
+                if done.status == "oom":
+                    return
+
+    def initialise(self) -> bool:
+        init = self.init
+        limit_memory(init.memory_mb)
+        started = time.perf_counter()
+        try:
+            self.handler = load_handler(init.handler, init.code_dir)
+        except LoadError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            logs = self.capture.drain()
+            self.channel.send(
+                InitFailed(exc.error_type, exc.message, exc.stack_trace, elapsed, logs)
+            )
+            return False
+        except MemoryError:
+            elapsed = (time.perf_counter() - started) * 1000
+            gc.collect()
+            message = (
+                f"Out of memory while importing the handler (Memory Size: {init.memory_mb} MB)"
+            )
+            logs = self.capture.drain()
+            self.channel.send(
+                InitFailed("Runtime.OutOfMemory", message, [], elapsed, logs, out_of_memory=True)
+            )
+            return False
+        self.init_duration_ms = (time.perf_counter() - started) * 1000
+        self.channel.send(Ready(self.init_duration_ms, self.capture.drain()))
+        return True
+
+    def emit(self, request: EmitRequest) -> None:
+        message = Emitted(
+            request.topic,
+            request.type,
+            request.data,
+            request.source,
+            request.subject,
+            request.id,
+            dict(request.extensions),
+        )
+        try:
+            frame = encode_frame(message)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise ValidationError(f"emit: the event data cannot be serialised: {exc}") from exc
+        self.channel.send_frame(frame)
+
+    def run_async(self, awaitable: Any) -> Any:
+        if self.loop is None:
+            import asyncio  # only environments with async handlers pay for it
+
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+        return self.loop.run_until_complete(awaitable)
+
+    def invoke(self, message: Invoke) -> Done:
+        init = self.init
+        handler = self.handler
+        assert handler is not None
+        request_id = message.request_id
+        self.capture.request_id = request_id
+        if message.trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = message.trace_id
+        status = "ok"
+        result: bytes | None = None
+        error_type: str | None = None
+        error_message: str | None = None
+        stack_trace: list[str] = []
+        self.memory.reset()
+        started_at = time.time()
+        started = time.perf_counter()
+        deadline = time.monotonic() + init.timeout
+        try:
+            try:
+                event = orjson.loads(message.payload) if message.payload else {}
+            except orjson.JSONDecodeError as exc:
+                raise _Failure(
+                    "Runtime.UnmarshalError", f"Unable to parse the event: {exc}"
+                ) from None
+            context = Context(
+                aws_request_id=request_id,
+                function_name=init.function_name,
+                function_version=init.function_version,
+                memory_limit_in_mb=init.memory_mb,
+                invoked_function_arn=message.invoked_arn,
+                log_group_name=init.log_group,
+                log_stream_name=init.log_stream,
+                deadline=deadline,
+                client_context=message.client_context,
+                payload=event,
+                emitter=self.emit,
+            )
+            set_current_context(context)
+            value = handler(event, context)
+            if hasattr(value, "__await__"):
+                value = self.run_async(value)
+            try:
+                result = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+            except TypeError as exc:
+                raise _Failure(
+                    "Runtime.MarshalError", f"Unable to marshal response: {exc}"
+                ) from None
+        except _Failure as exc:
+            status, error_type, error_message = "error", exc.error_type, str(exc)
+        except MemoryError:
+            status, error_type = "oom", "Runtime.OutOfMemory"
+            error_message = f"Function ran out of memory (Memory Size: {init.memory_mb} MB)"
+        except Exception as exc:
+            status, error_type, error_message = "error", type(exc).__name__, str(exc)
+            stack_trace = user_frames(exc)
+        finally:
+            set_current_context(None)
+        duration_ms = (time.perf_counter() - started) * 1000
+        peak = self.memory.peak_mb()
+        if status == "oom":
+            gc.collect()
+        elif peak > init.memory_mb:
+            status, error_type, result = "oom", "Runtime.OutOfMemory", None
+            error_message = f"Function used {peak} MB, over its memory size of {init.memory_mb} MB"
+        logs = start_line(request_id, init.function_version) + self.capture.drain()
+        if status != "ok":
+            logs += error_lines(error_type or "Error", error_message or "", stack_trace)
+        logs += end_line(request_id) + report_line(
+            request_id,
+            duration_ms=duration_ms,
+            memory_size_mb=init.memory_mb,
+            max_memory_used_mb=peak,
+            init_duration_ms=self.init_duration_ms,
+            status="oom" if status == "oom" else None,
+        )
+        self.init_duration_ms = None  # reported on the first invocation only
+        return Done(
+            status,
+            result,
+            error_type,
+            error_message,
+            stack_trace,
+            logs,
+            started_at,
+            duration_ms,
+            peak,
+        )
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)  # subprocesses of the function must not hold it open
+    channel = Channel(fd)
+    try:
+        init = channel.receive()
+        if not isinstance(init, Init):
+            os._exit(2)
+        Environment(channel, init).serve()
+    except MemoryError:
+        os._exit(EXIT_OUT_OF_MEMORY)

@@ -1,0 +1,175 @@
+"""Inside an environment: the function's output, its logging, and its memory peak.
+
+The executor gives the environment one in-memory file (a memfd) as both fd 1 and fd 2,
+opened for appending. ``sys.stdout`` and ``sys.stderr`` become unbuffered writers on it
+that stop writing once the invocation's byte budget is spent, so Python-level output is
+capped as it is produced; output written at the file-descriptor level (C extensions,
+subprocesses) lands in the same file in order and is capped when read. After each
+invocation the file is read and emptied, so output never bleeds into the next one;
+when the environment dies, the executor reads what is left from its own descriptor.
+
+``logging`` gets a root handler writing Lambda's line shape
+(``[LEVEL]\\t<utc time>\\t<request id>\\t<message>``) to ``sys.stderr``.
+
+The memory peak is the environment's peak RSS (VmHWM), reset before each invocation
+through ``/proc/self/clear_refs``; without those files it falls back to ``ru_maxrss``,
+which cannot be reset and so reports the environment's lifetime peak.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from triggerfish.runtime.report import cap_output
+
+OUTPUT_FD = 1
+
+
+class _Budget:
+    __slots__ = ("dropped", "remaining")
+
+    def __init__(self, limit: int) -> None:
+        self.remaining = limit
+        self.dropped = 0
+
+
+class CappedWriter(io.RawIOBase):
+    """A raw binary writer on one descriptor that drops what is over the budget."""
+
+    def __init__(self, fd: int, budget: _Budget) -> None:
+        super().__init__()
+        self._fd = fd
+        self._budget = budget
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        budget = self._budget
+        if size <= budget.remaining:
+            budget.remaining -= size
+            os.write(self._fd, data)
+        else:
+            room = budget.remaining
+            if room:
+                os.write(self._fd, bytes(data)[:room])
+            budget.remaining = 0
+            budget.dropped += size - room
+        return size
+
+
+class _RequestIdFilter(logging.Filter):
+    def __init__(self, capture: OutputCapture) -> None:
+        super().__init__()
+        self._capture = capture
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self._capture.request_id
+        return True
+
+
+class _LambdaFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        text = (
+            f"[{record.levelname}]\t{stamp}.{int(record.msecs):03d}Z"
+            f"\t{getattr(record, 'aws_request_id', '')}\t{record.getMessage()}"
+        )
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        return text
+
+
+class OutputCapture:
+    """Owns fd 1/2 of the environment and turns them into per-invocation text."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.request_id = ""
+        self._budget = _Budget(limit)
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        sys.stdout = self._text_stream(1)
+        sys.stderr = self._text_stream(2)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LambdaFormatter())
+        handler.addFilter(_RequestIdFilter(self))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+        if level and level.upper() in logging.getLevelNamesMapping():
+            root.setLevel(level.upper())
+
+    def _text_stream(self, fd: int) -> io.TextIOWrapper:
+        return io.TextIOWrapper(
+            CappedWriter(fd, self._budget),  # type: ignore[arg-type]
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+
+    def begin(self, request_id: str) -> None:
+        self.request_id = request_id
+
+    def drain(self) -> str:
+        """The output since the last drain, capped, and empty the file."""
+        budget = self._budget
+        size = os.fstat(OUTPUT_FD).st_size
+        if size == 0 and budget.dropped == 0:
+            return ""
+        data = os.pread(OUTPUT_FD, min(size, self.limit + 1), 0) if size else b""
+        os.ftruncate(OUTPUT_FD, 0)
+        text = cap_output(data, self.limit, budget.dropped + max(0, size - self.limit - 1))
+        budget.remaining = self.limit
+        budget.dropped = 0
+        return text
+
+
+class MemoryMeter:
+    """Peak resident memory of this process, in MB, per invocation where possible."""
+
+    def __init__(self) -> None:
+        self._clear_fd: int | None = None
+        self._status_fd: int | None = None
+        try:
+            self._clear_fd = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+            self._status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+            os.write(self._clear_fd, b"5")
+        except OSError:
+            self._close()
+
+    def _close(self) -> None:
+        for fd in (self._clear_fd, self._status_fd):
+            if fd is not None:
+                os.close(fd)
+        self._clear_fd = self._status_fd = None
+
+    def reset(self) -> None:
+        if self._clear_fd is not None:
+            os.write(self._clear_fd, b"5")
+
+    def peak_mb(self) -> int:
+        if self._status_fd is not None:
+            status = os.pread(self._status_fd, 8192, 0)
+            start = status.find(b"VmHWM:")
+            if start >= 0:
+                kilobytes = int(status[start + 6 : status.index(b"kB", start)])
+                return (kilobytes + 1023) // 1024
+        kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (kilobytes + 1023) // 1024

@@ -1,0 +1,111 @@
+"""``Database``: an async SQLAlchemy engine with read and write transactions.
+
+On SQLite it turns on WAL (readers never wait for the writer), a busy timeout and
+foreign keys, and opens every write transaction with ``BEGIN IMMEDIATE``: two writers
+then queue on the busy timeout instead of one failing when it upgrades a read lock.
+On every backend, driver errors leave a transaction as ``AdapterError``, or
+``ConflictError`` when a uniqueness rule was broken, with the driver's error as cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from triggerfish.errors import AdapterError, ConflictError
+
+_WRITE = "triggerfish_write"
+
+
+class Database:
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False) -> None:
+        self.url = url
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+        self._writer: AsyncEngine | None = None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        try:
+            return sa.make_url(self.url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            return "(invalid database url)"
+
+    async def open(self) -> None:
+        if self._engine is not None:
+            return
+        try:
+            url = sa.make_url(self.url)
+            folder = _sqlite_folder(url)
+            if folder is not None:
+                await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            engine = create_async_engine(url, echo=self._echo)
+        except (sa.exc.SQLAlchemyError, ImportError, OSError) as exc:
+            raise AdapterError(f"cannot open the store at {self.safe_url}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            self._prepare_sqlite(engine)
+        self._engine = engine
+        self._writer = engine.execution_options(**{_WRITE: True})
+
+    async def close(self) -> None:
+        engine, self._engine, self._writer = self._engine, None, None
+        if engine is not None:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._transaction(self._engine) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._transaction(self._writer) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, engine: AsyncEngine | None) -> AsyncIterator[AsyncConnection]:
+        if engine is None:
+            raise AdapterError("the store is not started; call start() first")
+        try:
+            async with engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(f"already exists or still referenced: {exc.orig}") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise AdapterError(f"store error ({self.safe_url}): {exc}") from exc
+
+    def _prepare_sqlite(self, engine: AsyncEngine) -> None:
+        busy_ms = self._busy_timeout_ms
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # SQLAlchemy emits BEGIN itself (below) instead of the driver's legacy mode.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sqlite_folder(url: sa.URL) -> Path | None:
+    """The folder of a SQLite database file, to create it if missing."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.database.startswith("file:"):
+        return None
+    return Path(url.database).expanduser().parent

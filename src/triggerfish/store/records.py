@@ -1,0 +1,123 @@
+"""The rows of the control plane, as immutable values.
+
+Times are Unix seconds (floats). ``config`` fields hold plain JSON values: a version's
+``FunctionConfig.version_config()`` and a trigger's ``TriggerConfig`` dump, so the store
+does not depend on the manifest models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the store sits below the runtime: no import of it at run time
+    from triggerfish.runtime.base import InvocationResult
+
+LIVE = "live"
+Status = Literal["ok", "error", "timeout", "oom", "crashed", "throttled"]
+STATUSES: tuple[Status, ...] = ("ok", "error", "timeout", "oom", "crashed", "throttled")
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    name: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    function: str
+    version: str  # 12 hex characters: the start of ``digest``
+    number: int  # 1, 2, 3 ... per function, in order of creation
+    digest: str  # sha256 hex of code and settings
+    config: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    function: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRecord:
+    id: str  # the consumer group id: "{function}.{trigger name}"
+    function: str
+    topic: str
+    qualifier: str = LIVE  # the alias or version the trigger invokes
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRecord:
+    id: str  # time-sortable (``triggerfish.store.ids.new_id``)
+    function: str
+    version: str
+    status: Status
+    started_at: float
+    trigger: str | None = None
+    event_ids: tuple[str, ...] = ()
+    attempt: int = 1
+    duration_ms: float = 0.0
+    billed_duration_ms: int = 0
+    memory_size_mb: int = 0
+    max_memory_used_mb: int = 0
+    init_duration_ms: float | None = None
+    cold_start: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    stack_trace: list[str] = field(default_factory=list)
+    logs: str = ""
+    result: bytes | None = None
+    request_bytes: int = 0
+
+    @classmethod
+    def from_result(
+        cls,
+        result: InvocationResult,
+        *,
+        function: str,
+        version: str,
+        trigger: str | None = None,
+        event_ids: tuple[str, ...] = (),
+        attempt: int = 1,
+        request_bytes: int = 0,
+        id: str | None = None,
+    ) -> InvocationRecord:
+        """The record of an executor's result (``id`` defaults to its request id)."""
+        return cls(
+            id=id if id is not None else result.request_id,
+            function=function,
+            version=version,
+            trigger=trigger,
+            event_ids=tuple(event_ids),
+            attempt=attempt,
+            status=result.status,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            billed_duration_ms=result.billed_duration_ms,
+            memory_size_mb=result.memory_size_mb,
+            max_memory_used_mb=result.max_memory_used_mb,
+            init_duration_ms=result.init_duration_ms,
+            cold_start=result.cold_start,
+            error_type=result.error_type,
+            error_message=result.error_message,
+            stack_trace=list(result.stack_trace),
+            logs=result.logs,
+            result=result.result,
+            request_bytes=request_bytes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    id: str
+    name: str
+    secret_hash: str  # never the secret itself
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked: bool = False

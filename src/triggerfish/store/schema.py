@@ -1,0 +1,213 @@
+"""The control-plane tables, in portable SQLAlchemy Core (SQLite and PostgreSQL).
+
+Times are Unix seconds as double precision. JSON columns are JSONB on PostgreSQL.
+Invocations are ordered by their time-sortable id, so the listing indexes lead with
+the filter column and end with the id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from triggerfish.store.records import (
+    AliasRecord,
+    FunctionRecord,
+    InvocationRecord,
+    StoredToken,
+    TriggerRecord,
+    VersionRecord,
+)
+
+metadata = sa.MetaData()
+
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+_NAME = sa.String(64)
+_ID = sa.String(160)
+# Invocation ids sort by time as bytes; "C" collation keeps PostgreSQL to byte order.
+_SORTABLE_ID = sa.String(26).with_variant(sa.String(26, collation="C"), "postgresql")
+
+functions = sa.Table(
+    "tf_functions",
+    metadata,
+    sa.Column("name", _NAME, primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+versions = sa.Table(
+    "tf_versions",
+    metadata,
+    sa.Column("function", _NAME, sa.ForeignKey("tf_functions.name"), primary_key=True),
+    sa.Column("version", sa.String(12), primary_key=True),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("config", _JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("function", "number", name="uq_tf_versions_number"),
+    sa.Index("ix_tf_versions_digest", "function", "digest"),
+)
+
+aliases = sa.Table(
+    "tf_aliases",
+    metadata,
+    sa.Column("function", _NAME, sa.ForeignKey("tf_functions.name"), primary_key=True),
+    sa.Column("name", _NAME, primary_key=True),
+    sa.Column("version", sa.String(12), nullable=False),
+)
+
+triggers = sa.Table(
+    "tf_triggers",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("function", _NAME, sa.ForeignKey("tf_functions.name"), nullable=False),
+    sa.Column("topic", sa.String(128), nullable=False),
+    sa.Column("qualifier", _NAME, nullable=False),
+    sa.Column("config", _JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_tf_triggers_function", "function"),
+)
+
+# No foreign key to functions: the history of a deleted function stays readable.
+invocations = sa.Table(
+    "tf_invocations",
+    metadata,
+    sa.Column("id", _SORTABLE_ID, primary_key=True),
+    sa.Column("function", _NAME, nullable=False),
+    sa.Column("version", sa.String(12), nullable=False),
+    sa.Column("trigger", _ID, nullable=True),
+    sa.Column("event_ids", _JSON, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("duration_ms", sa.Double, nullable=False),
+    sa.Column("billed_duration_ms", sa.BigInteger, nullable=False),
+    sa.Column("memory_size_mb", sa.Integer, nullable=False),
+    sa.Column("max_memory_used_mb", sa.Integer, nullable=False),
+    sa.Column("init_duration_ms", sa.Double, nullable=True),
+    sa.Column("cold_start", sa.Boolean, nullable=False),
+    sa.Column("error_type", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("stack_trace", _JSON, nullable=False),
+    sa.Column("logs", sa.Text, nullable=False),
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.Column("request_bytes", sa.BigInteger, nullable=False),
+    sa.Index("ix_tf_invocations_function", "function", "id"),
+    sa.Index("ix_tf_invocations_trigger", "trigger", "id"),
+    sa.Index("ix_tf_invocations_started", "started_at"),
+)
+
+tokens = sa.Table(
+    "tf_tokens",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(200), nullable=False),
+    sa.Column("scopes", _JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+
+def function_record(row: Any) -> FunctionRecord:
+    return FunctionRecord(name=row.name, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def version_record(row: Any) -> VersionRecord:
+    return VersionRecord(
+        function=row.function,
+        version=row.version,
+        number=row.number,
+        digest=row.digest,
+        config=dict(row.config),
+        created_at=row.created_at,
+    )
+
+
+def alias_record(row: Any) -> AliasRecord:
+    return AliasRecord(function=row.function, name=row.name, version=row.version)
+
+
+def trigger_record(row: Any) -> TriggerRecord:
+    return TriggerRecord(
+        id=row.id,
+        function=row.function,
+        topic=row.topic,
+        qualifier=row.qualifier,
+        config=dict(row.config),
+        created_at=row.created_at,
+    )
+
+
+def trigger_row(record: TriggerRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "function": record.function,
+        "topic": record.topic,
+        "qualifier": record.qualifier,
+        "config": record.config,
+        "created_at": record.created_at,
+    }
+
+
+def invocation_row(record: InvocationRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "function": record.function,
+        "version": record.version,
+        "trigger": record.trigger,
+        "event_ids": list(record.event_ids),
+        "attempt": record.attempt,
+        "status": record.status,
+        "started_at": record.started_at,
+        "duration_ms": record.duration_ms,
+        "billed_duration_ms": record.billed_duration_ms,
+        "memory_size_mb": record.memory_size_mb,
+        "max_memory_used_mb": record.max_memory_used_mb,
+        "init_duration_ms": record.init_duration_ms,
+        "cold_start": record.cold_start,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "stack_trace": list(record.stack_trace),
+        "logs": record.logs,
+        "result": record.result,
+        "request_bytes": record.request_bytes,
+    }
+
+
+def invocation_record(row: Any) -> InvocationRecord:
+    return InvocationRecord(
+        id=row.id,
+        function=row.function,
+        version=row.version,
+        trigger=row.trigger,
+        event_ids=tuple(row.event_ids),
+        attempt=row.attempt,
+        status=row.status,
+        started_at=row.started_at,
+        duration_ms=row.duration_ms,
+        billed_duration_ms=row.billed_duration_ms,
+        memory_size_mb=row.memory_size_mb,
+        max_memory_used_mb=row.max_memory_used_mb,
+        init_duration_ms=row.init_duration_ms,
+        cold_start=bool(row.cold_start),
+        error_type=row.error_type,
+        error_message=row.error_message,
+        stack_trace=list(row.stack_trace),
+        logs=row.logs,
+        result=bytes(row.result) if row.result is not None else None,
+        request_bytes=row.request_bytes,
+    )
+
+
+def token_record(row: Any) -> StoredToken:
+    return StoredToken(
+        id=row.id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        scopes=tuple(row.scopes),
+        created_at=row.created_at,
+        revoked=bool(row.revoked),
+    )

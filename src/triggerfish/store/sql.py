@@ -1,0 +1,473 @@
+"""``SqlStore``: the control-plane state (functions, versions, aliases, triggers,
+invocations, tokens) over SQLAlchemy Core with an async driver.
+
+SQLite (``sqlite+aiosqlite:///path/store.db``, the embedded default) and PostgreSQL
+(``postgresql+asyncpg://...``) run the same statements (see ``engine.Database`` for the
+SQLite settings). Each method is one transaction. Driver errors become ``AdapterError``
+(``ConflictError`` for a broken uniqueness rule); a missing thing is a ``NotFoundError``
+whose message says what exists instead.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from triggerfish.errors import ConflictError, NotFoundError, ValidationError
+from triggerfish.store import schema as t
+from triggerfish.store.engine import Database
+from triggerfish.store.records import (
+    LIVE,
+    STATUSES,
+    AliasRecord,
+    FunctionRecord,
+    InvocationRecord,
+    StoredToken,
+    TriggerRecord,
+    VersionRecord,
+)
+
+LATEST = "$LATEST"
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
+
+
+class SqlStore:
+    """The control-plane store; ``start()`` before use, ``stop()`` after."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False) -> None:
+        self.url = url
+        self._db = Database(url, busy_timeout=busy_timeout, echo=echo)
+        self._read = self._db.read
+        self._write = self._db.write
+
+    async def start(self) -> None:
+        """Connect and create the tables that are missing."""
+        await self._db.open()
+        try:
+            async with self._write() as conn:
+                await conn.run_sync(t.metadata.create_all)
+        except BaseException:
+            await self._db.close()
+            raise
+
+    async def stop(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> SqlStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- functions and versions ----------------------------------------------------
+
+    async def put_function_version(
+        self, function: str, config: dict[str, Any], digest: str, version: str
+    ) -> VersionRecord:
+        """Add a version (numbered after the last), creating the function, and point
+        ``live`` at it. A version already stored under the same digest is returned."""
+        now = time.time()
+        async with self._write() as conn:
+            found = await conn.execute(
+                sa.select(t.functions.c.name)
+                .where(t.functions.c.name == function)
+                .with_for_update()
+            )
+            if found.first() is None:
+                await conn.execute(
+                    t.functions.insert().values(name=function, created_at=now, updated_at=now)
+                )
+            else:
+                await conn.execute(
+                    t.functions.update()
+                    .where(t.functions.c.name == function)
+                    .values(updated_at=now)
+                )
+            row = (
+                await conn.execute(
+                    sa.select(t.versions).where(
+                        t.versions.c.function == function, t.versions.c.version == version
+                    )
+                )
+            ).first()
+            if row is not None:
+                if row.digest != digest:
+                    raise ConflictError(
+                        f"version {version} of {function!r} exists with another digest"
+                    )
+                record = t.version_record(row)
+            else:
+                last = await conn.scalar(
+                    sa.select(sa.func.max(t.versions.c.number)).where(
+                        t.versions.c.function == function
+                    )
+                )
+                record = VersionRecord(
+                    function=function,
+                    version=version,
+                    number=(last or 0) + 1,
+                    digest=digest,
+                    config=dict(config),
+                    created_at=now,
+                )
+                await conn.execute(
+                    t.versions.insert().values(
+                        function=function,
+                        version=version,
+                        number=record.number,
+                        digest=digest,
+                        config=record.config,
+                        created_at=now,
+                    )
+                )
+            await self._upsert_alias(conn, function, LIVE, record.version)
+        return record
+
+    async def find_version_by_digest(self, function: str, digest: str) -> VersionRecord | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.versions).where(
+                        t.versions.c.function == function, t.versions.c.digest == digest
+                    )
+                )
+            ).first()
+        return t.version_record(row) if row is not None else None
+
+    async def get_function(self, name: str) -> FunctionRecord:
+        async with self._read() as conn:
+            return await self._function(conn, name)
+
+    async def list_functions(self) -> list[FunctionRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute(sa.select(t.functions).order_by(t.functions.c.name))
+            return [t.function_record(row) for row in rows]
+
+    async def delete_function(self, name: str) -> None:
+        """Delete a function with its versions, aliases and triggers (not its invocations)."""
+        async with self._write() as conn:
+            await self._function(conn, name)
+            for table in (t.triggers, t.aliases, t.versions):
+                await conn.execute(table.delete().where(table.c.function == name))
+            await conn.execute(t.functions.delete().where(t.functions.c.name == name))
+
+    async def get_version(self, function: str, version_or_number: str | int) -> VersionRecord:
+        """A version by its id (12 hex characters) or its number (``3`` or ``"3"``)."""
+        async with self._read() as conn:
+            await self._function(conn, function)
+            return await self._version(conn, function, version_or_number)
+
+    async def list_versions(self, function: str) -> list[VersionRecord]:
+        async with self._read() as conn:
+            await self._function(conn, function)
+            rows = await conn.execute(
+                sa.select(t.versions)
+                .where(t.versions.c.function == function)
+                .order_by(t.versions.c.number)
+            )
+            return [t.version_record(row) for row in rows]
+
+    # -- aliases -------------------------------------------------------------------
+
+    async def set_alias(self, function: str, alias: str, version: str | int) -> AliasRecord:
+        """Point ``alias`` at a version (by id or number), creating the alias if needed."""
+        _check_alias(alias)
+        async with self._write() as conn:
+            await self._function(conn, function)
+            record = await self._version(conn, function, version)
+            await self._upsert_alias(conn, function, alias, record.version)
+        return AliasRecord(function=function, name=alias, version=record.version)
+
+    async def delete_alias(self, function: str, alias: str) -> None:
+        if alias == LIVE:
+            raise ValidationError("the 'live' alias cannot be deleted", field="alias")
+        async with self._write() as conn:
+            result = await conn.execute(
+                t.aliases.delete().where(
+                    t.aliases.c.function == function, t.aliases.c.name == alias
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"function {function!r} has no alias {alias!r}")
+
+    async def list_aliases(self, function: str) -> list[AliasRecord]:
+        async with self._read() as conn:
+            await self._function(conn, function)
+            rows = await conn.execute(
+                sa.select(t.aliases)
+                .where(t.aliases.c.function == function)
+                .order_by(t.aliases.c.name)
+            )
+            return [t.alias_record(row) for row in rows]
+
+    async def resolve(self, function: str, qualifier: str = LIVE) -> VersionRecord:
+        """The version that ``qualifier`` names: an alias, a version id, a version number,
+        or ``$LATEST`` (the newest version)."""
+        async with self._read() as conn:
+            await self._function(conn, function)
+            target = await conn.scalar(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.function == function, t.aliases.c.name == qualifier
+                )
+            )
+            if target is not None:
+                return await self._version(conn, function, target)
+            if qualifier == LATEST:
+                row = (
+                    await conn.execute(
+                        sa.select(t.versions)
+                        .where(t.versions.c.function == function)
+                        .order_by(t.versions.c.number.desc())
+                        .limit(1)
+                    )
+                ).first()
+                if row is not None:
+                    return t.version_record(row)
+            elif qualifier.isdigit() or _VERSION_RE.match(qualifier):
+                return await self._version(conn, function, qualifier)
+            aliases = await conn.scalars(
+                sa.select(t.aliases.c.name).where(t.aliases.c.function == function)
+            )
+            known = ", ".join(sorted(aliases)) or "none"
+            raise NotFoundError(
+                f"function {function!r} has no alias or version {qualifier!r} "
+                f"(aliases: {known}; or give a version number or id)"
+            )
+
+    # -- triggers ------------------------------------------------------------------
+
+    async def replace_triggers(
+        self, function: str, records: Sequence[TriggerRecord]
+    ) -> tuple[list[str], list[str]]:
+        """Make ``records`` the triggers of ``function``; returns the ids added and the ids
+        removed. A kept trigger whose topic or settings changed is updated in place."""
+        ids = [record.id for record in records]
+        if len(set(ids)) != len(ids):
+            raise ValidationError(f"duplicate trigger ids for {function!r}: {sorted(ids)}")
+        for record in records:
+            if record.function != function:
+                raise ValidationError(f"trigger {record.id!r} belongs to {record.function!r}")
+        now = time.time()
+        async with self._write() as conn:
+            await self._function(conn, function)
+            rows = await conn.execute(
+                sa.select(t.triggers).where(t.triggers.c.function == function)
+            )
+            old = {row.id: t.trigger_record(row) for row in rows}
+            added: list[str] = []
+            for record in records:
+                current = old.get(record.id)
+                if current is None:
+                    row = t.trigger_row(record)
+                    row["created_at"] = record.created_at or now
+                    await conn.execute(t.triggers.insert().values(**row))
+                    added.append(record.id)
+                elif (current.topic, current.qualifier, current.config) != (
+                    record.topic,
+                    record.qualifier,
+                    record.config,
+                ):
+                    await conn.execute(
+                        t.triggers.update()
+                        .where(t.triggers.c.id == record.id)
+                        .values(
+                            topic=record.topic, qualifier=record.qualifier, config=record.config
+                        )
+                    )
+            removed = sorted(set(old) - set(ids))
+            if removed:
+                await conn.execute(t.triggers.delete().where(t.triggers.c.id.in_(removed)))
+        return added, removed
+
+    async def list_triggers(self, function: str | None = None) -> list[TriggerRecord]:
+        query = sa.select(t.triggers).order_by(t.triggers.c.id)
+        if function is not None:
+            query = query.where(t.triggers.c.function == function)
+        async with self._read() as conn:
+            return [t.trigger_record(row) for row in await conn.execute(query)]
+
+    async def get_trigger(self, id: str) -> TriggerRecord:
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(t.triggers).where(t.triggers.c.id == id))).first()
+        if row is None:
+            raise NotFoundError(f"no trigger {id!r} (trigger ids are 'function.trigger-name')")
+        return t.trigger_record(row)
+
+    # -- invocations ---------------------------------------------------------------
+
+    async def record_invocations(self, records: Sequence[InvocationRecord]) -> None:
+        """Store a batch of invocation records in one statement."""
+        if not records:
+            return
+        rows = [t.invocation_row(record) for record in records]
+        async with self._write() as conn:
+            await conn.execute(t.invocations.insert(), rows)
+
+    async def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        trigger: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> list[InvocationRecord]:
+        """Newest first; ``before`` is the cursor for the next page: the id of the last
+        record of a page. With ``after`` instead, oldest first from just after that id
+        (``"0"`` starts at the beginning), to follow new invocations as they come.
+        ``since``/``until`` bound ``started_at``."""
+        c = t.invocations.c
+        order = c.id.asc() if after is not None else c.id.desc()
+        query = sa.select(t.invocations).order_by(order).limit(max(0, limit))
+        if after is not None:
+            query = query.where(c.id > after)
+        if function is not None:
+            query = query.where(c.function == function)
+        if status is not None:
+            query = query.where(c.status == status)
+        if trigger is not None:
+            query = query.where(c.trigger == trigger)
+        if since is not None:
+            query = query.where(c.started_at >= since)
+        if until is not None:
+            query = query.where(c.started_at < until)
+        if before is not None:
+            query = query.where(c.id < before)
+        async with self._read() as conn:
+            return [t.invocation_record(row) for row in await conn.execute(query)]
+
+    async def get_invocation(self, id: str) -> InvocationRecord:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(t.invocations).where(t.invocations.c.id == id))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no invocation {id!r}")
+        return t.invocation_record(row)
+
+    async def invocation_stats(
+        self, function: str | None = None, since: float | None = None
+    ) -> dict[str, int]:
+        """How many invocations ended in each status (every status is present)."""
+        c = t.invocations.c
+        query = sa.select(c.status, sa.func.count()).group_by(c.status)
+        if function is not None:
+            query = query.where(c.function == function)
+        if since is not None:
+            query = query.where(c.started_at >= since)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        async with self._read() as conn:
+            for status, count in await conn.execute(query):
+                counts[status] = int(count)
+        return counts
+
+    async def delete_invocations(self, until: float) -> int:
+        """Forget invocations that started before ``until``; returns how many."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                t.invocations.delete().where(t.invocations.c.started_at < until)
+            )
+            return int(result.rowcount)
+
+    # -- tokens --------------------------------------------------------------------
+
+    async def put_token(self, token: StoredToken) -> StoredToken:
+        async with self._write() as conn:
+            await conn.execute(
+                t.tokens.insert().values(
+                    id=token.id,
+                    name=token.name,
+                    secret_hash=token.secret_hash,
+                    scopes=list(token.scopes),
+                    created_at=token.created_at,
+                    revoked=token.revoked,
+                )
+            )
+        return token
+
+    async def get_token(self, id: str) -> StoredToken:
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(t.tokens).where(t.tokens.c.id == id))).first()
+        if row is None:
+            raise NotFoundError(f"no API token {id!r}")
+        return t.token_record(row)
+
+    async def list_tokens(self) -> list[StoredToken]:
+        async with self._read() as conn:
+            rows = await conn.execute(sa.select(t.tokens).order_by(t.tokens.c.created_at))
+            return [t.token_record(row) for row in rows]
+
+    async def revoke_token(self, id: str) -> StoredToken:
+        async with self._write() as conn:
+            result = await conn.execute(
+                t.tokens.update().where(t.tokens.c.id == id).values(revoked=True)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"no API token {id!r}")
+            row = (await conn.execute(sa.select(t.tokens).where(t.tokens.c.id == id))).one()
+        return t.token_record(row)
+
+    # -- helpers (inside a transaction) --------------------------------------------
+
+    async def _function(self, conn: AsyncConnection, name: str) -> FunctionRecord:
+        row = (await conn.execute(sa.select(t.functions).where(t.functions.c.name == name))).first()
+        if row is None:
+            raise NotFoundError(
+                f"no function {name!r}; deploy it first (`triggerfish deploy`), "
+                "or list functions with `triggerfish ls`"
+            )
+        return t.function_record(row)
+
+    async def _version(
+        self, conn: AsyncConnection, function: str, version_or_number: str | int
+    ) -> VersionRecord:
+        c = t.versions.c
+        key = version_or_number
+        # A 12-character hex string is a version id even when all its characters are digits.
+        by_number = isinstance(key, int) or (key.isdigit() and not _VERSION_RE.match(key))
+        where = c.number == int(key) if by_number else c.version == key
+        row = (
+            await conn.execute(sa.select(t.versions).where(c.function == function, where))
+        ).first()
+        if row is None:
+            count = await conn.scalar(
+                sa.select(sa.func.count()).select_from(t.versions).where(c.function == function)
+            )
+            raise NotFoundError(
+                f"function {function!r} has no version {str(key)!r} "
+                f"(it has versions 1 to {count}, by number or 12-character id)"
+                if count
+                else f"function {function!r} has no versions yet"
+            )
+        return t.version_record(row)
+
+    async def _upsert_alias(
+        self, conn: AsyncConnection, function: str, alias: str, version: str
+    ) -> None:
+        updated = await conn.execute(
+            t.aliases.update()
+            .where(t.aliases.c.function == function, t.aliases.c.name == alias)
+            .values(version=version)
+        )
+        if updated.rowcount == 0:
+            await conn.execute(
+                t.aliases.insert().values(function=function, name=alias, version=version)
+            )
+
+
+def _check_alias(alias: str) -> None:
+    if not _ALIAS_RE.match(alias) or alias.isdigit() or _VERSION_RE.match(alias):
+        raise ValidationError(
+            f"alias {alias!r} is not valid: use 1 to 64 letters, digits, '-' or '_', "
+            "not only digits and not a 12-character version id",
+            field="alias",
+        )

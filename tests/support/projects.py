@@ -1,0 +1,30 @@
+"""Write small function projects (code + triggerfish.yaml) for tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def write_project(
+    root: Path,
+    functions: dict[str, tuple[str, dict[str, Any]]],
+    *,
+    topics: dict[str, Any] | None = None,
+) -> Path:
+    """``functions``: name -> (source of main.py, settings). Returns the manifest path."""
+    root.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"functions": {}}
+    if topics:
+        manifest["topics"] = topics
+    for name, (source, settings) in functions.items():
+        code = root / name
+        code.mkdir(exist_ok=True)
+        (code / "main.py").write_text(textwrap.dedent(source))
+        manifest["functions"][name] = {"handler": "main.handler", "code": f"./{name}", **settings}
+    path = root / "triggerfish.yaml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
