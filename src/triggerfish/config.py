@@ -33,7 +33,8 @@ class Settings:
     shutdown_grace: float = 10.0  # seconds for invocations in flight at shutdown
     throttle_wait: float = 1.0  # how long a synchronous call waits for a free slot
     idle_ttl: float = 300.0  # seconds before an idle environment is reaped
-    retention: float = 7 * 86400.0  # default topic retention
+    retention: float = 7 * 86400.0  # retention of topics created without one
+    housekeeping_interval: float = 60.0  # seconds between retention passes
     log_level: str = "info"
 
     @property

@@ -7,6 +7,8 @@ down. The API reaches the components through the ``Node`` it was given.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -50,6 +52,7 @@ class Node:
             resolve=self.resolve,
             recorder=self.recorder,
             emitter=self.emitter,
+            default_retention=settings.retention,
         )
         self.invoker = Invoker(
             self.bus,
@@ -62,6 +65,7 @@ class Node:
             async_limit=settings.async_payload_limit,
         )
         self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
         self.running = False
         self.admin_token: str | None = None  # set when this start created it
 
@@ -73,18 +77,34 @@ class Node:
         await self.recorder.start()
         await self.executor.start()
         await self.dispatcher.start()
+        self._housekeeping = asyncio.create_task(self._keep_house(), name="housekeeping")
         self.running = True
 
     async def stop(self) -> None:
         """Stop taking work, let invocations in flight finish within the grace period
         (their events go back to the bus otherwise), then close everything."""
         self.running = False
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         grace = self.settings.shutdown_grace
         await self.dispatcher.stop(grace=grace)
         await self.executor.stop(grace=grace)
         await self.recorder.stop()
         await self.bus.stop()
         await self.store.stop()
+
+    async def _keep_house(self) -> None:
+        """Apply topic retention and forget expired dedupe keys, now and then."""
+        while True:
+            try:
+                removed = await self.bus.trim()
+                if removed:
+                    log.info("retention removed %d event(s)", removed)
+            except Exception:
+                log.exception("applying retention failed; will try again")
+            await asyncio.sleep(self.settings.housekeeping_interval)
 
     # -- functions ---------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Rules for topic names, shared by the API, the manifest and the dispatcher."""
+"""Rules for topic names people choose, shared by the API and the manifest.
+
+The bus itself accepts any short name, because Triggerfish's own topics start with
+'_' (``_invoke.<function>``, ``_redrive.<trigger>``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,15 @@ import re
 
 from triggerfish.errors import ValidationError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+TOPIC_RULE = "a topic name of 1 to 128 characters: letters, digits, '.', '-' or '_'"
 
 
 def check_topic_name(name: str) -> str:
-    """Topic names people choose: letters, digits, '.', '_', '-'; a leading '_' is
-    reserved for Triggerfish's own topics."""
-    if not _NAME.match(name):
+    if not TOPIC_PATTERN.match(name):
         raise ValidationError(
-            f"invalid topic name {name!r}: use 1-200 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
+            f"invalid topic name {name!r}: expected {TOPIC_RULE}, starting with a letter or "
+            "digit (a leading '_' is kept for Triggerfish's own topics)",
             field="topic",
         )
     return name

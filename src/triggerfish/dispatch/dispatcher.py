@@ -68,8 +68,10 @@ class Dispatcher:
         resolve: Resolver,
         recorder: Recorder,
         emitter: Emitter,
+        default_retention: float | None = None,
     ) -> None:
         self._bus = bus
+        self._default_retention = default_retention
         self._executor = executor
         self._store = store
         self._resolve = resolve
@@ -98,10 +100,14 @@ class Dispatcher:
         return wanted
 
     async def ensure_topics(self, subscriptions: Iterable[Subscription]) -> None:
-        """Create the topics a set of subscriptions reads and dead-letters to."""
+        """Create the topics a set of subscriptions reads and dead-letters to, with the
+        default retention; topics that exist keep their own."""
+        existing = {topic.name for topic in await self._bus.topics()}
         for sub in subscriptions:
-            await self._bus.create_topic(sub.topic)
-            await self._bus.create_topic(sub.dead_letter_topic)
+            for topic in (sub.topic, sub.dead_letter_topic, sub.redrive_topic):
+                if topic not in existing:
+                    await self._bus.create_topic(topic, retention=self._default_retention)
+                    existing.add(topic)
             await self._bus.subscribe(sub.dead_letter_topic, REDRIVE_GROUP, start="earliest")
 
     async def start(self) -> None:

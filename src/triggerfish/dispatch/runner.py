@@ -78,7 +78,6 @@ class TriggerRunner:
     async def start(self) -> None:
         sub = self.subscription
         await self._bus.subscribe(sub.topic, sub.id, start=sub.start)
-        await self._bus.create_topic(sub.redrive_topic)
         await self._bus.subscribe(sub.redrive_topic, sub.id, start="earliest")
         for topic in (sub.topic, sub.redrive_topic):
             self._loops.append(asyncio.create_task(self._loop(topic), name=f"trigger:{sub.id}"))

@@ -32,13 +32,13 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
+from triggerfish.bus.names import TOPIC_PATTERN, TOPIC_RULE
 from triggerfish.errors import ConfigError, PatternError
 from triggerfish.patterns import compile as compile_pattern
 
 MANIFEST_NAMES = ("triggerfish.yaml", "triggerfish.yml")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _RUNTIME_RE = re.compile(r"^python(3\.\d{1,2})?$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,7 +51,6 @@ _EXPECTED = "triggerfish_expected"
 _PLAIN = "triggerfish"
 
 NAME_RULE = "a name of 1 to 64 characters: lowercase letters, digits, '-' or '_', not starting with '-' or '_'"  # noqa: E501
-TOPIC_RULE = "a topic name of 1 to 128 characters: letters, digits, '.', '-' or '_'"
 DURATION_RULE = 'a duration: seconds as an integer, or a number with s, m, h or d ("30s", "7d")'
 
 
@@ -62,7 +61,7 @@ def _check_name(value: str) -> str:
 
 
 def _check_topic(value: str) -> str:
-    if not _TOPIC_RE.match(value):
+    if not TOPIC_PATTERN.match(value):
         raise PydanticCustomError(_EXPECTED, f"expected {TOPIC_RULE}")
     return value
 
