@@ -28,6 +28,8 @@ from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.security.registry import TokenRegistry
+from triggerfish.sources.base import SourceKind
+from triggerfish.sources.manager import SourceManager
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish")
@@ -64,7 +66,15 @@ class Node:
             sync_limit=settings.sync_payload_limit,
             async_limit=settings.async_payload_limit,
         )
+        self.sources = SourceManager(
+            self.bus,
+            self.store,
+            kinds=self.source_kinds(),
+            data_dir=data,
+            default_retention=settings.retention,
+        )
         self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self.generation = 0  # grows with every change of functions or triggers
         self._housekeeping: asyncio.Task[None] | None = None
         self.running = False
         self.admin_token: str | None = None  # set when this start created it
@@ -77,6 +87,7 @@ class Node:
         await self.recorder.start()
         await self.executor.start()
         await self.dispatcher.start()
+        await self.sources.start()
         self._housekeeping = asyncio.create_task(self._keep_house(), name="housekeeping")
         self.running = True
 
@@ -89,11 +100,22 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         grace = self.settings.shutdown_grace
+        await self.sources.stop()
         await self.dispatcher.stop(grace=grace)
         await self.executor.stop(grace=grace)
         await self.recorder.stop()
         await self.bus.stop()
         await self.store.stop()
+
+    def source_kinds(self) -> list[SourceKind]:
+        """The kinds of trigger source this node runs besides topics."""
+        return []
+
+    async def _changed(self) -> None:
+        self._specs.clear()
+        self.generation += 1
+        await self.dispatcher.refresh()
+        await self.sources.refresh()
 
     async def _keep_house(self) -> None:
         """Apply topic retention and forget expired dedupe keys, now and then."""
@@ -120,10 +142,12 @@ class Node:
     async def version_of(self, function: str, qualifier: str = "live") -> str:
         return (await self.resolve(function, qualifier)).version
 
-    async def deploy(self, name: str, config: FunctionConfig, code_zip: bytes) -> DeployResult:
+    async def deploy(
+        self, name: str, config: FunctionConfig, code_zip: bytes, *, origin: str = "config: "
+    ) -> DeployResult:
+        self.sources.validate(config.triggers, origin=origin)
         result = await self.deployer.deploy(name, config, code_zip)
-        self._specs.clear()
-        await self.dispatcher.refresh()
+        await self._changed()
         return result
 
     async def deploy_manifest(self, path: Path) -> list[DeployResult]:
@@ -133,13 +157,13 @@ class Node:
         results = []
         for name, config in manifest.functions.items():
             code_zip = pack_directory(manifest.code_dir(name))
-            results.append(await self.deploy(name, config, code_zip))
+            origin = f"{manifest.path}: functions.{name}."
+            results.append(await self.deploy(name, config, code_zip, origin=origin))
         return results
 
     async def delete_function(self, name: str) -> None:
         await self.store.delete_function(name)
-        self._specs.clear()
-        await self.dispatcher.refresh()
+        await self._changed()
         await self.executor.retire(name)
 
     async def describe_functions(self) -> list[dict[str, Any]]:
@@ -192,7 +216,7 @@ class Node:
                     "id": sub.id,
                     "function": sub.function,
                     "topic": sub.topic,
-                    "pattern": sub.pattern,
+                    "filters": list(sub.filters),
                     "retry": asdict(sub.retry),
                     "dead_letter": sub.dead_letter_topic,
                     "batch_size": sub.batch_size,

@@ -18,8 +18,10 @@ from triggerfish.bus.base import Bus
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import RetryPolicy, Subscription
 from triggerfish.dispatch.runner import Resolver, TriggerRunner
+from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import Executor
+from triggerfish.store.records import TriggerRecord
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish.dispatch")
@@ -44,16 +46,29 @@ def async_subscription(function: str, config: dict[str, Any]) -> Subscription:
     )
 
 
-def trigger_subscription(trigger_id: str, function: str, config: dict[str, Any]) -> Subscription:
+def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
+    """The subscription that runs a stored trigger; None for HTTP routes, which are
+    answered without the bus."""
+    config = trigger.config
+    if config.get("http"):
+        return None
+    filters: list[dict[str, Any]] = []
+    if config.get("pattern"):
+        filters.append(config["pattern"])
+    if config.get("bucket"):
+        filters.extend(BucketOptions.model_validate(config["bucket"]).filters())
+    # Bucket triggers hand Lambda code S3's {"Records": [...]} unless told otherwise.
+    event_format = config.get("event_format") or ("aws" if config.get("bucket") else "cloudevent")
     return Subscription(
-        id=trigger_id,
-        function=function,
-        topic=config["topic"],
-        qualifier=config.get("qualifier") or "live",
-        pattern=config.get("pattern"),
+        id=trigger.id,
+        function=trigger.function,
+        topic=trigger.topic,
+        qualifier=trigger.qualifier,
+        filters=tuple(filters),
         retry=RetryPolicy.from_config(config.get("retry")),
         dead_letter=config.get("dead_letter") or "",
         batch_size=int(config.get("batch_size") or 1),
+        payload="data" if event_format == "aws" else "cloudevent",
         start=config.get("start") or "latest",
     )
 
@@ -96,7 +111,9 @@ class Dispatcher:
             version = await self._store.resolve(function.name, "live")
             wanted.append(async_subscription(function.name, version.config))
         for trigger in await self._store.list_triggers():
-            wanted.append(trigger_subscription(trigger.id, trigger.function, trigger.config))
+            subscription = trigger_subscription(trigger)
+            if subscription is not None:
+                wanted.append(subscription)
         return wanted
 
     async def ensure_topics(self, subscriptions: Iterable[Subscription]) -> None:

@@ -48,7 +48,7 @@ class Subscription:
     function: str
     topic: str
     qualifier: str = "live"
-    pattern: dict[str, Any] | None = None
+    filters: tuple[dict[str, Any], ...] = ()  # event patterns; all must match
     retry: RetryPolicy = RetryPolicy()
     dead_letter: str = ""  # topic; empty means the trigger's default "<id>.dlq"
     batch_size: int = 1

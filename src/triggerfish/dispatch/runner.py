@@ -67,9 +67,7 @@ class TriggerRunner:
         self._recorder = recorder
         self._emitter = emitter
         self._rand = rand or random.Random()
-        self._matcher = (
-            compile_pattern(subscription.pattern) if subscription.pattern is not None else None
-        )
+        self._matchers = [compile_pattern(f) for f in subscription.filters]
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -158,10 +156,11 @@ class TriggerRunner:
             )
 
     def _matches(self, event: Event) -> bool:
-        if self._matcher is None:
+        if not self._matchers:
             return True
         try:
-            return self._matcher.matches(event_view(event))
+            view = event_view(event)
+            return all(matcher.matches(view) for matcher in self._matchers)
         except Exception:
             log.exception("trigger %s: pattern failed on event %s", self.subscription.id, event.id)
             return False

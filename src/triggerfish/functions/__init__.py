@@ -3,12 +3,8 @@
 from triggerfish.functions.artifacts import ArtifactStore
 from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import (
-    AsyncRetry,
     FunctionConfig,
     Manifest,
-    RetryPolicy,
-    TopicConfig,
-    TriggerConfig,
     load_manifest,
     parse_function_config,
     parse_manifest,
@@ -20,6 +16,7 @@ from triggerfish.functions.package import (
     version_digest,
     version_id,
 )
+from triggerfish.functions.triggers import AsyncRetry, RetryPolicy, TopicConfig, TriggerConfig
 
 __all__ = [
     "ArtifactStore",

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from triggerfish.errors import NotFoundError, ValidationError
 from triggerfish.functions.artifacts import ArtifactStore
-from triggerfish.functions.manifest import NAME_RULE, FunctionConfig, Manifest
+from triggerfish.functions.fields import NAME_RULE
+from triggerfish.functions.manifest import FunctionConfig, Manifest
 from triggerfish.functions.package import pack_directory, version_digest, version_id
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
@@ -62,7 +63,7 @@ class Deployer:
             TriggerRecord(
                 id=trigger.group_id(name),
                 function=name,
-                topic=trigger.topic,
+                topic=trigger.bus_topic(name),
                 qualifier=LIVE,
                 config=trigger.model_dump(mode="json"),
             )

@@ -14,194 +14,41 @@ that a trigger keeps across redeploys, so its position in the topic survives the
 from __future__ import annotations
 
 import json
-import re
 import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    model_validator,
-)
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from triggerfish.bus.names import TOPIC_PATTERN, TOPIC_RULE
-from triggerfish.errors import ConfigError, PatternError
-from triggerfish.patterns import compile as compile_pattern
+from triggerfish.bus.names import TOPIC_RULE
+from triggerfish.errors import ConfigError
+from triggerfish.functions.fields import (
+    EXPECTED,
+    NAME_RE,
+    NAME_RULE,
+    PLAIN,
+    EnvKey,
+    EnvValue,
+    HandlerName,
+    Name,
+    RuntimeName,
+    StrictModel,
+    TopicName,
+)
+from triggerfish.functions.triggers import AsyncRetry, TopicConfig, TriggerConfig
 
 MANIFEST_NAMES = ("triggerfish.yaml", "triggerfish.yml")
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_RUNTIME_RE = re.compile(r"^python(3\.\d{1,2})?$")
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-# A custom error of this type is "expected ...": the loader appends what it got.
-_EXPECTED = "triggerfish_expected"
-# A custom error of this type is a whole sentence, printed as it is.
-_PLAIN = "triggerfish"
-
-NAME_RULE = "a name of 1 to 64 characters: lowercase letters, digits, '-' or '_', not starting with '-' or '_'"  # noqa: E501
-DURATION_RULE = 'a duration: seconds as an integer, or a number with s, m, h or d ("30s", "7d")'
-
-
-def _check_name(value: str) -> str:
-    if not _NAME_RE.match(value):
-        raise PydanticCustomError(_EXPECTED, f"expected {NAME_RULE}")
-    return value
-
-
-def _check_topic(value: str) -> str:
-    if not TOPIC_PATTERN.match(value):
-        raise PydanticCustomError(_EXPECTED, f"expected {TOPIC_RULE}")
-    return value
-
-
-def _check_handler(value: str) -> str:
-    if not _HANDLER_RE.match(value):
-        raise PydanticCustomError(
-            _EXPECTED, 'expected "module.function" (e.g. "main.handler"; the module may be dotted)'
-        )
-    return value
-
-
-def _check_runtime(value: str) -> str:
-    if not _RUNTIME_RE.match(value):
-        raise PydanticCustomError(_EXPECTED, 'expected "python" or "python3.X" (e.g. "python3.11")')
-    return value
-
-
-def _parse_duration(value: Any) -> Any:
-    """Turn ``30``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"`` into whole seconds."""
-    if isinstance(value, bool):
-        raise PydanticCustomError(_EXPECTED, f"expected {DURATION_RULE}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and (match := _DURATION_RE.match(value)):
-        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise PydanticCustomError(_EXPECTED, f"expected {DURATION_RULE}")
-
-
-def _env_value(value: Any) -> Any:
-    """Environment values are strings; YAML scalars (numbers, booleans) are turned into them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    raise PydanticCustomError(_EXPECTED, "expected a string (or a number or boolean)")
-
-
-def _check_env_key(value: str) -> str:
-    if not _ENV_KEY_RE.match(value):
-        raise PydanticCustomError(
-            _EXPECTED,
-            "expected a variable name: letters, digits and '_', not starting with a digit",
-        )
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
-TopicName = Annotated[str, AfterValidator(_check_topic)]
-Duration = Annotated[int, BeforeValidator(_parse_duration)]
-EnvKey = Annotated[str, AfterValidator(_check_env_key)]
-EnvValue = Annotated[str, BeforeValidator(_env_value)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class TopicConfig(_Model):
-    retention: Duration | None = Field(
-        default=None, gt=0, description=f"{DURATION_RULE}, above zero (how long events are kept)"
-    )
-
-
-class RetryPolicy(_Model):
-    """How a trigger retries a failed delivery before dead-lettering it."""
-
-    max_attempts: int = Field(default=3, ge=1, le=1000, description="an integer from 1 to 1000")
-    max_age: Duration = Field(default=86400, gt=0, description=f"{DURATION_RULE}, above zero")
-    backoff: float = Field(default=1.0, gt=0, le=3600, description="seconds above 0, at most 3600")
-    max_backoff: float = Field(
-        default=300.0, gt=0, le=86400, description="seconds above 0, at most 86400"
-    )
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> RetryPolicy:
-        if self.max_backoff < self.backoff:
-            raise PydanticCustomError(
-                _PLAIN, "max_backoff ({max}) must not be below backoff ({min})",
-                {"max": self.max_backoff, "min": self.backoff},
-            )  # fmt: skip
-        return self
-
-
-def _check_pattern(pattern: dict[str, Any] | None) -> dict[str, Any] | None:
-    if pattern is not None:
-        try:
-            compile_pattern(pattern)
-        except PatternError as exc:
-            raise PydanticCustomError(_EXPECTED, f"expected a valid event pattern: {exc}") from None
-    return pattern
-
-
-class AsyncRetry(_Model):
-    """Retries of an asynchronous invoke (``InvocationType=Event``)."""
-
-    max_attempts: int = Field(default=3, ge=1, le=100, description="an integer from 1 to 100")
-    max_age: Duration = Field(default=21600, gt=0, description=f"{DURATION_RULE}, above zero")
-
-
-class TriggerConfig(_Model):
-    """A binding of a topic to the function that declares it."""
-
-    topic: TopicName = Field(description=TOPIC_RULE)
-    name: Name | None = Field(default=None, description=NAME_RULE)
-    pattern: Annotated[dict[str, Any] | None, AfterValidator(_check_pattern)] = Field(
-        default=None, description="an event pattern: a mapping such as {type: [order.created]}"
-    )
-    retry: RetryPolicy = Field(
-        default_factory=RetryPolicy,
-        description="a mapping with max_attempts, max_age, backoff, max_backoff",
-    )
-    dead_letter: TopicName | None = Field(default=None, description=TOPIC_RULE)
-    batch_size: int = Field(default=1, ge=1, le=10000, description="an integer from 1 to 10000")
-    start: Literal["latest", "earliest"] = Field(
-        default="latest", description='"latest" or "earliest"'
-    )
-
-    @property
-    def trigger_name(self) -> str:
-        """The trigger's name: ``name`` when given, else its topic."""
-        return self.name if self.name is not None else self.topic
-
-    def group_id(self, function: str) -> str:
-        """The consumer group of this trigger; stable across redeploys of ``function``."""
-        return f"{function}.{self.trigger_name}"
-
-
-class FunctionConfig(_Model):
+class FunctionConfig(StrictModel):
     """The settings of one function as written in the manifest."""
 
-    handler: Annotated[str, AfterValidator(_check_handler)] = Field(description='"module.function"')
+    handler: HandlerName = Field(description='"module.function"')
     code: str | None = Field(default=None, description="a folder path, relative to the manifest")
-    runtime: Annotated[str, AfterValidator(_check_runtime)] = Field(
-        default="python", description='"python" or "python3.X"'
-    )
+    runtime: RuntimeName = Field(default="python", description='"python" or "python3.X"')
     memory: int = Field(
         default=128, ge=128, le=10240, description="an integer from 128 to 10240 MB"
     )
@@ -226,7 +73,7 @@ class FunctionConfig(_Model):
         for trigger in self.triggers:
             if trigger.trigger_name in seen:
                 raise PydanticCustomError(
-                    _PLAIN,
+                    PLAIN,
                     "two triggers are named '{name}'; give each a distinct 'name'",
                     {"name": trigger.trigger_name},
                 )
@@ -238,7 +85,7 @@ class FunctionConfig(_Model):
         return self.model_dump(mode="json", exclude={"code", "triggers"})
 
 
-class Manifest(_Model):
+class Manifest(StrictModel):
     """A whole ``triggerfish.yaml``; ``path`` is the file it was read from."""
 
     topics: dict[TopicName, TopicConfig] = Field(
@@ -308,7 +155,7 @@ def parse_function_config(name: str, raw: object, *, origin: str = "config") -> 
     Messages start with ``origin`` and give key paths within the function's settings,
     e.g. ``config: triggers[0].batch_size: expected an integer from 1 to 10000, got 0``.
     """
-    if not _NAME_RE.match(name):
+    if not NAME_RE.match(name):
         raise ConfigError(f"{origin}: function name: expected {NAME_RULE}, got {_show(name)}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping of function settings, got {_show(raw)}")
@@ -371,9 +218,9 @@ def _message(file: str, error: Any, root: type[BaseModel]) -> str:
     where = _key_path(loc) or "(top)"
     kind = error["type"]
     got = _show(error.get("input"))
-    if kind == _PLAIN:
+    if kind == PLAIN:
         return f"{file}: {where}: {error['msg']}"
-    if kind == _EXPECTED:
+    if kind == EXPECTED:
         return f"{file}: {where}: {error['msg']}, got {got}"
     description, allowed = _describe(root, loc)
     if kind == "extra_forbidden":

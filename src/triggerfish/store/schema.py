@@ -211,3 +211,13 @@ def token_record(row: Any) -> StoredToken:
         created_at=row.created_at,
         revoked=bool(row.revoked),
     )
+
+
+documents = sa.Table(
+    "tf_documents",
+    metadata,
+    sa.Column("kind", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("body", _JSON, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from triggerfish.errors import ConflictError, NotFoundError, ValidationError
 from triggerfish.store import schema as t
+from triggerfish.store.documents import Documents
 from triggerfish.store.engine import Database
 from triggerfish.store.records import (
     LIVE,
@@ -45,6 +46,7 @@ class SqlStore:
         self._db = Database(url, busy_timeout=busy_timeout, echo=echo)
         self._read = self._db.read
         self._write = self._db.write
+        self.documents = Documents(self._read, self._write)
 
     async def start(self) -> None:
         """Connect and create the tables that are missing."""

@@ -148,9 +148,10 @@ def test_each_function_setting_mistake_names_file_key_and_expectation(
         ("{topic: orders, start: middle}", 'triggers[0].start: expected "latest" or "earliest"'),
         ("{topic: orders, batch_size: 0}", "triggers[0].batch_size: expected an integer from 1"),
         ("{topic: orders, pattern: [a]}", "triggers[0].pattern: expected an event pattern"),
-        ("{name: x}", "functions.resize.triggers[0].topic: missing; expected a topic name"),
+        ("{name: x}", "functions.resize.triggers[0]: a trigger needs exactly one of topic, sched"),
+        ("{topic: a, schedule: b}", "triggers[0]: a trigger needs exactly one of topic, schedule,"),
         ("{topic: orders, name: Bad}", "functions.resize.triggers[0].name: expected a name"),
-        ("orders", "functions.resize.triggers[0]: expected a mapping with keys topic, name"),
+        ("orders", "functions.resize.triggers[0]: expected a mapping with keys topic, schedule"),
         ("{topic: orders, batch: 3}", "triggers[0].batch: unknown key; expected one of: topic,"),
     ],
 )
