@@ -36,6 +36,9 @@ class Settings:
     retention: float = 7 * 86400.0  # retention of topics created without one
     housekeeping_interval: float = 60.0  # seconds between retention passes
     log_level: str = "info"
+    memory_capacity: int = 0  # MB that environments may use in all; 0: the machine's memory
+    price_per_request: float = 0.20 / 1_000_000  # USD, AWS Lambda's published x86 price
+    price_per_gb_second: float = 0.0000166667  # USD
 
     @property
     def resolved_store_url(self) -> str:

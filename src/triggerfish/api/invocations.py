@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,31 +14,18 @@ from triggerfish.store.records import InvocationRecord
 router = APIRouter(prefix="/v1", tags=["invocations"])
 
 
+DETAIL_FIELDS = ("stack_trace", "logs", "request_bytes")
+
+
 def invocation_json(record: InvocationRecord, *, full: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": record.id,
-        "function": record.function,
-        "version": record.version,
-        "trigger": record.trigger,
-        "event_ids": list(record.event_ids),
-        "attempt": record.attempt,
-        "status": record.status,
-        "started_at": record.started_at,
-        "duration_ms": record.duration_ms,
-        "billed_duration_ms": record.billed_duration_ms,
-        "memory_size_mb": record.memory_size_mb,
-        "max_memory_used_mb": record.max_memory_used_mb,
-        "init_duration_ms": record.init_duration_ms,
-        "cold_start": record.cold_start,
-        "error_type": record.error_type,
-        "error_message": record.error_message,
-    }
-    if full:
-        out["stack_trace"] = list(record.stack_trace)
-        out["logs"] = record.logs
-        out["request_bytes"] = record.request_bytes
-        if record.result is not None:
-            out["result_base64"] = base64.b64encode(record.result).decode()
+    """The record as JSON; ``full`` adds logs, stack trace and the result."""
+    out = dataclasses.asdict(record)
+    result = out.pop("result")
+    if not full:
+        for name in DETAIL_FIELDS:
+            del out[name]
+    elif result is not None:
+        out["result_base64"] = base64.b64encode(result).decode()
     return out
 
 

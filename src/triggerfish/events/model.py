@@ -62,8 +62,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
             return self.data.decode("utf-8")
         raise ValueError("binary data has no JSON value")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON structured form (``application/cloudevents+json``) as a dict."""
+    def attributes(self) -> dict[str, Any]:
+        """Context attributes and extensions, without the data."""
         out: dict[str, Any] = {
             "specversion": self.specversion,
             "id": self.id,
@@ -75,6 +75,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
             if value is not None:
                 out[name] = value
         out.update(self.extensions)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON structured form (``application/cloudevents+json``) as a dict."""
+        out = self.attributes()
         if self.data is not None:
             try:
                 out["data"] = self.data_value()

@@ -181,24 +181,9 @@ def parse_batch(body: bytes) -> list[Event]:
     return events
 
 
-def _attributes(event: Event) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "specversion": event.specversion,
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-    }
-    for name in ("subject", "time", "datacontenttype", "dataschema"):
-        value = getattr(event, name)
-        if value is not None:
-            out[name] = value
-    out.update(event.extensions)
-    return out
-
-
 def _structured_object(event: Event) -> tuple[dict[str, Any], bytes | None]:
     """The event's attributes, and its data as JSON text when it can travel as ``data``."""
-    out = _attributes(event)
+    out = event.attributes()
     data = event.data
     if data is None:
         return out, None

@@ -27,6 +27,7 @@ class FunctionSpec:
     timeout: float = 10.0  # seconds
     environment: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = 10
+    python: str | None = None  # interpreter of the function's environment; None: the server's
     region: str = "local"
     account: str = "000000000000"
 
