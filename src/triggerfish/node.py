@@ -21,15 +21,19 @@ from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.invoker import Invoker
 from triggerfish.errors import NotFoundError
 from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.build import Builder
 from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import FunctionConfig, load_manifest
 from triggerfish.functions.package import pack_directory
+from triggerfish.observe.costs import CostMeter, Prices
+from triggerfish.observe.metrics import Metrics
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.security.registry import TokenRegistry
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.manager import SourceManager
+from triggerfish.sources.webhooks import save_webhook
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish")
@@ -42,9 +46,16 @@ class Node:
         self.bus = SqliteBus(settings.bus_path, dedupe_window=settings.dedupe_window)
         self.store = SqlStore(settings.resolved_store_url)
         self.artifacts = ArtifactStore(data / "artifacts")
-        self.deployer = Deployer(self.store, self.artifacts)
+        self.builder = Builder(data / "envs")
+        self.deployer = Deployer(self.store, self.artifacts, builder=self.builder)
         self.executor = ProcessExecutor(work_dir=data / "run", idle_ttl=settings.idle_ttl)
-        self.recorder = Recorder(self.store)
+        # pool_stats: the executor's per-version environment counts, where it has them.
+        self.metrics = Metrics(
+            pool_stats=getattr(self.executor, "pool_stats", None), groups=self.bus.groups
+        )
+        self.recorder = Recorder(self.store, metrics=self.metrics)
+        prices = Prices(settings.price_per_request, settings.price_per_gb_second)
+        self.costs = CostMeter(self.store, prices=prices)
         self.emitter = Emitter(self.bus)
         self.tokens = TokenRegistry(self.store, settings.token_path)
         self.dispatcher = Dispatcher(
@@ -154,6 +165,10 @@ class Node:
         manifest = load_manifest(path)
         for topic, topic_config in manifest.topics.items():
             await self.bus.create_topic(topic, retention=topic_config.retention)
+        for webhook, webhook_config in manifest.webhooks.items():
+            await save_webhook(
+                self.store, self.bus, webhook, webhook_config, retention=self.settings.retention
+            )
         results = []
         for name, config in manifest.functions.items():
             code_zip = pack_directory(manifest.code_dir(name))

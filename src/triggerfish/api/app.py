@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from triggerfish import __version__
-from triggerfish.api import functions, invocations, problems, topics
+from triggerfish.api import builds, costs, functions, invocations, metrics, problems, topics
 from triggerfish.errors import TriggerfishError
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ def create_app(
     app.include_router(topics.router)
     app.include_router(functions.router)
     app.include_router(invocations.router)
+    app.include_router(builds.router)
+    app.include_router(costs.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

@@ -42,6 +42,14 @@ async def deploy(
         "created": result.created,
         "triggers_added": list(result.triggers_added),
         "triggers_removed": list(result.triggers_removed),
+        "build": None
+        if result.build is None
+        else {
+            "key": result.build.key,
+            "cached": result.build.cached,
+            "seconds": result.build.seconds,
+            "python": result.build.python,
+        },
     }
 
 

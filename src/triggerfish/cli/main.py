@@ -9,15 +9,19 @@ default (its admin token is read from the data directory), or ``TRIGGERFISH_URL`
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.status import Status
 
-from triggerfish.cli import dlq, up
+from triggerfish.cli import costs, dlq, up
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
@@ -35,6 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up.up)
+app.command("costs")(costs.costs)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
@@ -82,34 +87,85 @@ def deploy(
     with client(data_dir) as api:
         for topic, topic_config in manifest.topics.items():
             api.json("PUT", f"/v1/topics/{topic}", json={"retention": topic_config.retention})
+        for webhook, webhook_config in manifest.webhooks.items():
+            api.json("PUT", f"/v1/webhooks/{webhook}", json=webhook_config.model_dump(mode="json"))
         for name, config in manifest.functions.items():
-            with console.status(f"packaging and deploying {name} ..."):
-                code_zip = pack_directory(manifest.code_dir(name))
-                body = api.json(
+            code_dir = manifest.code_dir(name)
+            with console.status(f"packaging and deploying {name} ...") as status:
+                code_zip = pack_directory(code_dir)
+                request = functools.partial(
+                    api.json,
                     "PUT",
                     f"/v1/functions/{name}",
                     data={"config": orjson.dumps(config.model_dump(mode="json")).decode()},
                     files={"code": ("code.zip", io.BytesIO(code_zip), "application/zip")},
+                    timeout=DEPLOY_TIMEOUT,
                 )
+                if any((code_dir / f).is_file() for f in ("requirements.txt", "pyproject.toml")):
+                    body = _with_build_log(request, name, data_dir, status, quiet=as_json)
+                else:
+                    body = request()
             results.append(body)
     if as_json:
         print_json({"topics": list(manifest.topics), "functions": results})
         return
     table(
         "deployed",
-        ["function", "version", "#", "changed", "triggers added", "triggers removed"],
+        [
+            "function",
+            "version",
+            "#",
+            "changed",
+            "dependencies",
+            "triggers added",
+            "triggers removed",
+        ],
         (
             (
                 r["function"],
                 r["version"],
                 r["number"],
                 "yes" if r["created"] else "no",
+                _build_note(r.get("build")),
                 ", ".join(r["triggers_added"]),
                 ", ".join(r["triggers_removed"]),
             )
             for r in results
         ),
     )
+
+
+DEPLOY_TIMEOUT = 960.0  # seconds: a deploy may install dependencies
+
+
+def _with_build_log(
+    request: Callable[[], Any], name: str, data_dir: Path | None, status: Status, *, quiet: bool
+) -> Any:
+    """Run the deploy request while showing the server's build log as it grows."""
+    offset, seen = 0, False
+    with ThreadPoolExecutor(1) as pool, client(data_dir) as poll:
+        future = pool.submit(request)
+        while not wait([future], timeout=0.3).done or seen:
+            try:
+                build = poll.json("GET", f"/v1/functions/{name}/build", params={"offset": offset})
+            except CliError:
+                build = {"status": "unknown"}  # the server may not know the function yet
+            if build["status"] == "running" or seen:
+                status.update(f"installing the dependencies of {name} ...")
+                if not quiet:
+                    for line in build.get("log", "").splitlines():
+                        errors.print(f"  {line}", markup=False, style="dim")
+                offset = build.get("next_offset", offset)
+                if future.done():
+                    break  # the rest of the log was printed just now
+                seen = True
+        return future.result()
+
+
+def _build_note(build: dict[str, Any] | None) -> str:
+    if not build:
+        return ""
+    return "reused" if build.get("cached") else f"built in {build.get('seconds', 0):.1f} s"
 
 
 @app.command()

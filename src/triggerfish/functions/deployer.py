@@ -2,10 +2,12 @@
 
 A deploy computes the version digest of the code and settings. The same digest as an
 existing version creates nothing (``created=False``) and points ``live`` back at that
-version if it had moved; a new digest stores the code by digest first, then the version,
-so a version never exists without its code. Either way the function's triggers become
-exactly those of the new settings; a trigger keeps its id (its consumer group) while its
-function and name stay the same, so redeploys do not lose its position in the topic.
+version if it had moved; a new digest stores the code by digest first, then installs its
+dependencies (``functions.build``), then the version, so a version never exists without
+its code and its environment, and a failed build leaves ``live`` where it was. Either
+way the function's triggers become exactly those of the new settings; a trigger keeps its
+id (its consumer group) while its function and name stay the same, so redeploys do not
+lose its position in the topic.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from triggerfish.errors import NotFoundError, ValidationError
 from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.build import Builder, BuildResult
 from triggerfish.functions.fields import NAME_RULE
 from triggerfish.functions.manifest import FunctionConfig, Manifest
 from triggerfish.functions.package import pack_directory, version_digest, version_id
@@ -34,12 +37,16 @@ class DeployResult:
     created: bool  # False when an identical version already existed
     triggers_added: tuple[str, ...] = ()
     triggers_removed: tuple[str, ...] = ()
+    build: BuildResult | None = None  # None: the code has no requirements to install
 
 
 class Deployer:
-    def __init__(self, store: SqlStore, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self, store: SqlStore, artifacts: ArtifactStore, *, builder: Builder | None = None
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
+        self.builder = builder
 
     async def deploy(self, name: str, config: FunctionConfig, code_zip: bytes) -> DeployResult:
         """Deploy one function from its settings and its zipped code."""
@@ -50,12 +57,16 @@ class Deployer:
         created = version is None
         if version is None:
             await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            # Dependencies are installed before the version exists: a failed build
+            # raises BuildError here and the live version stays as it was.
+            build = await self._build(name, digest)
             version = await self.store.put_function_version(
                 name, config.version_config(), digest, version_id(digest)
             )
         else:
             if not self.artifacts.has(digest):
                 await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            build = await self._build(name, digest)
             live = await self._live(name)
             if live != version.version:
                 await self.store.set_alias(name, LIVE, version.version)
@@ -77,7 +88,13 @@ class Deployer:
             created=created,
             triggers_added=tuple(added),
             triggers_removed=tuple(removed),
+            build=build,
         )
+
+    async def _build(self, name: str, digest: str) -> BuildResult | None:
+        if self.builder is None:
+            return None
+        return await self.builder.ensure(self.artifacts.path(digest), function=name)
 
     async def deploy_manifest(self, manifest: Manifest) -> list[DeployResult]:
         """Package each function's code folder and deploy it, in manifest order."""
@@ -98,6 +115,10 @@ class Deployer:
                 f"{version.version}) is not on this node; deploy it again"
             )
         config = FunctionConfig.model_validate(version.config)
+        python = None
+        if self.builder is not None:
+            what = f"{version.function}:{qualifier} (version {version.number})"
+            python = self.builder.python_for(code_dir, what=what)
         return FunctionSpec(
             function=version.function,
             version=version.version,
@@ -108,6 +129,7 @@ class Deployer:
             timeout=config.timeout,
             environment=dict(config.environment),
             max_concurrency=config.max_concurrency,
+            python=python,
         )
 
     async def _live(self, name: str) -> str | None:

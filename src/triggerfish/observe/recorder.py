@@ -4,6 +4,9 @@ Records are buffered and flushed every ``interval`` seconds or ``batch`` records
 recording costs the hot path an append, not a transaction. A record is a report of
 what happened, not an event: the last ``interval`` of records can be lost in a crash,
 never an event.
+
+Each record also feeds the node's ``Metrics`` at once, when it is given one, so the
+Prometheus counters move with every invocation, before the record is written.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from triggerfish.observe.metrics import Metrics
 from triggerfish.runtime.base import FunctionSpec, InvocationResult
 from triggerfish.store.records import InvocationRecord
 from triggerfish.store.sql import SqlStore
@@ -21,8 +25,16 @@ log = logging.getLogger("triggerfish.observe")
 
 
 class Recorder:
-    def __init__(self, store: SqlStore, *, interval: float = 0.05, batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        interval: float = 0.05,
+        batch: int = 500,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._interval = interval
         self._batch = batch
         self._buffer: list[InvocationRecord] = []
@@ -62,6 +74,8 @@ class Recorder:
             request_bytes=request_bytes,
         )
         self._buffer.append(record)
+        if self._metrics is not None:
+            self._metrics.observe(record)
         if len(self._buffer) >= self._batch:
             self._wake.set()
         return record
