@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -30,9 +31,14 @@ from triggerfish.observe.metrics import Metrics
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.security.access_keys import AccessKeys, function_credentials
 from triggerfish.security.registry import TokenRegistry
 from triggerfish.sources.base import SourceKind
+from triggerfish.sources.buckets import BucketKind, BucketStore
+from triggerfish.sources.files import FilesKind
 from triggerfish.sources.manager import SourceManager
+from triggerfish.sources.routes import HttpRouteKind
+from triggerfish.sources.schedule import ScheduleKind
 from triggerfish.sources.webhooks import save_webhook
 from triggerfish.store.sql import SqlStore
 
@@ -48,7 +54,11 @@ class Node:
         self.artifacts = ArtifactStore(data / "artifacts")
         self.builder = Builder(data / "envs")
         self.deployer = Deployer(self.store, self.artifacts, builder=self.builder)
-        self.executor = ProcessExecutor(work_dir=data / "run", idle_ttl=settings.idle_ttl)
+        self.executor = ProcessExecutor(
+            work_dir=data / "run",
+            idle_ttl=settings.idle_ttl,
+            memory_capacity=settings.memory_capacity,
+        )
         # pool_stats: the executor's per-version environment counts, where it has them.
         self.metrics = Metrics(
             pool_stats=getattr(self.executor, "pool_stats", None), groups=self.bus.groups
@@ -77,6 +87,8 @@ class Node:
             sync_limit=settings.sync_payload_limit,
             async_limit=settings.async_payload_limit,
         )
+        self.access_keys = AccessKeys(self.store, data / "access-keys.key")
+        self.buckets = BucketStore(data / "buckets", self.bus, retention=settings.retention)
         self.sources = SourceManager(
             self.bus,
             self.store,
@@ -94,6 +106,8 @@ class Node:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.start()
         await self.bus.start()
+        await self.access_keys.start()
+        await self.buckets.start()
         self.admin_token = await self.tokens.start()
         await self.recorder.start()
         await self.executor.start()
@@ -115,12 +129,13 @@ class Node:
         await self.dispatcher.stop(grace=grace)
         await self.executor.stop(grace=grace)
         await self.recorder.stop()
+        await self.buckets.stop()
         await self.bus.stop()
         await self.store.stop()
 
     def source_kinds(self) -> list[SourceKind]:
         """The kinds of trigger source this node runs besides topics."""
-        return []
+        return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets)]
 
     async def _changed(self) -> None:
         self._specs.clear()
@@ -147,8 +162,23 @@ class Node:
         if spec is None:
             version = await self.store.resolve(function, qualifier)
             spec = self.deployer.spec_for(version, qualifier=qualifier)
+            spec = await self._with_aws_environment(spec)
             self._specs[key] = spec
         return spec
+
+    async def _with_aws_environment(self, spec: FunctionSpec) -> FunctionSpec:
+        """Functions reach the built-in S3 API with their own access key, as Lambda code
+        reaches AWS: endpoint and credentials in the environment (theirs win)."""
+        key_id, secret = await function_credentials(self.access_keys, spec.function)
+        region = self.buckets.region
+        aws = {
+            "AWS_ENDPOINT_URL": self.settings.resolved_url,
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+        }
+        return dataclasses.replace(spec, environment={**aws, **spec.environment})
 
     async def version_of(self, function: str, qualifier: str = "live") -> str:
         return (await self.resolve(function, qualifier)).version

@@ -11,7 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from triggerfish import __version__
-from triggerfish.api import builds, costs, functions, invocations, metrics, problems, topics
+from triggerfish.api import (
+    builds,
+    costs,
+    functions,
+    http_routes,
+    invocations,
+    keys,
+    metrics,
+    problems,
+    topics,
+    webhooks,
+)
+from triggerfish.api.s3 import S3Middleware, default_domains
 from triggerfish.errors import TriggerfishError
 
 if TYPE_CHECKING:
@@ -56,9 +68,19 @@ def create_app(
     app.include_router(builds.router)
     app.include_router(costs.router)
     app.include_router(metrics.router)
+    app.include_router(webhooks.router)
+    app.include_router(keys.create_router(node.access_keys))
+    app.add_middleware(
+        S3Middleware,
+        buckets=node.buckets,
+        keys=node.access_keys,
+        domains=default_domains(node.settings.host),
+    )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
         return {"status": "ok" if node.running else "starting", "version": __version__}
 
+    # Last: it answers every method under /fn for the functions' HTTP routes.
+    app.include_router(http_routes.router)
     return app

@@ -21,7 +21,7 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import costs, dlq, up
+from triggerfish.cli import costs, dlq, keys, up
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
@@ -42,6 +42,7 @@ app.command("up")(up.up)
 app.command("costs")(costs.costs)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
+app.add_typer(keys.app, name="keys", help="Access keys for the S3-compatible API.")
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 

@@ -129,6 +129,10 @@ class Deployer:
             timeout=config.timeout,
             environment=dict(config.environment),
             max_concurrency=config.max_concurrency,
+            min_warm=config.min_warm,
+            idle_ttl=config.idle_ttl,
+            max_invocations=config.max_invocations,
+            snapstart=config.snapstart,
             python=python,
         )
 

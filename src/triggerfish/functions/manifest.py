@@ -39,6 +39,7 @@ from triggerfish.functions.fields import (
     TopicName,
 )
 from triggerfish.functions.triggers import AsyncRetry, TopicConfig, TriggerConfig
+from triggerfish.functions.webhooks import WebhookConfig
 
 MANIFEST_NAMES = ("triggerfish.yaml", "triggerfish.yml")
 
@@ -55,6 +56,23 @@ class FunctionConfig(StrictModel):
     timeout: float = Field(default=10.0, gt=0, le=900, description="seconds above 0, at most 900")
     max_concurrency: int = Field(
         default=10, ge=1, le=10000, description="an integer from 1 to 10000"
+    )
+    min_warm: int = Field(
+        default=0, ge=0, le=1000, description="environments kept ready, an integer from 0 to 1000"
+    )
+    idle_ttl: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="seconds an idle environment is kept, above 0, at most 86400",
+    )
+    max_invocations: int = Field(
+        default=0,
+        ge=0,
+        description="invocations before an environment is replaced, 0 for never",
+    )
+    snapstart: bool = Field(
+        default=False, description="true to fork environments from a snapshot taken after init"
     )
     environment: dict[EnvKey, EnvValue] = Field(
         default_factory=dict, description="a mapping of variable names to strings"
@@ -94,6 +112,9 @@ class Manifest(StrictModel):
     functions: dict[Name, FunctionConfig] = Field(
         description="a mapping of function names to their settings"
     )
+    webhooks: dict[Name, WebhookConfig] = Field(
+        default_factory=dict, description="a mapping of webhook names to {topic, secret, ...}"
+    )
     _path: Path = PrivateAttr(default_factory=lambda: Path(MANIFEST_NAMES[0]))
 
     @property
@@ -120,6 +141,16 @@ def load_manifest(path: Path) -> Manifest:
     manifest = parse_manifest(text, file)
     for name, config in manifest.functions.items():
         _check_code(file, manifest.code_dir(name), name, config)
+        # A watched folder is relative to the manifest; the server gets it absolute.
+        triggers = []
+        for trigger in config.triggers:
+            if trigger.files is not None:
+                folder = str((manifest.root / trigger.files.path).resolve())
+                files = trigger.files.model_copy(update={"path": folder})
+                trigger = trigger.model_copy(update={"files": files})
+            triggers.append(trigger)
+        if triggers != config.triggers:
+            manifest.functions[name] = config.model_copy(update={"triggers": triggers})
     return manifest
 
 

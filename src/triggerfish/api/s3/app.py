@@ -1,0 +1,243 @@
+"""The S3-compatible API, and the middleware that shares the server's port with it.
+
+``S3Middleware`` sends a request to the S3 API when it is signed with AWS Signature
+Version 4 (``Authorization: AWS4-HMAC-SHA256 ...`` or ``X-Amz-Algorithm`` in the
+query) or addressed virtual-host style (``<bucket>.<domain>`` for a known domain,
+``localhost`` by default); everything else, and always the paths of the control API
+(``/v1/``, ``/fn/``) and of the Lambda APIs (``/2015-03-31/``, ``/2018-06-01/``), goes
+to the application it wraps. Unsigned ``/healthz`` and ``/metrics`` stay with it too.
+
+Every S3 request must be signed by an access key Triggerfish issued; errors are S3's
+XML error documents (``SignatureDoesNotMatch``, ``NoSuchBucket``, ``NoSuchKey`` ...).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from triggerfish.api.s3 import buckets as b
+from triggerfish.api.s3 import objects as o
+from triggerfish.api.s3.request import S3Request, bucket_from_host
+from triggerfish.api.s3.xml import error_response
+from triggerfish.errors import TriggerfishError, ValidationError
+from triggerfish.security.access_keys import AccessKeys
+from triggerfish.security.sigv4 import S3AuthError, verify
+from triggerfish.sources.buckets import BucketStore, InvalidObjectError
+
+log = logging.getLogger("triggerfish.s3")
+
+CONTROL_PREFIXES = ("/v1/", "/fn/", "/2015-03-31/", "/2018-06-01/")
+UNSIGNED_PATHS = ("/healthz", "/metrics")
+Handler = Callable[[BucketStore, S3Request], Awaitable[Response]]
+
+
+def default_domains(host: str) -> tuple[str, ...]:
+    """Domains under which ``<bucket>.<domain>`` addresses a bucket: ``localhost``, and
+    the server's host when it is a name rather than an address."""
+    domains = ["localhost"]
+    bare = host.strip("[]")
+    if bare and not ipaddress_like(bare) and bare != "localhost":
+        domains.append(bare)
+    return tuple(domains)
+
+
+def ipaddress_like(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def is_signed(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization" and value.startswith((b"AWS4-HMAC-SHA256 ", b"AWS ")):
+            return True
+    query: bytes = scope.get("query_string", b"")
+    # Signature Version 2 presigned URLs (AWSAccessKeyId) come here to be told why not.
+    return b"X-Amz-Algorithm=" in query or b"AWSAccessKeyId=" in query
+
+
+def wants_s3(scope: Scope, domains: Sequence[str]) -> bool:
+    path: str = scope.get("path", "")
+    if path.startswith(CONTROL_PREFIXES) or path in ("/v1", "/fn"):
+        return False
+    if is_signed(scope):
+        return True
+    if path in UNSIGNED_PATHS:
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            return bucket_from_host(value.decode("latin-1"), domains) is not None
+    return False
+
+
+def route(req: S3Request) -> tuple[str, Handler]:
+    """The S3 operation a request asks for, and its handler."""
+    method, has = req.method, req.has
+    if req.bucket is None:
+        if method == "GET":
+            return "ListBuckets", b.list_buckets
+    elif req.key is None:
+        if method == "GET":
+            if has("location"):
+                return "GetBucketLocation", b.bucket_location
+            if has("uploads"):
+                return "ListMultipartUploads", b.list_uploads
+            if not _bucket_subresource(req):
+                return "ListObjects", b.list_objects
+        elif method == "PUT" and not _bucket_subresource(req):
+            return "CreateBucket", b.create_bucket
+        elif method == "DELETE" and not _bucket_subresource(req):
+            return "DeleteBucket", b.delete_bucket
+        elif method == "HEAD":
+            return "HeadBucket", b.head_bucket
+        elif method == "POST" and has("delete"):
+            return "DeleteObjects", b.delete_objects
+    else:
+        upload = has("uploadId")
+        if method == "GET" and upload:
+            return "ListParts", o.list_parts
+        if method == "GET" and not _object_subresource(req):
+            return "GetObject", _get
+        if method == "HEAD":
+            return "HeadObject", _head
+        if method == "PUT" and upload and has("partNumber"):
+            return "UploadPart", o.upload_part
+        if method == "PUT" and not _object_subresource(req):
+            return "PutObject", o.put_object
+        if method == "DELETE" and upload:
+            return "AbortMultipartUpload", o.abort_upload
+        if method == "DELETE" and not _object_subresource(req):
+            return "DeleteObject", o.delete_object
+        if method == "POST" and has("uploads"):
+            return "CreateMultipartUpload", o.create_upload
+        if method == "POST" and upload:
+            return "CompleteMultipartUpload", o.complete_upload
+    return "NotImplemented", _not_implemented
+
+
+_PRESIGN = {
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "x-id",
+}
+_LIST = {"list-type", "prefix", "delimiter", "encoding-type", "max-keys", "marker"}
+_LIST |= {"continuation-token", "start-after", "fetch-owner"}
+
+
+def _bucket_subresource(req: S3Request) -> bool:
+    return any(name not in _PRESIGN and name not in _LIST for name, _ in req.query)
+
+
+def _object_subresource(req: S3Request) -> bool:
+    allowed = _PRESIGN | {"versionId", *o.RESPONSE_OVERRIDES}
+    return any(name not in allowed for name, _ in req.query)
+
+
+async def _get(store: BucketStore, req: S3Request) -> Response:
+    return await o.get_object(store, req, head=False)
+
+
+async def _head(store: BucketStore, req: S3Request) -> Response:
+    return await o.get_object(store, req, head=True)
+
+
+async def _not_implemented(_store: BucketStore, req: S3Request) -> Response:
+    names = ", ".join(sorted({name for name, _ in req.query})) or "none"
+    raise InvalidObjectError(
+        "NotImplemented",
+        f"Triggerfish's S3 API does not implement {req.method} {req.resource} with the "
+        f"query parameters: {names}",
+        status=501,
+    )
+
+
+class S3App:
+    def __init__(
+        self,
+        buckets: BucketStore,
+        keys: AccessKeys,
+        *,
+        domains: Sequence[str] = ("localhost",),
+    ) -> None:
+        self.buckets = buckets
+        self.keys = keys
+        self.domains = tuple(domains)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        head = request.method.upper() == "HEAD"
+        req: S3Request | None = None
+        try:
+            req = S3Request.parse(request, self.domains)
+            req.credentials = await verify(
+                req.method, req.path, req.query, req.headers, self.keys.secret
+            )
+            _operation, handler = route(req)
+            response = await handler(self.buckets, req)
+        except Exception as exc:
+            return self._error(exc, req, head=head)
+        response.headers["x-amz-request-id"] = req.request_id
+        response.headers["x-amz-id-2"] = req.request_id
+        return response
+
+    def _error(self, exc: Exception, req: S3Request | None, *, head: bool) -> Response:
+        code = getattr(exc, "code", None)
+        status = getattr(exc, "status", None)
+        if not isinstance(code, str) or not isinstance(status, int):
+            if not isinstance(exc, TriggerfishError):
+                log.exception("S3 request failed", exc_info=exc)
+                code, status = "InternalError", 500
+            elif isinstance(exc, ValidationError):
+                code, status = "InvalidArgument", 400
+            else:
+                log.error("S3 request failed: %s", exc, exc_info=exc)
+                code, status = "InternalError", 500
+        if isinstance(exc, S3AuthError):
+            log.info("S3 request refused: %s (%s)", exc.code, exc)
+        request_id = req.request_id if req else "0"
+        return error_response(
+            code,
+            str(exc) if status != 500 else "We encountered an internal error. Please try again.",
+            status,
+            request_id=request_id,
+            resource=req.resource if req else "/",
+            head=head,
+        )
+
+
+class S3Middleware:
+    """Serves the S3 API beside ``app`` on one port (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        buckets: BucketStore,
+        keys: AccessKeys,
+        domains: Sequence[str] = ("localhost",),
+    ) -> None:
+        self.app = app
+        self.s3 = S3App(buckets, keys, domains=domains)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and wants_s3(scope, self.s3.domains):
+            await self.s3(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,193 @@
+"""Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket,
+GetBucketLocation, ListObjects (v1 and v2), DeleteObjects, ListMultipartUploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response
+
+from triggerfish.api.s3.objects import quoted
+from triggerfish.api.s3.request import S3Request
+from triggerfish.api.s3.xml import NAMESPACE, XML_TYPE, Node, iso_time, parse, xml_response
+from triggerfish.sources.buckets import BucketStore, InvalidObjectError, Listing
+from triggerfish.sources.buckets.notifications import OWNER
+
+OWNER_NODE: Node = ("Owner", [("ID", OWNER), ("DisplayName", OWNER)])
+MAX_DELETE = 1000
+
+
+async def list_buckets(store: BucketStore, _req: S3Request) -> Response:
+    buckets: list[Node] = [
+        ("Bucket", [("Name", name), ("CreationDate", iso_time(created))])
+        for name, created in await store.list_buckets()
+    ]
+    return xml_response("ListAllMyBucketsResult", [OWNER_NODE, ("Buckets", buckets)])
+
+
+async def create_bucket(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    body = await req.read_small()
+    if body.strip():
+        parse(body)  # CreateBucketConfiguration: any LocationConstraint is accepted
+    await store.create_bucket(req.bucket)
+    return Response(headers={"location": f"/{req.bucket}"})
+
+
+async def delete_bucket(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    await store.delete_bucket(req.bucket)
+    return Response(status_code=204)
+
+
+async def head_bucket(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    await store.check_bucket(req.bucket)
+    return Response(headers={"x-amz-bucket-region": store.region})
+
+
+async def bucket_location(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    await store.check_bucket(req.bucket)
+    # S3 answers an empty constraint for us-east-1.
+    region = "" if store.region == "us-east-1" else escape(store.region)
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<LocationConstraint xmlns="{NAMESPACE}">{region}</LocationConstraint>'
+    )
+    return Response(body, media_type=XML_TYPE)
+
+
+def _max_keys(req: S3Request) -> int:
+    text = req.params.get("max-keys", "1000")
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidObjectError("InvalidArgument", "max-keys must be an integer") from None
+    if value < 0:
+        raise InvalidObjectError("InvalidArgument", "max-keys must not be negative")
+    return min(value, 1000)
+
+
+def _token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii")
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidObjectError(
+            "InvalidArgument", "The continuation token provided is incorrect"
+        ) from None
+
+
+async def list_objects(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    params = req.params
+    v2 = params.get("list-type") == "2"
+    prefix = params.get("prefix", "")
+    delimiter = params.get("delimiter", "")
+    encode = params.get("encoding-type") == "url"
+    max_keys = _max_keys(req)
+
+    def text(value: str) -> str:
+        return quote(value, safe="/") if encode else value
+
+    if v2:
+        token = params.get("continuation-token")
+        after = _untoken(token) if token else params.get("start-after", "")
+    else:
+        after = params.get("marker", "")
+    listing: Listing = (
+        await store.list_objects(
+            req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys
+        )
+        if max_keys
+        else Listing([], [], False, after)
+    )
+    children: list[Node] = [
+        ("Name", req.bucket),
+        ("Prefix", text(prefix)),
+    ]
+    if v2:
+        children.append(("KeyCount", len(listing.objects) + len(listing.prefixes)))
+        if "continuation-token" in params:
+            children.append(("ContinuationToken", params["continuation-token"]))
+        if "start-after" in params:
+            children.append(("StartAfter", text(params["start-after"])))
+        if listing.truncated:
+            children.append(("NextContinuationToken", _token(listing.last)))
+    else:
+        children.append(("Marker", text(after)))
+        if listing.truncated:
+            children.append(("NextMarker", text(listing.last)))
+    children.append(("MaxKeys", max_keys))
+    if delimiter:
+        children.append(("Delimiter", text(delimiter)))
+    if encode:
+        children.append(("EncodingType", "url"))
+    children.append(("IsTruncated", listing.truncated))
+    for row in listing.objects:
+        entry: list[Node] = [
+            ("Key", text(row.key)),
+            ("LastModified", iso_time(row.modified)),
+            ("ETag", quoted(row.etag)),
+            ("Size", row.size),
+            ("StorageClass", "STANDARD"),
+        ]
+        if not v2 or params.get("fetch-owner") == "true":
+            entry.append(OWNER_NODE)
+        children.append(("Contents", entry))
+    for common in listing.prefixes:
+        children.append(("CommonPrefixes", [("Prefix", text(common))]))
+    return xml_response("ListBucketResult", children)
+
+
+async def delete_objects(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    root = parse(await req.read_small())
+    quiet = (root.findtext("Quiet") or "").strip().lower() == "true"
+    keys = [(item.findtext("Key") or "") for item in root.findall("Object")]
+    if not keys or len(keys) > MAX_DELETE:
+        raise InvalidObjectError(
+            "MalformedXML", f"a Delete request names 1 to {MAX_DELETE} objects"
+        )
+    if any(not key for key in keys):
+        raise InvalidObjectError("MalformedXML", "every Object needs a Key")
+    await store.delete_objects(req.bucket, keys, actor=req.actor())
+    children: list[Node] = [] if quiet else [("Deleted", [("Key", key)]) for key in keys]
+    return xml_response("DeleteResult", children)
+
+
+async def list_uploads(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    uploads = await store.list_uploads(req.bucket)
+    prefix = req.params.get("prefix", "")
+    children: list[Node] = [
+        ("Bucket", req.bucket),
+        ("KeyMarker", ""),
+        ("UploadIdMarker", ""),
+        ("MaxUploads", 1000),
+        ("IsTruncated", False),
+    ]
+    for upload in uploads:
+        if not upload.key.startswith(prefix):
+            continue
+        children.append(
+            (
+                "Upload",
+                [
+                    ("Key", upload.key),
+                    ("UploadId", upload.id),
+                    ("Initiator", [("ID", OWNER), ("DisplayName", OWNER)]),
+                    OWNER_NODE,
+                    ("StorageClass", "STANDARD"),
+                    ("Initiated", iso_time(upload.created)),
+                ],
+            )
+        )
+    return xml_response("ListMultipartUploadsResult", children)

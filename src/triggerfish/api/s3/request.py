@@ -1,0 +1,170 @@
+"""One S3 request: its bucket and key (path-style or virtual-host style), its verified
+signature, and its body, read while checking what the signature and headers promise.
+
+A body is checked against ``x-amz-content-sha256`` (or each chunk's signature for
+``aws-chunked`` uploads), ``Content-MD5`` and ``x-amz-checksum-crc32`` when given;
+a body that does not match is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from triggerfish.security.sigv4 import (
+    STREAMING_MODES,
+    UNSIGNED,
+    ChunkedBody,
+    Credentials,
+    S3AuthError,
+    decode_path,
+)
+from triggerfish.sources.buckets.blobs import BlobWriter
+from triggerfish.sources.buckets.errors import InvalidObjectError
+from triggerfish.sources.buckets.notifications import Actor
+
+MAX_XML_BODY = 4 * 1024 * 1024
+
+
+class BadDigestError(S3AuthError):
+    pass
+
+
+def bucket_from_host(host: str, domains: Sequence[str]) -> str | None:
+    """``photos`` for ``photos.localhost:8080`` when ``localhost`` is a known domain."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.lower().rstrip(".")
+    for domain in domains:
+        suffix = "." + domain.lower()
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+@dataclass(slots=True)
+class S3Request:
+    request: Request
+    method: str
+    path: str  # decoded
+    bucket: str | None
+    key: str | None
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    request_id: str = field(default_factory=lambda: secrets.token_hex(8).upper())
+    credentials: Credentials | None = None
+
+    @classmethod
+    def parse(cls, request: Request, domains: Sequence[str]) -> S3Request:
+        scope = request.scope
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw_path = raw_path.split(b"?", 1)[0]
+        try:
+            path = decode_path(raw_path)
+        except UnicodeDecodeError:
+            raise InvalidObjectError("InvalidURI", "Couldn't parse the specified URI.") from None
+        query_text = scope.get("query_string", b"").decode("latin-1")
+        query = parse_qsl(query_text, keep_blank_values=True)
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        virtual = bucket_from_host(headers.get("host", ""), domains)
+        if virtual is not None:
+            bucket: str | None = virtual
+            key: str | None = path[1:] or None
+        else:
+            name, _, rest = path[1:].partition("/")
+            bucket = name or None
+            key = rest or None
+        return cls(request, request.method.upper(), path, bucket, key, query, headers)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.query)
+
+    def has(self, name: str) -> bool:
+        return any(key == name for key, _value in self.query)
+
+    @property
+    def resource(self) -> str:
+        if self.bucket is None:
+            return "/"
+        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}"
+
+    def actor(self) -> Actor:
+        client = self.request.client
+        return Actor(
+            principal=self.credentials.access_key if self.credentials else "anonymous",
+            source_ip=client.host if client else "127.0.0.1",
+            request_id=self.request_id,
+        )
+
+    async def read_into(self, writer: BlobWriter) -> None:
+        """Stream the body into ``writer``, checking it; raise on a mismatch."""
+        await self._read(writer.write)
+
+    async def read_small(self, limit: int = MAX_XML_BODY) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+
+        def keep(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
+            if size > limit:
+                raise InvalidObjectError("MaxMessageLengthExceeded", "Your request was too big.")
+            parts.append(data)
+
+        await self._read(keep)
+        return b"".join(parts)
+
+    async def _read(self, sink: Callable[[bytes], object]) -> None:
+        assert self.credentials is not None
+        claimed = self.credentials.payload_hash
+        chunked = ChunkedBody(self.credentials) if claimed in STREAMING_MODES else None
+        sha256 = hashlib.sha256() if claimed != UNSIGNED and chunked is None else None
+        md5 = hashlib.md5(usedforsecurity=False) if "content-md5" in self.headers else None
+        crc = 0
+        async for data in self.request.stream():
+            if chunked is not None:
+                data = chunked.feed(data)
+            if not data:
+                continue
+            if sha256 is not None:
+                sha256.update(data)
+            if md5 is not None:
+                md5.update(data)
+            crc = zlib.crc32(data, crc)
+            sink(data)
+        trailers: dict[str, str] = {}
+        if chunked is not None:
+            chunked.finish()
+            trailers = chunked.trailers
+        if sha256 is not None and sha256.hexdigest() != claimed:
+            raise S3AuthError(
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                status=400,
+            )
+        if md5 is not None:
+            given = self.headers["content-md5"].strip()
+            if base64.b64encode(md5.digest()).decode("ascii") != given:
+                raise BadDigestError(
+                    "BadDigest",
+                    "The Content-MD5 you specified did not match what we received.",
+                    status=400,
+                )
+        given_crc = trailers.get("x-amz-checksum-crc32") or self.headers.get("x-amz-checksum-crc32")
+        if given_crc and base64.b64encode(crc.to_bytes(4, "big")).decode("ascii") != given_crc:
+            raise BadDigestError(
+                "BadDigest",
+                "The CRC32 you specified did not match the calculated checksum.",
+                status=400,
+            )

@@ -1,0 +1,116 @@
+"""Inbound webhooks: ``/v1/webhooks``.
+
+``POST /v1/webhooks/{name}`` takes any request a service sends, checks its signature
+when the webhook has a secret, and answers 202 once its event is durable on the
+webhook's topic; a missing or wrong signature gets 401 and publishes nothing. These
+requests need no API token: a webhook is authenticated by its signature alone, and one
+without a secret accepts anyone who can reach the server.
+
+Definitions are managed with the deploy scope (``PUT``, ``DELETE``) and read with the
+read scope; ``triggerfish deploy`` puts those of the manifest's ``webhooks:``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
+
+from triggerfish.api.deps import node_of, require
+from triggerfish.api.problems import problem
+from triggerfish.errors import ConfigError, PayloadTooLargeError
+from triggerfish.functions.fields import NAME_RE, NAME_RULE
+from triggerfish.functions.webhooks import WebhookConfig
+from triggerfish.sources.webhooks import (
+    KIND,
+    SignatureError,
+    check_secret,
+    load_webhook,
+    public_json,
+    save_webhook,
+    verify,
+    webhook_event,
+)
+
+log = logging.getLogger("triggerfish.webhooks")
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise ConfigError(f"webhook name: expected {NAME_RULE}, got {name!r}")
+
+
+@router.put("/{name}", dependencies=[Depends(require("deploy"))])
+async def put_webhook(name: str, request: Request) -> dict[str, Any]:
+    _check_name(name)
+    try:
+        config = WebhookConfig.model_validate_json(await request.body())
+    except PydanticValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"webhook {name}: {details}") from None
+    check_secret(config, where=f"webhook {name}")
+    node = node_of(request)
+    await save_webhook(node.store, node.bus, name, config, retention=node.settings.retention)
+    return public_json(name, config)
+
+
+@router.get("", dependencies=[Depends(require("read"))])
+async def list_webhooks(request: Request) -> dict[str, Any]:
+    documents = await node_of(request).store.documents.list(KIND)
+    return {
+        "webhooks": [
+            public_json(name, WebhookConfig.model_validate(body))
+            for name, body in documents.items()
+        ]
+    }
+
+
+@router.get("/{name}", dependencies=[Depends(require("read"))])
+async def get_webhook(name: str, request: Request) -> dict[str, Any]:
+    return public_json(name, await load_webhook(node_of(request).store, name))
+
+
+@router.delete("/{name}", status_code=204, dependencies=[Depends(require("deploy"))])
+async def delete_webhook(name: str, request: Request) -> None:
+    if not await node_of(request).store.documents.delete(KIND, name):
+        await load_webhook(node_of(request).store, name)  # raises NotFoundError
+
+
+@router.post("/{name}", status_code=202)
+async def receive(name: str, request: Request) -> JSONResponse:
+    """Turn the request into a CloudEvent on the webhook's topic (no API token: the
+    signature, when the webhook has a secret, is the authentication)."""
+    node = node_of(request)
+    config = await load_webhook(node.store, name)
+    limit = node.settings.async_payload_limit
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"the body is {len(body):,} bytes; the limit is {limit:,}")
+    headers = dict(request.headers)
+    try:
+        signature = verify(config, headers, body)
+    except SignatureError as exc:
+        log.warning("webhook %s: refused a request: %s", name, exc)
+        return problem(401, "invalid-signature", str(exc))
+    except ConfigError as exc:
+        log.error("webhook %s: %s", name, exc)
+        return problem(500, "webhook-misconfigured", f"webhook {name!r} cannot check signatures")
+    event = webhook_event(name, config, headers, body, signature=signature)
+    (stored,) = await node.bus.publish(config.topic, [event])
+    return JSONResponse(
+        {
+            "webhook": name,
+            "topic": config.topic,
+            "id": stored.id,
+            "offset": stored.offset,
+            "duplicate": stored.duplicate,
+        },
+        status_code=202,
+    )

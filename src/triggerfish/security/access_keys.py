@@ -1,0 +1,188 @@
+"""Access keys for the S3-compatible API: an access key id and a secret access key.
+
+AWS Signature Version 4 is checked by recomputing the signature, so the server needs
+the secret itself, not a hash of it. Secrets are therefore kept in the store's
+documents (kind ``access-key``, named by key id) encrypted with AES-256-GCM under a
+key held in a file of the data directory, readable by its owner only (mode 0600). A
+copy of the store alone does not reveal a secret; nodes sharing a store must share
+that file.
+
+Key ids read like AWS's: ``TF`` and 18 uppercase letters and digits. Secrets are 40
+characters. A revoked key stays listed and no longer signs anything. Every function
+gets a key of its own on first use (``function_credentials``), named after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from triggerfish.errors import ConfigError, NotFoundError, ValidationError
+from triggerfish.store.sql import SqlStore
+
+KIND = "access-key"
+ID_PREFIX = "TF"
+_ID_ALPHABET = string.ascii_uppercase + string.digits
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    """What is listed about a key; the secret is never part of it."""
+
+    id: str
+    name: str
+    created_at: float
+    function: str | None = None
+    revoked: bool = False
+
+
+class SecretBox:
+    """Encrypts secrets with a 256-bit key kept in ``path`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._aead: AESGCM | None = None
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            self._aead = AESGCM(self._load_or_create())
+        return self._aead
+
+    def _load_or_create(self) -> bytes:
+        try:
+            key = self._path.read_bytes()
+        except FileNotFoundError:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(AESGCM.generate_key(bit_length=256))
+                out.flush()
+                os.fsync(out.fileno())
+            # link() fails if another process created the file first: then use theirs.
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, self._path)
+            temp.unlink()
+            key = self._path.read_bytes()
+        if len(key) != 32:
+            raise ConfigError(f"{self._path}: expected a 32-byte key, found {len(key)} bytes")
+        return key
+
+    def seal(self, secret: str, key_id: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._cipher().encrypt(nonce, secret.encode("utf-8"), key_id.encode("ascii"))
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, sealed: str, key_id: str) -> str:
+        blob = base64.b64decode(sealed)
+        try:
+            plain = self._cipher().decrypt(blob[:12], blob[12:], key_id.encode("ascii"))
+        except InvalidTag:
+            raise ConfigError(
+                f"the secret of access key {key_id} cannot be decrypted with {self._path}; "
+                "nodes sharing a store must share that file"
+            ) from None
+        return plain.decode("utf-8")
+
+
+def new_key_id() -> str:
+    return ID_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(18))
+
+
+def new_secret() -> str:
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+def _listed(key_id: str, body: dict[str, Any]) -> AccessKey:
+    return AccessKey(
+        id=key_id,
+        name=str(body.get("name", "")),
+        created_at=float(body.get("created_at", 0.0)),
+        function=body.get("function"),
+        revoked=bool(body.get("revoked", False)),
+    )
+
+
+class AccessKeys:
+    """The access keys of an installation; secrets are cached in memory once read."""
+
+    def __init__(self, store: SqlStore, key_file: Path) -> None:
+        self._store = store
+        self._box = SecretBox(key_file)
+        self._secrets: dict[str, str] = {}
+        self._function_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._secrets.clear()
+
+    async def create(self, name: str = "", *, function: str | None = None) -> tuple[str, str]:
+        """A new key: returns (key id, secret); the secret is shown only here."""
+        if len(name) > 200:
+            raise ValidationError("an access key name has at most 200 characters", field="name")
+        key_id, secret = new_key_id(), new_secret()
+        body: dict[str, Any] = {
+            "name": name,
+            "secret": self._box.seal(secret, key_id),
+            "created_at": time.time(),
+            "revoked": False,
+        }
+        if function is not None:
+            body["function"] = function
+        await self._store.documents.put(KIND, key_id, body)
+        self._secrets[key_id] = secret
+        return key_id, secret
+
+    async def secret(self, key_id: str) -> str | None:
+        """The secret of a valid (not revoked) key; None otherwise."""
+        cached = self._secrets.get(key_id)
+        if cached is not None:
+            return cached
+        if not key_id.startswith(ID_PREFIX):
+            return None
+        body = await self._store.documents.find(KIND, key_id)
+        if body is None or body.get("revoked"):
+            return None
+        secret = self._box.open(str(body["secret"]), key_id)
+        self._secrets[key_id] = secret
+        return secret
+
+    async def list(self) -> list[AccessKey]:
+        found = await self._store.documents.list(KIND)
+        keys = [_listed(key_id, body) for key_id, body in found.items()]
+        return sorted(keys, key=lambda key: key.created_at)
+
+    async def revoke(self, key_id: str) -> AccessKey:
+        body = await self._store.documents.find(KIND, key_id)
+        if body is None:
+            raise NotFoundError(f"no access key {key_id!r}; `triggerfish keys list` lists them")
+        body["revoked"] = True
+        await self._store.documents.put(KIND, key_id, body)
+        self._secrets.pop(key_id, None)
+        return _listed(key_id, body)
+
+    async def for_function(self, function: str) -> tuple[str, str]:
+        """The function's own key (created on first use): (key id, secret)."""
+        async with self._function_lock:
+            for key in await self.list():
+                if key.function == function and not key.revoked:
+                    secret = await self.secret(key.id)
+                    if secret is not None:
+                        return key.id, secret
+            return await self.create(f"function {function}", function=function)
+
+
+async def function_credentials(keys: AccessKeys, function: str) -> tuple[str, str]:
+    """(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) for a function's environment."""
+    return await keys.for_function(function)

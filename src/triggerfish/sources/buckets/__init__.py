@@ -1,0 +1,34 @@
+"""The built-in object store (buckets on disk) and ``bucket`` triggers."""
+
+from triggerfish.sources.buckets.errors import (
+    BucketExistsError,
+    BucketNotEmptyError,
+    InvalidBucketNameError,
+    InvalidObjectError,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    NoSuchUploadError,
+)
+from triggerfish.sources.buckets.index import ObjectRow, PartRow, UploadRow
+from triggerfish.sources.buckets.kind import BucketKind
+from triggerfish.sources.buckets.notifications import Actor, encode_key
+from triggerfish.sources.buckets.store import BucketStore, Listing, NewObject
+
+__all__ = [
+    "Actor",
+    "BucketExistsError",
+    "BucketKind",
+    "BucketNotEmptyError",
+    "BucketStore",
+    "InvalidBucketNameError",
+    "InvalidObjectError",
+    "Listing",
+    "NewObject",
+    "NoSuchBucketError",
+    "NoSuchKeyError",
+    "NoSuchUploadError",
+    "ObjectRow",
+    "PartRow",
+    "UploadRow",
+    "encode_key",
+]

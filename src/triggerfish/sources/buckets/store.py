@@ -1,0 +1,498 @@
+"""The built-in object store: buckets of objects on disk, whose changes are events.
+
+Promises:
+- A write is atomic: readers see the old object or the new one, never part of one,
+  and a crash mid-upload leaves no partial object (see ``blobs``).
+- A change is acknowledged only once its notification is durable: the object's index
+  row and the notification are committed together, then published to the bucket's
+  topic (``_bucket.<name>``) before the call returns. Notifications a crash left
+  unpublished are published at the next start (the bus drops any duplicate).
+- ETags are what S3 computes: the MD5 of the bytes, or for a multipart upload the MD5
+  of the parts' binary MD5s followed by ``-<number of parts>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from triggerfish.bus.base import Bus
+from triggerfish.errors import NotFoundError
+from triggerfish.events.model import decode_event, encode_event
+from triggerfish.functions.triggers import bucket_topic
+from triggerfish.sources.buckets.blobs import Blobs, BlobWriter
+from triggerfish.sources.buckets.errors import (
+    BucketExistsError,
+    BucketNotEmptyError,
+    InvalidObjectError,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    NoSuchUploadError,
+)
+from triggerfish.sources.buckets.index import Index, Notify, ObjectRow, PartRow, UploadRow
+from triggerfish.sources.buckets.names import check_bucket_name, check_key
+from triggerfish.sources.buckets.notifications import Actor, Change, change_event
+
+log = logging.getLogger("triggerfish.buckets")
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    objects: list[ObjectRow]
+    prefixes: list[str]
+    truncated: bool
+    last: str  # the last key or common prefix returned: where the next page starts
+
+
+@dataclass(frozen=True, slots=True)
+class NewObject:
+    """What a writer says about an object besides its bytes."""
+
+    content_type: str = "binary/octet-stream"
+    metadata: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+
+
+def _successor(prefix: str) -> str:
+    """The smallest string above every string that starts with ``prefix``."""
+    for index in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[index]) < 0x10FFFF:
+            return prefix[:index] + chr(ord(prefix[index]) + 1)
+    return "\U0010ffff" * 2
+
+
+class BucketStore:
+    def __init__(
+        self,
+        root: Path,
+        bus: Bus,
+        *,
+        region: str = "us-east-1",
+        retention: float | None = None,
+        create_exists_ok: bool = True,
+    ) -> None:
+        """``create_exists_ok``: creating a bucket one already has succeeds (S3's
+        behaviour in us-east-1) instead of answering BucketAlreadyOwnedByYou."""
+        self.root = root
+        self.region = region
+        self._bus = bus
+        self._retention = retention
+        self._create_exists_ok = create_exists_ok
+        self._blobs = Blobs(root)
+        self._index: Index | None = None
+
+    @property
+    def index(self) -> Index:
+        assert self._index is not None, "BucketStore.start() was not called"
+        return self._index
+
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._index = await asyncio.to_thread(Index, self.root / "index.db")
+        keep = await asyncio.to_thread(self.index.blobs)
+        removed = await asyncio.to_thread(self._blobs.prepare, keep)
+        if removed:
+            log.info("removed %d blob(s) left by an interrupted write", removed)
+        for name, _created in await asyncio.to_thread(self.index.buckets):
+            await self._ensure_topic(name)
+        await self._flush(None)
+
+    async def stop(self) -> None:
+        if self._index is not None:
+            await asyncio.to_thread(self._index.close)
+            self._index = None
+
+    # -- notifications -------------------------------------------------------------------
+
+    async def _ensure_topic(self, bucket: str) -> None:
+        topic = bucket_topic(bucket)
+        try:
+            await self._bus.topic(topic)
+        except NotFoundError:
+            await self._bus.create_topic(topic, retention=self._retention)
+
+    def _notify(self, changes: Sequence[Change], actor: Actor) -> Notify:
+        def rows(first: int) -> list[tuple[str, bytes]]:
+            return [
+                (
+                    bucket_topic(change.bucket),
+                    encode_event(change_event(change, first + n, region=self.region, actor=actor)),
+                )
+                for n, change in enumerate(changes)
+            ]
+
+        return rows
+
+    async def _flush(self, seqs: Sequence[int] | None) -> None:
+        """Publish outbox rows (these, or all of them), then forget them."""
+        if seqs is not None and not seqs:
+            return
+        rows = await asyncio.to_thread(self.index.outbox, seqs)
+        by_topic: dict[str, list[tuple[int, bytes]]] = {}
+        for seq, topic, blob in rows:
+            by_topic.setdefault(topic, []).append((seq, blob))
+        for topic, items in by_topic.items():
+            events = [decode_event(blob) for _seq, blob in items]
+            try:
+                await self._bus.publish(topic, events)
+            except NotFoundError:
+                await self._bus.create_topic(topic, retention=self._retention)
+                await self._bus.publish(topic, events)
+            await asyncio.to_thread(self.index.sent, [seq for seq, _blob in items])
+
+    # -- buckets -------------------------------------------------------------------------
+
+    async def create_bucket(self, name: str) -> bool:
+        """True when created; False when it existed (and ``create_exists_ok``)."""
+        check_bucket_name(name)
+        created = await asyncio.to_thread(self.index.create_bucket, name, time.time())
+        if not created and not self._create_exists_ok:
+            raise BucketExistsError(
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
+        await self._ensure_topic(name)
+        return created
+
+    async def delete_bucket(self, name: str) -> None:
+        outcome, blobs = await asyncio.to_thread(self.index.delete_bucket, name)
+        if outcome == "missing":
+            raise NoSuchBucketError("The specified bucket does not exist")
+        if outcome == "not-empty":
+            raise BucketNotEmptyError("The bucket you tried to delete is not empty")
+        await asyncio.to_thread(self._blobs.remove, blobs)
+
+    async def bucket_exists(self, name: str) -> bool:
+        return await asyncio.to_thread(self.index.bucket_exists, name)
+
+    async def check_bucket(self, name: str) -> None:
+        if not await self.bucket_exists(name):
+            raise NoSuchBucketError("The specified bucket does not exist")
+
+    async def list_buckets(self) -> list[tuple[str, float]]:
+        return await asyncio.to_thread(self.index.buckets)
+
+    # -- objects -------------------------------------------------------------------------
+
+    def writer(self) -> BlobWriter:
+        """Where the bytes of a new object or part go before ``put_object``/``put_part``."""
+        return self._blobs.writer()
+
+    async def discard(self, writer: BlobWriter) -> None:
+        await asyncio.to_thread(writer.discard)
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        writer: BlobWriter,
+        new: NewObject,
+        *,
+        actor: Actor,
+        event_name: str = "ObjectCreated:Put",
+    ) -> ObjectRow:
+        """Make the written bytes object ``key``; ``writer`` is consumed either way."""
+        try:
+            check_key(key)
+            blob = await asyncio.to_thread(self._blobs.seal, writer)
+        except BaseException:
+            await asyncio.to_thread(writer.discard)
+            raise
+        row = ObjectRow(
+            bucket=bucket,
+            key=key,
+            blob=blob,
+            size=writer.size,
+            etag=writer.md5.hex(),
+            modified=time.time(),
+            content_type=new.content_type,
+            metadata=dict(new.metadata or {}),
+            headers=dict(new.headers or {}),
+        )
+        change = Change(event_name, bucket, key, row.size, row.etag, row.modified)
+        done = await asyncio.to_thread(self.index.put, row, self._notify([change], actor))
+        if done is None:
+            await asyncio.to_thread(self._blobs.remove, [blob])
+            raise NoSuchBucketError("The specified bucket does not exist")
+        old, seqs = done
+        if old is not None:
+            await asyncio.to_thread(self._blobs.remove, [old])
+        await self._flush(seqs)
+        return row
+
+    async def head_object(self, bucket: str, key: str) -> ObjectRow:
+        row = await asyncio.to_thread(self.index.get, bucket, key)
+        if row is None:
+            await self.check_bucket(bucket)
+            raise NoSuchKeyError("The specified key does not exist.")
+        return row
+
+    async def open_object(self, bucket: str, key: str) -> tuple[ObjectRow, BinaryIO]:
+        """The object and its bytes, open: a later replacement does not change them."""
+        for _attempt in range(5):
+            row = await self.head_object(bucket, key)
+            try:
+                return row, await asyncio.to_thread(self._blobs.open, row.blob)
+            except FileNotFoundError:
+                continue  # replaced between the lookup and the open: look again
+        raise NoSuchKeyError("The specified key does not exist.")
+
+    async def delete_objects(self, bucket: str, keys: Sequence[str], *, actor: Actor) -> list[str]:
+        """Delete the keys that exist (S3 reports the others as deleted too); returns
+        the keys that were removed."""
+
+        def notify(removed: list[str]) -> Notify:
+            now = time.time()
+            changes = [Change("ObjectRemoved:Delete", bucket, key, modified=now) for key in removed]
+            return self._notify(changes, actor)
+
+        done = await asyncio.to_thread(self.index.delete, bucket, list(keys), notify)
+        if done is None:
+            raise NoSuchBucketError("The specified bucket does not exist")
+        removed, blobs, seqs = done
+        await asyncio.to_thread(self._blobs.remove, blobs)
+        await self._flush(seqs)
+        return removed
+
+    async def copy_object(
+        self,
+        source: tuple[str, str],
+        bucket: str,
+        key: str,
+        new: NewObject | None,
+        *,
+        actor: Actor,
+    ) -> ObjectRow:
+        """Copy ``source`` (bucket, key) to ``key``, with its metadata or ``new``'s."""
+        await self.check_bucket(bucket)
+        if new is None and source == (bucket, key):
+            raise InvalidObjectError(
+                "InvalidRequest",
+                "This copy request is illegal because it is trying to copy an object to itself "
+                "without changing the object's metadata, storage class, website redirect "
+                "location or encryption attributes.",
+            )
+        row, handle = await self.open_object(*source)
+        writer = self.writer()
+        try:
+            await asyncio.to_thread(_copy, handle, writer)
+        except BaseException:
+            await asyncio.to_thread(writer.discard)
+            raise
+        finally:
+            handle.close()
+        if new is None:
+            new = NewObject(row.content_type, row.metadata, row.headers)
+        return await self.put_object(
+            bucket, key, writer, new, actor=actor, event_name="ObjectCreated:Copy"
+        )
+
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+    ) -> Listing:
+        """Keys after ``after`` under ``prefix``; with a delimiter, keys sharing the part
+        up to it are rolled into one common prefix. Both count towards ``max_keys``."""
+        await self.check_bucket(bucket)
+        upper = _successor(prefix) if prefix else None
+        start, inclusive = (after, False) if after >= prefix else (prefix, True)
+        objects: list[ObjectRow] = []
+        prefixes: list[str] = []
+        last = after
+        while True:
+            batch = await asyncio.to_thread(
+                self.index.scan, bucket, start, upper, 1000, inclusive=inclusive
+            )
+            if not batch:
+                return Listing(objects, prefixes, False, last)
+            start, inclusive = batch[-1].key, False
+            for row in batch:
+                common = None
+                if delimiter:
+                    cut = row.key.find(delimiter, len(prefix))
+                    if cut >= 0:
+                        common = row.key[: cut + len(delimiter)]
+                if common is not None and common <= after:
+                    # A common prefix that an earlier page returned: jump over it.
+                    start, inclusive = _successor(common), True
+                    break
+                if len(objects) + len(prefixes) >= max_keys:
+                    return Listing(objects, prefixes, True, last)
+                if common is not None:
+                    prefixes.append(common)
+                    last = common
+                    # Jump over the rest of this common prefix.
+                    start, inclusive = _successor(common), True
+                    break
+                objects.append(row)
+                last = row.key
+
+    # -- multipart uploads ---------------------------------------------------------------
+
+    async def create_upload(self, bucket: str, key: str, new: NewObject) -> str:
+        check_key(key)
+        upload = UploadRow(
+            id=secrets.token_urlsafe(32),
+            bucket=bucket,
+            key=key,
+            created=time.time(),
+            content_type=new.content_type,
+            metadata=dict(new.metadata or {}),
+            headers=dict(new.headers or {}),
+        )
+        if not await asyncio.to_thread(self.index.create_upload, upload):
+            raise NoSuchBucketError("The specified bucket does not exist")
+        return upload.id
+
+    async def _upload(self, bucket: str, key: str, upload_id: str) -> UploadRow:
+        upload = await asyncio.to_thread(self.index.upload, upload_id)
+        if upload is None or upload.bucket != bucket or upload.key != key:
+            await self.check_bucket(bucket)
+            raise NoSuchUploadError(
+                "The specified upload does not exist. The upload ID may be invalid, or the "
+                "upload may have been aborted or completed."
+            )
+        return upload
+
+    async def put_part(
+        self, bucket: str, key: str, upload_id: str, number: int, writer: BlobWriter
+    ) -> PartRow:
+        try:
+            if not 1 <= number <= MAX_PARTS:
+                raise InvalidObjectError(
+                    "InvalidArgument", f"Part number must be an integer between 1 and {MAX_PARTS}"
+                )
+            await self._upload(bucket, key, upload_id)
+            blob = await asyncio.to_thread(self._blobs.seal, writer)
+        except BaseException:
+            await asyncio.to_thread(writer.discard)
+            raise
+        part = PartRow(number, blob, writer.size, writer.md5.hex(), time.time())
+        found, old = await asyncio.to_thread(self.index.put_part, upload_id, part)
+        if not found:
+            await asyncio.to_thread(self._blobs.remove, [blob])
+            raise NoSuchUploadError("The specified upload does not exist.")
+        if old is not None:
+            await asyncio.to_thread(self._blobs.remove, [old])
+        return part
+
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartRow]:
+        await self._upload(bucket, key, upload_id)
+        return await asyncio.to_thread(self.index.parts, upload_id)
+
+    async def list_uploads(self, bucket: str) -> list[UploadRow]:
+        await self.check_bucket(bucket)
+        return await asyncio.to_thread(self.index.uploads, bucket)
+
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self._upload(bucket, key, upload_id)
+        done = await asyncio.to_thread(self.index.finish_upload, upload_id, None, None)
+        if done is not None:
+            await asyncio.to_thread(self._blobs.remove, done[0])
+
+    async def complete_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        chosen: Sequence[tuple[int, str]],
+        *,
+        actor: Actor,
+    ) -> ObjectRow:
+        """Join the chosen parts ((number, etag) in ascending order) into the object."""
+        upload = await self._upload(bucket, key, upload_id)
+        stored = {
+            part.number: part for part in await asyncio.to_thread(self.index.parts, upload_id)
+        }
+        if not chosen:
+            raise InvalidObjectError(
+                "MalformedXML", "You must specify at least one part to complete an upload"
+            )
+        parts: list[PartRow] = []
+        for number, etag in chosen:
+            part = stored.get(number)
+            if part is None or part.etag != etag.strip('"').lower():
+                raise InvalidObjectError(
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found. The part may not "
+                    "have been uploaded, or the specified entity tag may not match the part's "
+                    "entity tag.",
+                )
+            if parts and number <= parts[-1].number:
+                raise InvalidObjectError(
+                    "InvalidPartOrder", "The list of parts was not in ascending order."
+                )
+            parts.append(part)
+        if any(part.size < MIN_PART_SIZE for part in parts[:-1]):
+            raise InvalidObjectError(
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size: every "
+                "part but the last must be at least 5 MB.",
+            )
+        writer = self.writer()
+        try:
+            await asyncio.to_thread(self._join, parts, writer)
+            blob = await asyncio.to_thread(self._blobs.seal, writer)
+        except BaseException:
+            await asyncio.to_thread(writer.discard)
+            raise
+        digest = hashlib.md5(usedforsecurity=False)
+        for part in parts:
+            digest.update(bytes.fromhex(part.etag))
+        row = ObjectRow(
+            bucket=bucket,
+            key=key,
+            blob=blob,
+            size=writer.size,
+            etag=f"{digest.hexdigest()}-{len(parts)}",
+            modified=time.time(),
+            content_type=upload.content_type,
+            metadata=upload.metadata,
+            headers=upload.headers,
+        )
+        change = Change(
+            "ObjectCreated:CompleteMultipartUpload", bucket, key, row.size, row.etag, row.modified
+        )
+        done = await asyncio.to_thread(
+            self.index.finish_upload, upload_id, row, self._notify([change], actor)
+        )
+        if done is None:
+            await asyncio.to_thread(self._blobs.remove, [blob])
+            raise NoSuchUploadError("The specified upload does not exist.")
+        blobs, seqs = done
+        await asyncio.to_thread(self._blobs.remove, blobs)
+        await self._flush(seqs)
+        return row
+
+    def _join(self, parts: list[PartRow], writer: BlobWriter) -> None:
+        for part in parts:
+            with self._blobs.open(part.blob) as handle:
+                _copy(handle, writer)
+
+
+def _copy(handle: BinaryIO, writer: BlobWriter) -> None:
+    shutil.copyfileobj(handle, _Sink(writer), 1024 * 1024)
+
+
+class _Sink:
+    def __init__(self, writer: BlobWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> int:
+        self._writer.write(data)
+        return len(data)
