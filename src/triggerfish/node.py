@@ -113,6 +113,8 @@ class Node:
         await self.executor.start()
         await self.dispatcher.start()
         await self.sources.start()
+        for function in await self.store.list_functions():
+            await self._provision(function.name)
         self._housekeeping = asyncio.create_task(self._keep_house(), name="housekeeping")
         self.running = True
 
@@ -136,6 +138,12 @@ class Node:
     def source_kinds(self) -> list[SourceKind]:
         """The kinds of trigger source this node runs besides topics."""
         return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets)]
+
+    async def _provision(self, function: str) -> None:
+        """Start the ``min_warm`` environments of a function's live version."""
+        spec = await self.resolve(function)
+        if spec.min_warm:
+            await self.executor.provision(spec)
 
     async def _changed(self) -> None:
         self._specs.clear()
@@ -189,6 +197,7 @@ class Node:
         self.sources.validate(config.triggers, origin=origin)
         result = await self.deployer.deploy(name, config, code_zip)
         await self._changed()
+        await self._provision(name)
         return result
 
     async def deploy_manifest(self, path: Path) -> list[DeployResult]:

@@ -46,6 +46,7 @@ DEAD_LETTER_EXTENSIONS = (
 )
 LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
 FETCH_WAIT = 1.0
+SLOT_POLL = 0.02  # seconds between looks at a full executor
 
 
 class TriggerRunner:
@@ -101,10 +102,16 @@ class TriggerRunner:
         while not self._stopping:
             try:
                 spec = await self._resolve(sub.function, sub.qualifier)
-                free = spec.max_concurrency - len(self._inflight)
-                if free <= 0:
+                own = spec.max_concurrency - len(self._inflight)
+                if own <= 0:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
+                    continue
+                # Lease only what can start now (other triggers of the function and the
+                # node's memory budget share the executor), so leases are not spent waiting.
+                free = min(own, self._executor.free_slots(spec))
+                if free <= 0:
+                    await asyncio.sleep(SLOT_POLL)
                     continue
                 deliveries = await self._bus.fetch(
                     topic,

@@ -7,6 +7,7 @@ from triggerfish.runtime.base import (
     FunctionSpec,
     InvocationRequest,
     InvocationResult,
+    PoolStats,
     Status,
 )
 
@@ -16,5 +17,6 @@ __all__ = [
     "FunctionSpec",
     "InvocationRequest",
     "InvocationResult",
+    "PoolStats",
     "Status",
 ]

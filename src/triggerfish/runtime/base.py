@@ -28,6 +28,10 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: int = 10
     python: str | None = None  # interpreter of the function's environment; None: the server's
+    min_warm: int = 0  # environments kept ready (provisioned concurrency)
+    idle_ttl: float | None = None  # seconds before an idle environment is reaped; None: node's
+    max_invocations: int = 0  # an environment is replaced after this many; 0: never
+    snapstart: bool = False  # fork environments from a template that already ran the init
     region: str = "local"
     account: str = "000000000000"
 
@@ -91,6 +95,28 @@ class InvocationResult:
             "errorMessage": self.error_message or "",
             "stackTrace": list(self.stack_trace),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """The environments of one function version at one moment (read at scrape time)."""
+
+    function: str
+    version: str
+    busy: int  # environments running an invocation
+    idle: int  # warm environments waiting for one
+    starting: int  # environments being started (process start and init)
+    waiting: int  # invocations waiting for a concurrency slot or for memory
+    max_concurrency: int
+    min_warm: int
+    memory_mb: int  # memory size of one environment
+    reserved_mb: int  # memory budget held by this version's environments
+    invocations: int  # invocations started since the pool was created
+    cold_starts: int  # environments started for an invocation (init on the request path)
+    prewarmed: int  # environments started ahead of demand (min_warm), no cold start
+    recycled: int  # environments replaced after max_invocations or memory growth
+    reaped: int  # environments stopped after idle_ttl
+    snapshot: bool  # a snapstart template process is running for this version
 
 
 class Executor(Protocol):

@@ -1,47 +1,75 @@
-"""``ProcessExecutor``: runs invocations in pools of warm OS processes.
+"""``ProcessExecutor``: runs invocations in autoscaled pools of warm OS processes.
 
-Per function version (``spec.key``) it keeps a ``Pool``: at most ``max_concurrency``
-invocations at once, callers beyond that wait (or are throttled), idle environments
-are reused most recently used first and stopped after ``idle_ttl`` seconds unused. A
-new environment is started on demand: that invocation is a cold start and reports its
-init duration. An environment whose invocation timed out, ran out of memory or
-crashed, or whose handler could not be loaded, is discarded; the next invocation
-starts a fresh one.
+Per function version (``spec.key``) it keeps a ``Pool`` and scales it with demand:
+
+- up, at once: an invocation that holds one of the version's ``max_concurrency``
+  slots and finds no idle environment starts one (a cold start, reported with its
+  init duration), provided the node's memory budget holds one more environment of
+  that memory size. Otherwise idle environments of other versions are evicted, least
+  recently used first, to make room; if that cannot make room the invocation waits
+  for memory or for an environment of its version to come free. A caller that gave
+  ``wait`` gets ``throttled`` when that time runs out (asynchronous events, called
+  with no ``wait``, simply wait);
+- ``min_warm`` environments are kept started ahead of demand (provisioned
+  concurrency, see ``provision``); their first invocation is not a cold start;
+- down: an environment idle for the version's ``idle_ttl`` (the executor's default
+  when unset) is stopped, so an idle function costs no process;
+- recycling: an environment is replaced after ``max_invocations`` invocations, or
+  when its memory peak reaches ``RECYCLE_FRACTION`` of its memory size (a leak is
+  cut before it becomes an out-of-memory failure).
+
+Environments are forked from a zygote per interpreter (``zygote.py``), or from a
+per-version snapshot template for ``snapstart`` functions (``snapshot.py``), and fall
+back to a fresh interpreter when no zygote can be had. An environment whose
+invocation timed out, ran out of memory or crashed, or whose handler could not be
+loaded, is discarded.
 
 The executor never raises for a failed invocation: the result's status says what
-happened (``ok``, ``error``, ``timeout``, ``oom``, ``crashed``, ``throttled``), with
-Lambda's error shape and log lines. After ``stop()`` begins, invocations are answered
-``throttled`` so that callers retry them elsewhere or later.
+happened (``ok``, ``error``, ``timeout``, ``oom``, ``crashed``, ``throttled``). After
+``stop()`` begins, invocations are answered ``throttled`` so that callers retry them
+elsewhere or later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
+import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 from triggerfish.runtime.base import (
-    EmitRequest,
     FunctionSpec,
     InvocationRequest,
     InvocationResult,
-    Status,
+    PoolStats,
 )
+from triggerfish.runtime.budget import MemoryBudget
 from triggerfish.runtime.pool import Pool
-from triggerfish.runtime.protocol import Done, Emitted, InitFailed, Invoke, Ready
-from triggerfish.runtime.report import (
-    billed_duration,
-    end_line,
-    error_lines,
-    report_line,
-    start_line,
+from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready
+from triggerfish.runtime.results import (
+    STOPPED_MESSAGE,
+    done_result,
+    emit_request,
+    exit_result,
+    failure,
+    init_failure,
+    throttled,
 )
+from triggerfish.runtime.snapshot import Template, create_template
 from triggerfish.runtime.worker import Exit, Worker, WorkerOptions
+from triggerfish.runtime.zygote import ForkServerGone, Zygotes
 
 DEFAULT_LOG_LIMIT = 256 * 1024
-STOPPED_MESSAGE = "The environment was stopped before the invocation finished"
+RECYCLE_FRACTION = 0.9
+STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
+
+log = logging.getLogger("triggerfish.runtime")
+
+Started = Worker | InitFailed | Exit | OSError
 
 
 class ProcessExecutor:
@@ -55,7 +83,13 @@ class ProcessExecutor:
         log_limit: int = DEFAULT_LOG_LIMIT,
         idle_ttl: float = 300.0,
         init_timeout: float = 10.0,
+        memory_capacity: int = 0,
+        zygote: bool = True,
+        snapshot_ttl: float = 3600.0,
     ) -> None:
+        """``memory_capacity``: MB that environments may hold in all (0: the machine's
+        memory). ``zygote``: fork environments from a zygote (else a fresh interpreter
+        each). ``snapshot_ttl``: seconds a snapshot template is kept without forks."""
         self._options = WorkerOptions(
             python=python_executable or sys.executable,
             log_limit=log_limit,
@@ -63,31 +97,60 @@ class ProcessExecutor:
             init_timeout=init_timeout,
         )
         self._idle_ttl = idle_ttl
+        self._snapshot_ttl = snapshot_ttl
+        self._budget = MemoryBudget(memory_capacity)
+        self._zygotes = Zygotes(timeout=max(init_timeout, 10.0)) if zygote else None
         self._pools: dict[str, Pool] = {}
+        self._capacity_waiters: list[asyncio.Future[None]] = []
         self._inflight = 0
         self._drained: asyncio.Future[None] | None = None
         self._stopping = False
         self._killing = False
         self._reaper: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._new_pool = asyncio.Event()
+
+    @property
+    def memory_capacity_mb(self) -> int:
+        return self._budget.capacity
+
+    @property
+    def memory_reserved_mb(self) -> int:
+        return self._budget.reserved
+
+    def zygote_pids(self) -> dict[str, int]:
+        """The running zygotes, by interpreter."""
+        return {} if self._zygotes is None else self._zygotes.pids()
+
+    def snapshot_pid(self, spec: FunctionSpec) -> int | None:
+        pool = self._pools.get(spec.key)
+        template = None if pool is None else pool.template
+        return template.pid if template is not None and template.alive else None
+
+    def pool_stats(self) -> list[PoolStats]:
+        """One ``PoolStats`` per function version this executor has run or provisioned."""
+        return [pool.stats() for pool in self._pools.values()]
 
     async def start(self) -> None:
         self._stopping = self._killing = False
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever())
+        if self._zygotes is not None:
+            # The first cold start should cost a fork, not a zygote's start.
+            await self._zygotes.get(self._options.python)
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Let invocations in flight finish within ``grace`` seconds, then kill workers."""
         self._stopping = True
         for pool in self._pools.values():
             pool.refuse_waiters()
+        self._wake()
         await self._wait_drained(grace)
         self._killing = True
         for pool in self._pools.values():
             for worker in pool.drain():
                 worker.stop_now()
                 self._discard(worker)
-        self._pools.clear()
         # Killed environments answer at once; the bound only guards against surprises.
         await self._wait_drained(grace + 5.0)
         if self._reaper is not None:
@@ -95,29 +158,42 @@ class ProcessExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        while self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        templates = [pool.template for pool in self._pools.values() if pool.template]
+        self._pools.clear()
+        await asyncio.gather(*(template.close() for template in templates))
+        if self._zygotes is not None:
+            await self._zygotes.close()
 
     def free_slots(self, spec: FunctionSpec) -> int:
+        """How many more invocations of ``spec`` may start now: its free concurrency
+        slots, bounded by its idle environments plus what the memory budget holds."""
         if self._stopping:
             return 0
         pool = self._pools.get(spec.key)
-        if pool is None:
-            return max(0, spec.max_concurrency)
-        return max(0, spec.max_concurrency - pool.running)
+        running = 0 if pool is None else pool.running
+        idle = 0 if pool is None else len(pool.idle)
+        slots = max(0, spec.max_concurrency - running)
+        room = max(0, self._budget.free) // max(1, spec.memory)
+        return min(slots, idle + room)
+
+    async def provision(self, spec: FunctionSpec) -> None:
+        """Start ``spec.min_warm`` environments ahead of demand (in the background) and
+        keep that many; call it when a version goes live."""
+        if self._stopping:
+            return
+        self._top_up(self._pool(spec))
 
     async def invoke(
         self, spec: FunctionSpec, request: InvocationRequest, *, wait: float | None = None
     ) -> InvocationResult:
         if self._stopping:
-            return _throttled(spec, request, "Triggerfish is stopping; try again later")
-        pool = self._pools.get(spec.key)
-        if pool is None:
-            pool = self._pools[spec.key] = Pool(spec)
-        else:
-            pool.spec = spec
+            return throttled(spec, request, STOPPING_MESSAGE)
+        pool = self._pool(spec)
+        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
         if not pool.try_acquire() and not await pool.acquire(wait):
-            return _throttled(
+            return throttled(
                 spec,
                 request,
                 f"Rate exceeded: function '{spec.function}' is at its concurrency limit"
@@ -125,10 +201,11 @@ class ProcessExecutor:
             )
         if self._stopping:
             pool.release()
-            return _throttled(spec, request, "Triggerfish is stopping; try again later")
+            return throttled(spec, request, STOPPING_MESSAGE)
         self._inflight += 1
+        pool.invocations += 1
         try:
-            return await self._run(pool, spec, request)
+            return await self._run(pool, spec, request, deadline)
         finally:
             pool.release()
             self._inflight -= 1
@@ -136,31 +213,67 @@ class ProcessExecutor:
                 self._drained.set_result(None)
 
     async def retire(self, function: str) -> None:
-        """Stop the warm environments of every version of ``function``; invocations in
-        flight finish, and their environments are then discarded."""
+        """Stop the warm environments and snapshots of every version of ``function``;
+        invocations in flight finish, and their environments are then discarded."""
+        closing: list[Template] = []
         for key, pool in list(self._pools.items()):
             if pool.spec.function == function:
                 del self._pools[key]
                 idle, pool.idle = pool.idle, []
-                await asyncio.gather(*(worker.close() for worker in idle))
+                for worker in idle:
+                    self._discard(worker)
+                if pool.template is not None:
+                    closing.append(pool.template)
+                    pool.template = None
+        await asyncio.gather(*(template.close() for template in closing))
 
     def reap_idle(self) -> int:
-        """Stop environments idle for ``idle_ttl`` seconds; returns how many."""
+        """Stop environments idle for their ``idle_ttl`` (keeping ``min_warm``), and
+        snapshot templates unused for ``snapshot_ttl``; returns how many environments."""
         now = asyncio.get_running_loop().time()
         reaped = 0
-        for key, pool in list(self._pools.items()):
-            for worker in pool.expired(now, self._idle_ttl):
+        for pool in self._pools.values():
+            spec = pool.spec
+            for worker in pool.expired(now, self._ttl(spec), spec.min_warm):
                 self._discard(worker)
+                pool.reaped += 1
                 reaped += 1
-            if pool.empty:
-                del self._pools[key]
+            self._top_up(pool)
+            template = pool.template
+            if template is not None and (
+                not template.alive
+                or (
+                    pool.environments == 0
+                    and time.monotonic() - template.last_used >= self._snapshot_ttl
+                )
+            ):
+                pool.template = None
+                self._background_task(template.close())
         return reaped
 
+    def _ttl(self, spec: FunctionSpec) -> float:
+        return self._idle_ttl if spec.idle_ttl is None else spec.idle_ttl
+
     async def _reap_forever(self) -> None:
-        interval = min(max(self._idle_ttl / 4, 0.05), 30.0)
         while True:
-            await asyncio.sleep(interval)
+            shortest = min(
+                [self._idle_ttl, *(self._ttl(pool.spec) for pool in self._pools.values())]
+            )
+            # A new version (maybe with a shorter idle_ttl) wakes the reaper early.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(shortest / 4, 0.05), 30.0)):
+                    await self._new_pool.wait()
+            self._new_pool.clear()
             self.reap_idle()
+
+    def _pool(self, spec: FunctionSpec) -> Pool:
+        pool = self._pools.get(spec.key)
+        if pool is None:
+            pool = self._pools[spec.key] = Pool(spec)
+            self._new_pool.set()
+        else:
+            pool.spec = spec
+        return pool
 
     async def _wait_drained(self, grace: float | None) -> None:
         if self._inflight == 0:
@@ -169,42 +282,247 @@ class ProcessExecutor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._drained), grace)
 
+    def _background_task(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _wake(self) -> None:
+        """Memory came free or an environment went idle: waiters look again."""
+        waiters, self._capacity_waiters = self._capacity_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _discard(self, worker: Worker) -> None:
         worker.kill()
-        task = asyncio.get_running_loop().create_task(worker.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        if worker.reserved_mb:
+            self._budget.release(worker.reserved_mb)
+            worker.reserved_mb = 0
+            if self._capacity_waiters:
+                self._wake()
+        self._background_task(worker.close())
 
-    async def _run(
-        self, pool: Pool, spec: FunctionSpec, request: InvocationRequest
-    ) -> InvocationResult:
+    def _take_idle(self, pool: Pool) -> Worker | None:
         worker = pool.take_idle()
         while worker is not None and not worker.alive:
             self._discard(worker)
             worker = pool.take_idle()
-        if worker is None:
-            try:
-                worker = await Worker.spawn(spec, self._options)
-            except OSError as exc:
-                return _failure(
-                    spec, request, "error", "Runtime.StartError", f"Cannot start: {exc}"
+        return worker
+
+    def _reserve(self, spec: FunctionSpec) -> bool:
+        """Hold memory for one more environment of ``spec``, evicting idle environments
+        of any version (least recently used first, never below ``min_warm``) when that
+        makes enough room."""
+        budget = self._budget
+        if budget.try_reserve(spec.memory):
+            return True
+        spare: list[tuple[float, Pool, Worker]] = []
+        for pool in self._pools.values():
+            count = max(0, pool.environments - pool.spec.min_warm)
+            spare.extend((worker.last_used, pool, worker) for worker in pool.idle[:count])
+        if budget.free + sum(worker.reserved_mb for _, _, worker in spare) < spec.memory:
+            return False
+        spare.sort(key=lambda entry: entry[0])
+        for _, pool, worker in spare:
+            if budget.free >= spec.memory:
+                break
+            pool.idle.remove(worker)
+            self._discard(worker)
+        return budget.try_reserve(spec.memory)
+
+    async def _obtain(
+        self,
+        pool: Pool,
+        spec: FunctionSpec,
+        request: InvocationRequest,
+        message: Invoke,
+        deadline: float | None,
+    ) -> Worker | InvocationResult:
+        """An environment for this invocation: idle, newly started, or awaited."""
+        loop = asyncio.get_running_loop()
+        while True:
+            worker = self._take_idle(pool)
+            if worker is not None:
+                return worker
+            if spec.memory > self._budget.capacity:
+                return failure(
+                    spec,
+                    request,
+                    "error",
+                    "Runtime.InsufficientMemory",
+                    f"Memory Size {spec.memory} MB is over this node's memory capacity"
+                    f" of {self._budget.capacity} MB",
                 )
-            if self._killing:  # stop()'s grace ran out while the process was starting
-                self._discard(worker)
-                return _failure(spec, request, "crashed", "Runtime.ExitError", STOPPED_MESSAGE)
-            pool.busy.add(worker)
+            if self._reserve(spec):
+                pool.starting += 1
+                try:
+                    started = await self._start_worker(pool, spec, "on-demand", message)
+                finally:
+                    pool.starting -= 1
+                if isinstance(started, Worker):
+                    pool.cold_starts += 1
+                    return started
+                if isinstance(started, OSError):
+                    return failure(
+                        spec, request, "error", "Runtime.StartError", f"Cannot start: {started}"
+                    )
+                return init_failure(spec, request, started, self._options.init_timeout)
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return throttled(
+                    spec,
+                    request,
+                    f"Rate exceeded: no memory for another environment of '{spec.function}'"
+                    f" ({spec.memory} MB; node capacity {self._budget.capacity} MB in use)",
+                )
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._capacity_waiters.append(waiter)
+            pool.waiting_memory += 1
             try:
-                ready = await worker.initialise()
-            except BaseException:
-                pool.busy.discard(worker)
-                self._discard(worker)
-                raise
-            if not isinstance(ready, Ready):
-                pool.busy.discard(worker)
-                self._discard(worker)
-                return _init_failure(spec, request, ready, self._options.init_timeout)
-        else:
-            pool.busy.add(worker)
+                async with asyncio.timeout(remaining):
+                    await waiter
+            except TimeoutError:
+                pass
+            finally:
+                pool.waiting_memory -= 1
+                with contextlib.suppress(ValueError):
+                    self._capacity_waiters.remove(waiter)
+            if self._stopping:
+                return throttled(spec, request, STOPPING_MESSAGE)
+
+    async def _start_worker(
+        self, pool: Pool, spec: FunctionSpec, init_type: str, first: Invoke | None = None
+    ) -> Started:
+        """Start and initialise one environment (with ``first`` queued behind its init);
+        its memory is already reserved, and is released here when the start fails."""
+        try:
+            launched = await self._launch(pool, spec, init_type, first)
+        except BaseException:
+            self._release(spec.memory)
+            raise
+        if not isinstance(launched, tuple):
+            self._release(spec.memory)
+            return launched
+        worker, inherited = launched
+        worker.reserved_mb = spec.memory
+        if self._killing:  # stop()'s grace ran out while the process was starting
+            self._discard(worker)
+            return Exit("stopped", None, "", time.time(), 0.0, 0)
+        pool.launching.add(worker)
+        try:
+            ready = await worker.initialise()
+        except BaseException:
+            pool.launching.discard(worker)
+            self._discard(worker)
+            raise
+        pool.launching.discard(worker)
+        if not isinstance(ready, Ready):
+            self._discard(worker)
+            return ready
+        if inherited is not None:  # the first environment of a new snapshot paid its init
+            worker.pending_init = Ready(
+                inherited.init_duration_ms + ready.init_duration_ms, inherited.logs + ready.logs
+            )
+        return worker
+
+    def _release(self, mb: int) -> None:
+        self._budget.release(mb)
+        if self._capacity_waiters:
+            self._wake()
+
+    async def _launch(
+        self, pool: Pool, spec: FunctionSpec, init_type: str, first: Invoke | None
+    ) -> tuple[Worker, Ready | None] | InitFailed | Exit | OSError:
+        options = self._options
+        try:
+            if spec.snapstart and self._zygotes is not None:
+                for _ in range(2):  # a template that died is replaced once
+                    template, inherited = await self._template(pool, spec)
+                    if template is None:
+                        break
+                    if not isinstance(template, Template):
+                        return template
+                    try:
+                        worker = await Worker.start(
+                            spec,
+                            options,
+                            init_type="snap-start",
+                            template=template.server,
+                            first=first,
+                        )
+                    except ForkServerGone:
+                        continue
+                    return worker, inherited
+            worker = await Worker.start(
+                spec, options, init_type=init_type, zygotes=self._zygotes, first=first
+            )
+        except OSError as exc:
+            return exc
+        return worker, None
+
+    async def _template(
+        self, pool: Pool, spec: FunctionSpec
+    ) -> tuple[Template | InitFailed | Exit | None, Ready | None]:
+        template = pool.template
+        if template is not None and template.alive:
+            return template, None
+        async with pool.template_lock:
+            template = pool.template
+            if template is not None and template.alive:
+                return template, None
+            if template is not None:
+                pool.template = None
+                self._background_task(template.close())
+            assert self._zygotes is not None
+            created = await create_template(spec, self._options, self._zygotes)
+            if not isinstance(created, Template):
+                return created, None
+            if self._pools.get(spec.key) is not pool or self._stopping:
+                self._background_task(created.close())
+                return Exit("stopped", None, "", time.time(), 0.0, 0), None
+            pool.template = created
+            inherited = Ready(created.init_duration_ms, created.pending_logs)
+            created.pending_logs = ""
+            return created, inherited
+
+    def _top_up(self, pool: Pool) -> None:
+        """Start environments in the background until ``min_warm`` exist (as far as the
+        memory budget allows without evicting anything)."""
+        spec = pool.spec
+        if self._stopping or self._pools.get(spec.key) is not pool:
+            return
+        for _ in range(spec.min_warm - pool.environments):
+            if not self._budget.try_reserve(spec.memory):
+                return
+            pool.starting += 1
+            self._background_task(self._prewarm(pool, spec))
+
+    async def _prewarm(self, pool: Pool, spec: FunctionSpec) -> None:
+        try:
+            started = await self._start_worker(pool, spec, "provisioned-concurrency")
+        finally:
+            pool.starting -= 1
+        if not isinstance(started, Worker):
+            log.warning(
+                "%s: a provisioned environment did not start: %s", spec.key, _describe(started)
+            )
+            return
+        started.pending_init = None  # its init ran ahead of any invocation
+        if self._stopping or self._pools.get(spec.key) is not pool:
+            self._discard(started)
+            return
+        pool.prewarmed += 1
+        pool.idle.append(started)
+        self._wake()
+
+    async def _run(
+        self,
+        pool: Pool,
+        spec: FunctionSpec,
+        request: InvocationRequest,
+        deadline: float | None,
+    ) -> InvocationResult:
         message = Invoke(
             request.request_id,
             request.payload,
@@ -212,6 +530,13 @@ class ProcessExecutor:
             request.trace_id,
             dict(request.client_context) if request.client_context else None,
         )
+        worker = self._take_idle(pool)
+        if worker is None:
+            obtained = await self._obtain(pool, spec, request, message, deadline)
+            if isinstance(obtained, InvocationResult):
+                return obtained
+            worker = obtained
+        pool.busy.add(worker)
         try:
             outcome = await worker.call(message)
         except BaseException:
@@ -220,186 +545,38 @@ class ProcessExecutor:
             raise
         pool.busy.discard(worker)
         init, worker.pending_init = worker.pending_init, None
-        emitted = [_emit_request(event) for event in worker.emitted]
+        emitted = [emit_request(event) for event in worker.emitted]
         if isinstance(outcome, Done):
-            reusable = outcome.status != "oom" and worker.alive and not self._stopping
-            if reusable and self._pools.get(spec.key) is pool:
-                pool.idle.append(worker)
-            else:
-                self._discard(worker)
-            return _done_result(spec, request, outcome, init, emitted)
+            self._finished(pool, spec, worker, outcome)
+            return done_result(spec, request, outcome, init, emitted)
         self._discard(worker)
-        return _exit_result(spec, request, outcome, init, emitted)
+        self._top_up(pool)
+        return exit_result(spec, request, outcome, init, emitted)
+
+    def _finished(self, pool: Pool, spec: FunctionSpec, worker: Worker, done: Done) -> None:
+        """Back to idle, or recycled, or discarded."""
+        gone = done.status == "oom" or not worker.alive or self._stopping
+        if gone or self._pools.get(spec.key) is not pool:
+            self._discard(worker)
+        elif (spec.max_invocations and worker.invocations >= spec.max_invocations) or (
+            done.max_memory_used_mb >= spec.memory * RECYCLE_FRACTION
+        ):
+            pool.recycled += 1
+            self._discard(worker)
+        else:
+            pool.idle.append(worker)
+            if self._capacity_waiters:
+                self._wake()
+            return
+        self._top_up(pool)
 
 
-def _emit_request(event: Emitted) -> EmitRequest:
-    return EmitRequest(
-        topic=event.topic,
-        type=event.type,
-        data=event.data,
-        source=event.source,
-        subject=event.subject,
-        id=event.id,
-        extensions=event.extensions,
-    )
-
-
-def _throttled(spec: FunctionSpec, request: InvocationRequest, message: str) -> InvocationResult:
-    return InvocationResult(
-        request_id=request.request_id,
-        status="throttled",
-        error_type="TooManyRequestsException",
-        error_message=message,
-        memory_size_mb=spec.memory,
-    )
-
-
-def _failure(
-    spec: FunctionSpec,
-    request: InvocationRequest,
-    status: Status,
-    error_type: str,
-    message: str,
-    *,
-    output: str = "",
-    duration_ms: float = 0.0,
-    started_at: float = 0.0,
-    max_memory_used_mb: int = 0,
-    init_duration_ms: float | None = None,
-    stack_trace: list[str] | None = None,
-    emitted: list[EmitRequest] | None = None,
-) -> InvocationResult:
-    """A result for an invocation that did not get a ``Done`` from its environment."""
-    request_id = request.request_id
-    logs = (
-        output
-        + start_line(request_id, spec.version)
-        + error_lines(error_type, message, stack_trace or [])
-        + end_line(request_id)
-        + report_line(
-            request_id,
-            duration_ms=duration_ms,
-            memory_size_mb=spec.memory,
-            max_memory_used_mb=max_memory_used_mb,
-            init_duration_ms=init_duration_ms,
-            status=status,
-        )
-    )
-    return InvocationResult(
-        request_id=request_id,
-        status=status,
-        error_type=error_type,
-        error_message=message,
-        stack_trace=stack_trace or [],
-        logs=logs,
-        started_at=started_at,
-        duration_ms=duration_ms,
-        billed_duration_ms=billed_duration(duration_ms) if duration_ms else 0,
-        memory_size_mb=spec.memory,
-        max_memory_used_mb=max_memory_used_mb,
-        init_duration_ms=init_duration_ms,
-        emitted=emitted or [],
-    )
-
-
-def _done_result(
-    spec: FunctionSpec,
-    request: InvocationRequest,
-    done: Done,
-    init: Ready | None,
-    emitted: list[EmitRequest],
-) -> InvocationResult:
-    return InvocationResult(
-        request_id=request.request_id,
-        status=cast(Status, done.status),
-        result=done.result,
-        error_type=done.error_type,
-        error_message=done.error_message,
-        stack_trace=done.stack_trace,
-        logs=done.logs if init is None else init.logs + done.logs,
-        started_at=done.started_at,
-        duration_ms=done.duration_ms,
-        billed_duration_ms=billed_duration(done.duration_ms),
-        memory_size_mb=spec.memory,
-        max_memory_used_mb=done.max_memory_used_mb,
-        init_duration_ms=None if init is None else init.init_duration_ms,
-        emitted=emitted,
-    )
-
-
-def _exit_result(
-    spec: FunctionSpec,
-    request: InvocationRequest,
-    exit: Exit,
-    init: Ready | None,
-    emitted: list[EmitRequest],
-) -> InvocationResult:
-    status: Status
-    if exit.reason == "timeout":
-        status, error_type = "timeout", "Sandbox.Timedout"
-        message = f"Task timed out after {spec.timeout:.2f} seconds"
-    elif exit.reason == "oom":
-        status, error_type = "oom", "Runtime.OutOfMemory"
-        message = f"Runtime exited: out of memory (Memory Size: {spec.memory} MB)"
-    elif exit.reason == "stopped":
-        status, error_type = "crashed", "Runtime.ExitError"
-        message = STOPPED_MESSAGE
-    else:
-        status, error_type, message = "crashed", "Runtime.ExitError", exit.describe()
-    prefix = "" if init is None else init.logs
-    result = _failure(
-        spec,
-        request,
-        status,
-        error_type,
-        message,
-        output=prefix,
-        duration_ms=exit.elapsed_ms,
-        started_at=exit.started_at,
-        max_memory_used_mb=exit.max_memory_used_mb,
-        init_duration_ms=None if init is None else init.init_duration_ms,
-        emitted=emitted,
-    )
-    # The function's own output goes between START and the error.
-    head = start_line(request.request_id, spec.version)
-    result.logs = result.logs.replace(head, head + exit.output, 1)
-    return result
-
-
-def _init_failure(
-    spec: FunctionSpec, request: InvocationRequest, outcome: InitFailed | Exit, init_timeout: float
-) -> InvocationResult:
+def _describe(outcome: InitFailed | Exit | OSError) -> str:
     if isinstance(outcome, InitFailed):
-        return _failure(
-            spec,
-            request,
-            "oom" if outcome.out_of_memory else "error",
-            outcome.error_type,
-            outcome.error_message,
-            output=outcome.logs,
-            init_duration_ms=outcome.init_duration_ms,
-            stack_trace=outcome.stack_trace,
-        )
-    status: Status
-    if outcome.reason == "timeout":
-        status, error_type = "timeout", "Runtime.InitTimeout"
-        message = f"Init timed out after {init_timeout:.2f} seconds"
-    elif outcome.reason == "oom":
-        status, error_type = "oom", "Runtime.OutOfMemory"
-        message = f"Out of memory during init (Memory Size: {spec.memory} MB)"
-    elif outcome.reason == "stopped":
-        status, error_type, message = "crashed", "Runtime.ExitError", STOPPED_MESSAGE
-    else:
-        status, error_type = "crashed", "Runtime.ExitError"
-        message = outcome.describe()
-    return _failure(
-        spec,
-        request,
-        status,
-        error_type,
-        message,
-        output=outcome.output,
-        started_at=outcome.started_at,
-        init_duration_ms=outcome.elapsed_ms,
-        max_memory_used_mb=outcome.max_memory_used_mb,
-    )
+        return f"{outcome.error_type}: {outcome.error_message}"
+    if isinstance(outcome, Exit):
+        return f"{outcome.reason}: {outcome.describe()}"
+    return str(outcome)
+
+
+__all__ = ["STOPPED_MESSAGE", "ProcessExecutor"]

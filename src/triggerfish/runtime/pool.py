@@ -4,16 +4,21 @@ A ``Pool`` counts the invocations running (each holds a slot, at most the spec's
 ``max_concurrency``), queues callers waiting for a slot in arrival order, and keeps
 idle environments for reuse, most recently used first, so that the least recently
 used ones age out under ``idle_ttl``. It starts no process itself: the executor takes
-an idle worker or starts a new one once it holds a slot.
+an idle worker or starts a new one once it holds a slot. It also keeps the version's
+snapshot template, if any, and the counters that ``PoolStats`` reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import TYPE_CHECKING
 
-from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.base import FunctionSpec, PoolStats
 from triggerfish.runtime.worker import Worker
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.snapshot import Template
 
 
 class Pool:
@@ -22,7 +27,43 @@ class Pool:
         self.running = 0
         self.idle: list[Worker] = []
         self.busy: set[Worker] = set()
+        self.launching: set[Worker] = set()  # started, init not finished
         self._waiters: deque[asyncio.Future[bool]] = deque()
+        self.starting = 0  # environments being started
+        self.waiting_memory = 0  # invocations with a slot, waiting for memory
+        self.template: Template | None = None
+        self.template_lock = asyncio.Lock()
+        self.invocations = 0
+        self.cold_starts = 0
+        self.prewarmed = 0
+        self.recycled = 0
+        self.reaped = 0
+
+    @property
+    def environments(self) -> int:
+        return len(self.idle) + len(self.busy) + self.starting
+
+    def stats(self) -> PoolStats:
+        spec = self.spec
+        reserved = sum(worker.reserved_mb for worker in (*self.idle, *self.busy))
+        return PoolStats(
+            function=spec.function,
+            version=spec.version,
+            busy=len(self.busy),
+            idle=len(self.idle),
+            starting=self.starting,
+            waiting=len(self._waiters) + self.waiting_memory,
+            max_concurrency=spec.max_concurrency,
+            min_warm=spec.min_warm,
+            memory_mb=spec.memory,
+            reserved_mb=reserved + self.starting * spec.memory,
+            invocations=self.invocations,
+            cold_starts=self.cold_starts,
+            prewarmed=self.prewarmed,
+            recycled=self.recycled,
+            reaped=self.reaped,
+            snapshot=self.template is not None and self.template.alive,
+        )
 
     @property
     def limit(self) -> int:
@@ -30,10 +71,6 @@ class Pool:
 
     def free_slots(self) -> int:
         return max(0, self.limit - self.running)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.running or self.idle or self.busy or self._waiters)
 
     def try_acquire(self) -> bool:
         if self.running < self.limit and not self._waiters:
@@ -86,18 +123,25 @@ class Pool:
         """The most recently used idle worker (it may have died since; check ``alive``)."""
         return self.idle.pop() if self.idle else None
 
-    def expired(self, now: float, ttl: float) -> list[Worker]:
-        """Remove and return the idle workers unused for ``ttl`` seconds."""
-        keep = [worker for worker in self.idle if now - worker.last_used < ttl]
-        gone = [worker for worker in self.idle if now - worker.last_used >= ttl]
-        self.idle = keep
+    def expired(self, now: float, ttl: float, keep_at_least: int = 0) -> list[Worker]:
+        """Remove and return the idle workers unused for ``ttl`` seconds, the least
+        recently used first, keeping ``keep_at_least`` environments in all."""
+        spare = self.environments - keep_at_least
+        gone: list[Worker] = []
+        for worker in self.idle:  # least recently used first
+            if len(gone) >= spare or now - worker.last_used < ttl:
+                break
+            gone.append(worker)
+        if gone:
+            del self.idle[: len(gone)]
         return gone
 
     def drain(self) -> list[Worker]:
         """Remove and return every worker, idle and busy."""
-        workers = [*self.idle, *self.busy]
+        workers = [*self.idle, *self.busy, *self.launching]
         self.idle = []
         self.busy.clear()
+        self.launching.clear()
         return workers
 
 

@@ -84,6 +84,46 @@ ToEnvironment = Init | Invoke
 FromEnvironment = Ready | InitFailed | Emitted | Done
 
 
+# The fork-server protocol (see ``triggerfish.runtime.zygote``). One message per
+# SOCK_SEQPACKET packet, without a length header; descriptors ride along as
+# SCM_RIGHTS. The executor sends ``Spawn``; a fork server answers ``Started`` once
+# when it is ready (a template answers ``Ready`` or ``InitFailed`` instead), then
+# ``Spawned`` or ``SpawnFailed`` per ``Spawn`` and ``Exited`` whenever a child ends.
+
+
+class Spawn(msgspec.Struct, tag="s", tag_field="k", array_like=True):
+    """Fork a child. Descriptors: its end of the channel, then its output file. With
+    ``template`` set, the child imports the handler and becomes a fork server itself
+    (the channel is then its control socket)."""
+
+    ref: int
+    cwd: str
+    env: dict[str, str]
+    template: Init | None = None
+
+
+class Started(msgspec.Struct, tag="S", tag_field="k", array_like=True):
+    pid: int
+
+
+class Spawned(msgspec.Struct, tag="P", tag_field="k", array_like=True):
+    ref: int
+    pid: int
+
+
+class SpawnFailed(msgspec.Struct, tag="F", tag_field="k", array_like=True):
+    ref: int
+    message: str
+
+
+class Exited(msgspec.Struct, tag="X", tag_field="k", array_like=True):
+    pid: int
+    returncode: int  # as subprocess reports it: negative for a signal
+
+
+FromForkServer = Started | Spawned | SpawnFailed | Exited | Ready | InitFailed
+
+
 class ProtocolError(Exception):
     """A peer sent something that is not a valid frame; the channel is unusable."""
 

@@ -1,8 +1,9 @@
 """The executor's side of one execution environment (one OS process).
 
-A ``Worker`` starts the environment's process with a clean environment, its code
-directory as working directory, a dedicated socket for the protocol and one in-memory
-file as stdout and stderr. It sends ``Init`` and ``Invoke`` messages and waits for the
+A ``Worker`` starts the environment's process (forked from a snapshot template or from
+the zygote of its interpreter, or else a fresh interpreter) with a clean environment,
+its code directory as working directory, a dedicated socket for the protocol and one
+in-memory file as stdout and stderr. It sends ``Init`` and ``Invoke`` messages and waits for the
 answer, and it enforces the limits from outside:
 
 - the timeout: past it the whole process group gets SIGKILL and the call ends with an
@@ -28,9 +29,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.protocol import (
@@ -48,8 +50,11 @@ from triggerfish.runtime.protocol import (
     encode_frame,
 )
 from triggerfish.runtime.report import cap_output
+from triggerfish.runtime.zygote import ForkServer, Zygotes
 
 WATCH_INTERVAL = 0.1
+#: A first call larger than this is sent once the environment runs, not queued ahead.
+QUEUE_LIMIT = 64 * 1024
 EXIT_GRACE = 1.0
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -113,7 +118,9 @@ class _Link(asyncio.Protocol):
         self._worker._lost()
 
 
-def environment_variables(spec: FunctionSpec, scratch: str) -> dict[str, str]:
+def environment_variables(
+    spec: FunctionSpec, scratch: str, init_type: str = "on-demand"
+) -> dict[str, str]:
     """A clean environment: the function's variables, then Lambda's (which win)."""
     env: dict[str, str] = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "TZ": "UTC"}
     env.update(spec.environment)
@@ -124,7 +131,7 @@ def environment_variables(spec: FunctionSpec, scratch: str) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function}",
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream(spec),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
             "AWS_REGION": spec.region,
             "AWS_DEFAULT_REGION": spec.region,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
@@ -138,11 +145,98 @@ def environment_variables(spec: FunctionSpec, scratch: str) -> dict[str, str]:
     return env
 
 
+def scratch_directory(spec: FunctionSpec, options: WorkerOptions) -> str:
+    if options.work_dir is None:
+        return tempfile.gettempdir()
+    scratch = options.work_dir / "tmp" / spec.function.replace("/", "_")
+    scratch.mkdir(parents=True, exist_ok=True)
+    return str(scratch)
+
+
+class ProcessHandle(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def exited(self) -> bool:
+        """Known to have ended (cheap: no system call)."""
+
+    def finished(self) -> bool:
+        """Whether it ended, reaping it when it is ours to reap."""
+
+    def kill(self) -> None: ...
+
+
+class SpawnedProcess:
+    """A fresh interpreter this process started (``subprocess.Popen``)."""
+
+    __slots__ = ("_popen", "pid")
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    @property
+    def exited(self) -> bool:
+        return self._popen.returncode is not None
+
+    def finished(self) -> bool:
+        return self._popen.poll() is not None
+
+    def kill(self) -> None:
+        if self._popen.returncode is not None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._popen.kill()
+
+
+def _popen(
+    python: str, spec: FunctionSpec, env: dict[str, str], theirs: socket.socket, output_fd: int
+) -> SpawnedProcess:
+    # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
+    # machinery (a child watcher per process on 3.11).
+    popen = subprocess.Popen(
+        [python, "-c", BOOT_CODE, str(theirs.fileno())],
+        cwd=spec.code_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output_fd,
+        stderr=output_fd,
+        pass_fds=(theirs.fileno(),),
+        start_new_session=True,
+    )
+    return SpawnedProcess(popen)
+
+
+def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:
+    return Init(
+        handler=spec.handler,
+        function_name=spec.function,
+        function_version=spec.version,
+        memory_mb=spec.memory,
+        timeout=spec.timeout,
+        log_limit=options.log_limit,
+        log_group=f"/aws/lambda/{spec.function}",
+        log_stream=log_stream(spec),
+        code_dir=str(spec.code_dir),
+    )
+
+
 def log_stream(spec: FunctionSpec) -> str:
     return f"{time.strftime('%Y/%m/%d')}/[{spec.version}]triggerfish"
 
 
-def _output_file(name: str, directory: str) -> int:
+def output_file(name: str, directory: str) -> int:
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create(name, os.MFD_CLOEXEC)
     else:  # pragma: no cover - platforms without memfd
@@ -150,6 +244,14 @@ def _output_file(name: str, directory: str) -> int:
         os.unlink(path)
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
     return fd
+
+
+def read_output(fd: int, options: WorkerOptions) -> str:
+    """What a process wrote to its output file, capped at the log limit."""
+    limit = options.log_limit
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, limit + 1, 0)
+    return cap_output(data, limit, max(0, size - limit - 1))
 
 
 def _read_status_kb(pid: int, field: bytes) -> int | None:
@@ -170,7 +272,7 @@ class Worker:
         self,
         spec: FunctionSpec,
         options: WorkerOptions,
-        process: subprocess.Popen[bytes],
+        process: ProcessHandle,
         output_fd: int,
     ) -> None:
         self.spec = spec
@@ -188,31 +290,51 @@ class Worker:
         self.last_used = self._loop.time()
         #: Init duration and init output, until the first call reports them.
         self.pending_init: Ready | None = None
+        self.invocations = 0
+        self._inbox: deque[Any] = deque()
+        self._queued_call = False
+        #: Memory budget (MB) this environment holds; the executor releases it.
+        self.reserved_mb = 0
 
     @classmethod
-    async def spawn(cls, spec: FunctionSpec, options: WorkerOptions) -> Worker:
-        """Start the process; raises ``OSError`` when it cannot be started."""
-        if options.work_dir is not None:
-            scratch = options.work_dir / "tmp" / spec.function.replace("/", "_")
-            scratch.mkdir(parents=True, exist_ok=True)
-            scratch_dir = str(scratch)
-        else:
-            scratch_dir = tempfile.gettempdir()
+    async def start(
+        cls,
+        spec: FunctionSpec,
+        options: WorkerOptions,
+        *,
+        init_type: str = "on-demand",
+        zygotes: Zygotes | None = None,
+        template: ForkServer | None = None,
+        first: Invoke | None = None,
+    ) -> Worker:
+        """Start the environment's process: forked from ``template`` (a snapshot) when
+        given, else from the zygote of its interpreter, else as a fresh interpreter.
+        Raises ``OSError`` when it cannot be started (``ForkServerGone`` when the
+        template died). ``first``, when given, is queued behind the Init: the next
+        ``call`` waits for its answer without sending it again."""
+        scratch_dir = scratch_directory(spec, options)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        output_fd = _output_file(f"triggerfish-{spec.function}", scratch_dir)
+        # The Init (and the first call) wait in the socket, so the environment reads
+        # them as soon as it runs: no round trip between starting and running.
+        ours.sendall(encode_frame(init_message(spec, options)))
+        if first is not None:
+            frame = encode_frame(first)
+            if len(frame) <= QUEUE_LIMIT:
+                ours.sendall(frame)
+            else:  # it would not fit in the socket's buffer before the process reads
+                first = None
+        output_fd = output_file(f"triggerfish-{spec.function}", scratch_dir)
+        env = environment_variables(spec, scratch_dir, init_type)
+        python = spec.python or options.python
+        process: ProcessHandle | None = None
         try:
-            # A blocking fork/exec of a few milliseconds, cheaper than asyncio's
-            # subprocess machinery (a child watcher per process on 3.11).
-            process = subprocess.Popen(  # noqa: ASYNC220
-                [options.python, "-c", BOOT_CODE, str(theirs.fileno())],
-                cwd=spec.code_dir,
-                env=environment_variables(spec, scratch_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=output_fd,
-                stderr=output_fd,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-            )
+            fds = [theirs.fileno(), output_fd]
+            if template is not None:
+                process = await template.spawn(str(spec.code_dir), env, fds)
+            elif zygotes is not None:
+                process = await zygotes.spawn(python, str(spec.code_dir), env, fds)
+            if process is None:
+                process = _popen(python, spec, env, theirs, output_fd)
         except BaseException:
             ours.close()
             os.close(output_fd)
@@ -220,6 +342,7 @@ class Worker:
         finally:
             theirs.close()
         worker = cls(spec, options, process, output_fd)
+        worker._queued_call = first is not None
         try:
             transport, _ = await worker._loop.create_unix_connection(
                 lambda: _Link(worker), sock=ours
@@ -241,43 +364,41 @@ class Worker:
             self._verdict is None
             and self._transport is not None
             and not self._transport.is_closing()
-            and self._process.returncode is None
+            and not self._process.exited
         )
 
     async def initialise(self) -> Ready | InitFailed | Exit:
-        spec = self.spec
-        init = Init(
-            handler=spec.handler,
-            function_name=spec.function,
-            function_version=spec.version,
-            memory_mb=spec.memory,
-            timeout=spec.timeout,
-            log_limit=self._options.log_limit,
-            log_group=f"/aws/lambda/{spec.function}",
-            log_stream=log_stream(spec),
-            code_dir=str(spec.code_dir),
-        )
-        outcome = await self._exchange(init, self._options.init_timeout)
+        # ``start`` already queued the Init on the socket, before the process existed.
+        outcome = await self._exchange(None, self._options.init_timeout)
         if isinstance(outcome, Ready):
             self.pending_init = outcome
         return outcome  # type: ignore[no-any-return]
 
     async def call(self, message: Invoke) -> Done | Exit:
-        self.emitted = []
-        outcome = await self._exchange(message, self.spec.timeout)
+        """Run one invocation; ``message`` is not sent again when ``start`` queued it."""
+        self.invocations += 1
+        if self._queued_call:
+            self._queued_call = False
+            outcome = await self._exchange(None, self.spec.timeout)
+        else:
+            self.emitted = []
+            outcome = await self._exchange(message, self.spec.timeout)
         self.last_used = self._loop.time()
         return outcome  # type: ignore[no-any-return]
 
-    async def _exchange(self, message: Init | Invoke, limit: float) -> Any:
+    async def _exchange(self, message: Init | Invoke | None, limit: float) -> Any:
         loop = self._loop
         transport = self._transport
         started_at = time.time()
         started = time.perf_counter()
+        if self._inbox:  # answered before we asked (a queued first call)
+            return self._inbox.popleft()
         if transport is None or not self.alive:
             return await self._exit(started_at, started)
         waiter: asyncio.Future[Any] = loop.create_future()
         self._waiter = waiter
-        transport.write(encode_frame(message))
+        if message is not None:
+            transport.write(encode_frame(message))
         # One timer per call: it fires at the deadline, or earlier to check memory.
         self._deadline = loop.time() + limit
         self._timer = loop.call_later(min(WATCH_INTERVAL, limit), self._tick, waiter)
@@ -298,6 +419,8 @@ class Worker:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(message)
+        else:
+            self._inbox.append(message)
 
     def _lost(self) -> None:
         waiter = self._waiter
@@ -341,13 +464,7 @@ class Worker:
             self.kill()
 
     def kill(self) -> None:
-        if self._process.returncode is not None:
-            return
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except OSError:
-            with contextlib.suppress(OSError):
-                self._process.kill()
+        self._process.kill()
 
     async def _exit(self, started_at: float, started: float) -> Exit:
         await self._wait_exited()
@@ -357,12 +474,7 @@ class Worker:
         if reason is None:
             reason = "oom" if code == EXIT_OUT_OF_MEMORY else "crashed"
             self._verdict = reason
-        output = ""
-        if self._output_fd is not None:
-            limit = self._options.log_limit
-            size = os.fstat(self._output_fd).st_size
-            data = os.pread(self._output_fd, limit + 1, 0)
-            output = cap_output(data, limit, max(0, size - limit - 1))
+        output = "" if self._output_fd is None else read_output(self._output_fd, self._options)
         self._close_transport()
         return Exit(reason, code, output, started_at, elapsed_ms, self._peak_mb)
 
@@ -370,7 +482,7 @@ class Worker:
         process = self._process
         delay = 0.0005
         deadline = time.monotonic() + EXIT_GRACE
-        while process.poll() is None:
+        while not process.finished():
             if time.monotonic() > deadline:
                 self.kill()
             await asyncio.sleep(delay)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.runtime.zygote import process_gone
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "fixtures" / "functions"
 
@@ -50,3 +52,29 @@ def make_request() -> Callable[..., InvocationRequest]:
 @pytest.fixture
 def functions() -> Path:
     return FUNCTIONS
+
+
+Check = Callable[[], bool]
+
+
+async def _eventually(check: Check, within: float = 10.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[bool]]:
+    """``await eventually(check, within=10.0)``: polls ``check`` until it holds or the
+    time runs out; returns the last answer."""
+    return _eventually
+
+
+@pytest.fixture
+def gone() -> Callable[[int], bool]:
+    """``gone(pid)``: no process ``pid`` runs any more (a zombie counts as gone)."""
+    return process_gone

@@ -33,13 +33,14 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import orjson
 
 from triggerfish.context import Context, set_current_context
 from triggerfish.errors import ValidationError
+from triggerfish.runtime import snapstart
 from triggerfish.runtime.base import EmitRequest
 from triggerfish.runtime.protocol import (
     EXIT_OUT_OF_MEMORY,
@@ -71,6 +72,48 @@ class _Failure(Exception):
 
 if TYPE_CHECKING:
     import asyncio
+
+
+class Preloaded(NamedTuple):
+    """A handler imported before the fork (snapstart), and the capture set up for it."""
+
+    handler: Callable[..., Any]
+    capture: OutputCapture
+
+
+def load(init: Init) -> Callable[..., Any] | InitFailed:
+    """The init phase: import the handler. Failures come back as ``InitFailed`` whose
+    duration and logs the caller fills in."""
+    try:
+        return load_handler(init.handler, init.code_dir)
+    except LoadError as exc:
+        return InitFailed(exc.error_type, exc.message, exc.stack_trace, 0.0, "")
+    except MemoryError:
+        gc.collect()
+        message = f"Out of memory while importing the handler (Memory Size: {init.memory_mb} MB)"
+        return InitFailed("Runtime.OutOfMemory", message, [], 0.0, "", out_of_memory=True)
+
+
+def _hook_failure(error_type: str, exc: Exception) -> InitFailed:
+    return InitFailed(error_type, f"{type(exc).__name__}: {exc}", user_frames(exc), 0.0, "")
+
+
+def snapshot() -> InitFailed | None:
+    """Before the template serves forks: its before-snapshot hooks."""
+    try:
+        snapstart.run_before_snapshot()
+    except Exception as exc:
+        return _hook_failure("Runtime.BeforeSnapshotError", exc)
+    return None
+
+
+def restore() -> InitFailed | None:
+    """In an environment forked from a template: its after-restore hooks."""
+    try:
+        snapstart.run_after_restore()
+    except Exception as exc:
+        return _hook_failure("Runtime.AfterRestoreError", exc)
+    return None
 
 
 class Channel:
@@ -114,15 +157,25 @@ def limit_memory(memory_mb: int) -> None:
 
 
 class Environment:
-    def __init__(self, channel: Channel, init: Init) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        init: Init,
+        *,
+        preloaded: Preloaded | None = None,
+        forked_at: float | None = None,
+    ) -> None:
         self.channel = channel
         self.init = init
-        self.capture = OutputCapture(init.log_limit)
+        # A fork of a snapshot keeps the template's capture: its writers write to fds 1
+        # and 2, which are this environment's own output file by now.
+        self.capture = preloaded.capture if preloaded else OutputCapture(init.log_limit)
         faulthandler.enable(sys.stderr)
         self.memory = MemoryMeter()
-        self.handler: Callable[..., Any] | None = None
+        self.handler: Callable[..., Any] | None = preloaded.handler if preloaded else None
         self.init_duration_ms: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._forked_at = forked_at
 
     def serve(self) -> None:
         if not self.initialise():
@@ -137,30 +190,25 @@ class Environment:
 
     def initialise(self) -> bool:
         init = self.init
-        limit_memory(init.memory_mb)
-        started = time.perf_counter()
-        try:
-            self.handler = load_handler(init.handler, init.code_dir)
-        except LoadError as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            logs = self.capture.drain()
-            self.channel.send(
-                InitFailed(exc.error_type, exc.message, exc.stack_trace, elapsed, logs)
-            )
+        # A forked environment counts its init from the fork: that is what it cost.
+        started = time.perf_counter() if self._forked_at is None else self._forked_at
+        if self.handler is not None:
+            failure = restore()
+        else:
+            limit_memory(init.memory_mb)
+            loaded = load(init)
+            if isinstance(loaded, InitFailed):
+                failure = loaded
+            else:
+                self.handler, failure = loaded, None
+        elapsed = (time.perf_counter() - started) * 1000
+        if failure is not None:
+            failure.init_duration_ms = elapsed
+            failure.logs = self.capture.drain()
+            self.channel.send(failure)
             return False
-        except MemoryError:
-            elapsed = (time.perf_counter() - started) * 1000
-            gc.collect()
-            message = (
-                f"Out of memory while importing the handler (Memory Size: {init.memory_mb} MB)"
-            )
-            logs = self.capture.drain()
-            self.channel.send(
-                InitFailed("Runtime.OutOfMemory", message, [], elapsed, logs, out_of_memory=True)
-            )
-            return False
-        self.init_duration_ms = (time.perf_counter() - started) * 1000
-        self.channel.send(Ready(self.init_duration_ms, self.capture.drain()))
+        self.init_duration_ms = elapsed
+        self.channel.send(Ready(elapsed, self.capture.drain()))
         return True
 
     def emit(self, request: EmitRequest) -> None:
@@ -276,14 +324,19 @@ class Environment:
         )
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)  # subprocesses of the function must not hold it open
+def serve(fd: int, *, preloaded: Preloaded | None = None, forked_at: float | None = None) -> None:
+    """Serve one environment on the protocol socket ``fd`` until it closes."""
     channel = Channel(fd)
     try:
         init = channel.receive()
         if not isinstance(init, Init):
             os._exit(2)
-        Environment(channel, init).serve()
+        Environment(channel, init, preloaded=preloaded, forked_at=forked_at).serve()
     except MemoryError:
         os._exit(EXIT_OUT_OF_MEMORY)
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)  # subprocesses of the function must not hold it open
+    serve(fd)
