@@ -24,6 +24,29 @@ def handler(event, context):
 """
 
 
+PARTIAL = """
+import json, os
+
+def handler(event, context):
+    failures = []
+    with open(os.environ["OUT"], "a") as out:
+        for record in event["Records"]:
+            body = json.loads(record["body"])
+            tries = record["attributes"]["ApproximateReceiveCount"]
+            out.write(json.dumps([record["messageId"], tries]) + "\\n")
+            if body.get("flaky") and tries == "1":
+                failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+"""
+BRIDGE = """
+import json, os
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as out:
+        out.write(json.dumps([event["detail-type"], event["source"], event["detail"]]) + "\\n")
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("triggers")
@@ -52,8 +75,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     "triggers": [{"topic": "bulk", "batch_size": 3}],
                 },
             ),
+            "sqsish": (
+                PARTIAL,
+                {
+                    "environment": {"OUT": str(root / "sqsish.txt")},
+                    "triggers": [
+                        {
+                            "topic": "jobs",
+                            "batch_size": 4,
+                            "event_format": "sqs",
+                            "retry": {"backoff": 0.05, "max_backoff": 0.1},
+                        }
+                    ],
+                },
+            ),
+            "bridge": (
+                BRIDGE,
+                {
+                    "environment": {"OUT": str(root / "bridge.txt")},
+                    "triggers": [{"topic": "bulk", "event_format": "eventbridge"}],
+                },
+            ),
         },
-        topics={"readings": {}, "bulk": {}},
+        topics={"readings": {}, "bulk": {}, "jobs": {}},
     )
     server = Server(root / "data").start("--deploy", str(manifest))
     server.root = root  # type: ignore[attr-defined]
@@ -142,3 +186,37 @@ def test_replay_of_an_unknown_trigger_is_a_clear_error(server: Server) -> None:
     result = server.cli("replay", "readings", "--trigger", "nobody", "--offset", "1")
     assert result.returncode == 3
     assert "no trigger 'nobody'" in result.stderr
+
+
+def test_sqs_batches_retry_only_the_items_the_function_reports(server: Server) -> None:
+    out = server.root / "sqsish.txt"  # type: ignore[attr-defined]
+    with server.client() as api:
+        publish(api, "jobs", [
+            {"specversion": "1.0", "id": f"j{i}", "source": "s", "type": "job",
+             "data": {"flaky": i == 2}} for i in range(4)
+        ])  # fmt: skip
+    seen = wait_for(
+        lambda: lines(out) if ["j2", "2"] in lines(out) else None, what="the reported item retried"
+    )
+    assert sorted(i for i, tries in seen if tries == "1") == ["j0", "j1", "j2", "j3"]
+    assert [i for i, tries in seen if tries != "1"] == ["j2"]
+
+
+def test_eventbridge_format_gives_detail_type_and_detail(server: Server) -> None:
+    out = server.root / "bridge.txt"  # type: ignore[attr-defined]
+    with server.client() as api:
+        publish(
+            api,
+            "bulk",
+            [
+                {
+                    "specversion": "1.0",
+                    "id": "eb1",
+                    "source": "shop",
+                    "type": "order.created",
+                    "data": {"total": 5},
+                }
+            ],
+        )
+    seen = wait_for(lambda: [x for x in lines(out) if x[2] == {"total": 5}], what="the event")
+    assert seen[0][:2] == ["order.created", "shop"]

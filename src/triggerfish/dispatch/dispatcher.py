@@ -18,6 +18,7 @@ from triggerfish.bus.base import Bus
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import RetryPolicy, Subscription
 from triggerfish.dispatch.runner import Resolver, TriggerRunner
+from triggerfish.dispatch.shapes import PayloadMode
 from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import Executor
@@ -46,6 +47,14 @@ def async_subscription(function: str, config: dict[str, Any]) -> Subscription:
     )
 
 
+PAYLOAD_OF_FORMAT: dict[str, PayloadMode] = {
+    "cloudevent": "cloudevent",
+    "aws": "data",
+    "eventbridge": "eventbridge",
+    "sqs": "sqs",
+}
+
+
 def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
     """The subscription that runs a stored trigger; None for HTTP routes, which are
     answered without the bus."""
@@ -68,7 +77,7 @@ def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
         retry=RetryPolicy.from_config(config.get("retry")),
         dead_letter=config.get("dead_letter") or "",
         batch_size=int(config.get("batch_size") or 1),
-        payload="data" if event_format == "aws" else "cloudevent",
+        payload=PAYLOAD_OF_FORMAT[event_format],
         start=config.get("start") or "latest",
     )
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-PayloadMode = Literal["cloudevent", "data"]
+from triggerfish.dispatch.shapes import PayloadMode
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-import orjson
-
 from triggerfish.bus.base import Bus, Delivery
+from triggerfish.dispatch import shapes
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import Subscription
 from triggerfish.errors import TriggerfishError
@@ -172,20 +171,13 @@ class TriggerRunner:
             log.exception("trigger %s: pattern failed on event %s", self.subscription.id, event.id)
             return False
 
-    def _payload(self, deliveries: Sequence[Delivery]) -> bytes:
-        sub = self.subscription
-        if sub.payload == "data":
-            # Direct asynchronous invokes: the handler gets the payload as it was sent.
-            return deliveries[0].event.data or b"null"
-        if sub.batch_size == 1:
-            return orjson.dumps(deliveries[0].event.to_dict())
-        return orjson.dumps([d.event.to_dict() for d in deliveries])
-
     async def _handle(self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]) -> None:
         sub = self.subscription
         offsets = [d.offset for d in deliveries]
         try:
-            payload = self._payload(deliveries)
+            payload = shapes.payload(
+                sub.payload, deliveries, batched=sub.batch_size > 1, topic=sub.topic
+            )
             request = InvocationRequest(
                 request_id=new_id(),
                 payload=payload,
@@ -208,10 +200,20 @@ class TriggerRunner:
                 attempt=attempt,
                 request_bytes=len(payload),
             )
-            if result.status == "ok":
+            if result.status != "ok":
+                await self._failed(topic, spec, deliveries, result)
+                return
+            failed = shapes.failed_items(result.result) if sub.batch_size > 1 else None
+            if not failed:
                 await self._bus.ack(topic, sub.id, offsets)
                 return
-            await self._failed(topic, spec, deliveries, result)
+            # ReportBatchItemFailures: acknowledge the rest, retry only the items named.
+            retry = [d for d in deliveries if d.event.id in failed]
+            await self._bus.ack(topic, sub.id, [d.offset for d in deliveries if d not in retry])
+            result.status = "error"
+            result.error_type = "BatchItemFailures"
+            result.error_message = f"the function reported {len(retry)} failed item(s)"
+            await self._failed(topic, spec, retry, result)
         except asyncio.CancelledError:
             # Shutdown past the grace period: hand the events back for another delivery.
             with contextlib.suppress(Exception):

@@ -184,9 +184,10 @@ class TriggerConfig(StrictModel):
     pattern: Annotated[dict[str, Any] | None, AfterValidator(_check_pattern)] = Field(
         default=None, description="an event pattern: a mapping such as {type: [order.created]}"
     )
-    event_format: Literal["cloudevent", "aws"] | None = Field(
+    event_format: Literal["cloudevent", "aws", "eventbridge", "sqs"] | None = Field(
         default=None,
-        description='"cloudevent" (the CloudEvent as JSON) or "aws" (the shape AWS Lambda gets)',
+        description='"cloudevent" (the CloudEvent as JSON), "aws" (the shape AWS Lambda gets '
+        'from this source), "eventbridge" or "sqs"',
     )
     retry: RetryPolicy = Field(
         default_factory=RetryPolicy,
