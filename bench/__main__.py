@@ -3,14 +3,14 @@
 Runs each workload (throughput, latency, sync invoke) for every selected system in
 turn, repeats the whole round ``--repeat`` times (interleaved, so drift of the machine
 falls on every system alike), prints the table and optionally writes the figures as
-JSON. ``--all`` then runs the other suites of ``bench/`` that are present.
+JSON. ``--all`` then runs every other suite of ``bench/`` (``bench/*_bench.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +27,6 @@ from bench.report import SYSTEMS, Runs, render, to_json
 from bench.triggerfish_core import TriggerfishCore
 from bench.workload import WORKLOADS, Plan, Result, Workload
 
-OTHER_SUITES = ("patterns_bench", "bus_bench", "executor_bench")
 REDIS_HINT = (
     "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
 )
@@ -97,25 +96,24 @@ def run_one(runner: Runner) -> Result:
 def summary(result: Result) -> str:
     if result.status != "ok":
         return f"{result.status}: {result.reason.splitlines()[0] if result.reason else ''}"
-    keys = ("events_per_s", "p50_ms", "p99_ms", "requests_per_s")
+    keys = ("events_per_s", "requests_per_s", "p50_ms", "p99_ms")
     return ", ".join(f"{k}={result.figures[k]:.2f}" for k in keys if k in result.figures)
 
 
 def run_other_suites(console: Console) -> int:
+    """Run every ``bench/*_bench.py`` as ``python -m bench.NAME``; how many failed."""
     failures = 0
-    for name in OTHER_SUITES:
-        if importlib.util.find_spec(f"bench.{name}") is None:
-            console.print(f"bench.{name}: not present, skipped")
-            continue
-        console.rule(f"python -m bench.{name}")
-        failures += (
-            subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False).returncode != 0
-        )
+    for path in sorted(Path(__file__).parent.glob("*_bench.py")):
+        console.rule(f"python -m bench.{path.stem}")
+        done = subprocess.run([sys.executable, "-m", f"bench.{path.stem}"], check=False)
+        failures += done.returncode != 0
     return failures
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Stopped from outside, still stop every server and worker this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = Plan.quick() if args.quick else Plan()
     repeat = args.repeat or (1 if args.quick else 3)
     workloads = args.workload or list(WORKLOADS)
@@ -150,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"figures written to {args.json}")
+    errors = any(r.status == "error" for w in runs.values() for rs in w.values() for r in rs)
     failed = run_other_suites(console) if args.all else 0
-    return 1 if failed else 0
+    return 1 if errors or failed else 0
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ class Row:
 
 ROWS = (
     Row("throughput", "events_per_s", "throughput, events/s", True),
-    Row("throughput", "events_per_s_with_start", "  with consumer start, events/s", True),
+    Row("throughput", "events_per_s_with_start", "  incl. consumer start", True),
     Row("latency", "p50_ms", "latency p50, ms", False),
     Row("latency", "p99_ms", "latency p99, ms", False),
-    Row("sync", "requests_per_s", "sync invoke, requests/s", True),
-    Row("sync", "p50_ms", "sync invoke p50, ms", False),
-    Row("sync", "p99_ms", "sync invoke p99, ms", False),
+    Row("sync", "requests_per_s", "sync, requests/s", True),
+    Row("sync", "p50_ms", "sync p50, ms", False),
+    Row("sync", "p99_ms", "sync p99, ms", False),
 )
 
 
@@ -65,13 +65,17 @@ def fmt(value: float) -> str:
 def render(runs: Runs, console: Console) -> None:
     systems = [s for s in SYSTEMS if s in runs]
     combined = {s: {w: combine(r) for w, r in runs[s].items()} for s in systems}
-    table = Table(title="Triggerfish core benchmark (median of runs)")
+    table = Table(
+        title="Triggerfish core benchmark (median of runs)",
+        caption="TF/peer: Triggerfish's figure divided by the peer's; green where Triggerfish"
+        " is better",
+    )
     table.add_column("figure")
     for system in systems:
         table.add_column(system, justify="right")
     ratio_peers = [p for p in PEERS if p in systems] if "triggerfish" in systems else []
     for peer in ratio_peers:
-        table.add_column(f"triggerfish/{peer}", justify="right")
+        table.add_column(f"TF/{peer}", justify="right")
     for row in ROWS:
         cells = [row.label]
         values: dict[str, float | None] = {}
@@ -119,6 +123,8 @@ def to_json(runs: Runs, plan: Plan, *, repeat: int, settings: dict[str, Any]) ->
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            # Other work on the machine shows here; compare runs with similar loads.
+            "loadavg_at_end": list(os.getloadavg()),
         },
         "versions": {p: version(p) for p in ("triggerfish", "celery", "dramatiq", "redis")},
         "plan": asdict(plan),

@@ -45,6 +45,8 @@ BATCH = 500
 STARTUP_SECONDS = 30.0
 SYNC_WARMUP_CALLS = 20
 POLL_SECONDS = 0.25
+STALL_SECONDS = 2.0  # no new invocation for this long: read all again
+PAGE = 1000
 
 
 class TriggerfishUnavailableError(RuntimeError):
@@ -192,8 +194,11 @@ def expect(response: httpx.Response, status: int) -> Any:
 class InvocationFeed:
     """New invocations of one function, oldest first, each seen once.
 
-    Follows ``next`` while the server gives one; when it gives ``null`` the last cursor
-    is asked again on the next poll and invocations already seen are skipped.
+    Follows ``next`` until a page comes back short; when the server gives ``null``
+    the last cursor is asked again on the next poll and invocations already seen are
+    skipped. A record stored after one with a later id would be passed over by the
+    cursor, so ``rewind`` reads everything again from the start; ``late`` counts the
+    invocations found only that way.
     """
 
     def __init__(self, client: httpx.Client, function: str) -> None:
@@ -201,19 +206,28 @@ class InvocationFeed:
         self._function = function
         self._cursor: str = "0"
         self._seen: set[str] = set()
+        self._passed = ""  # the cursor a rewind went back from
+        self.late = 0
+
+    def rewind(self) -> None:
+        self._passed = max(self._passed, self._cursor)
+        self._cursor = "0"
 
     def poll(self) -> list[dict[str, Any]]:
         fresh: list[dict[str, Any]] = []
         while True:
-            params = {"function": self._function, "limit": "1000", "after": self._cursor}
+            params = {"function": self._function, "limit": str(PAGE), "after": self._cursor}
             body = expect(self._client.get("/v1/invocations", params=params), 200)
-            for inv in body["invocations"]:
+            page = body["invocations"]
+            for inv in page:
                 if inv["id"] not in self._seen:
                     self._seen.add(inv["id"])
                     fresh.append(inv)
-            if body.get("next") is None:
+                    self.late += inv["id"] <= self._passed
+            if body.get("next") is not None:
+                self._cursor = str(body["next"])
+            if body.get("next") is None or len(page) < PAGE:
                 return fresh
-            self._cursor = str(body["next"])
 
 
 class Handled:
@@ -240,16 +254,24 @@ class Handled:
         self, feed: InvocationFeed, ids: set[str], server: TriggerfishServer, timeout: float
     ) -> None:
         deadline = time.monotonic() + timeout
+        progressed = time.monotonic()
         while not ids.issubset(self.started):
             server.check()
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 missing = len(ids - self.started.keys())
                 raise TriggerfishUnavailableError(
                     f"{missing} of {len(ids)} events not handled in {timeout:.0f} s "
                     f"({self.failed} invocations did not end ok)"
                 )
+            if now - progressed > STALL_SECONDS:
+                feed.rewind()
+                progressed = now
             time.sleep(POLL_SECONDS)
-            self.add(feed.poll())
+            fresh = feed.poll()
+            if fresh:
+                progressed = time.monotonic()
+            self.add(fresh)
 
 
 class TriggerfishCore:
@@ -303,10 +325,10 @@ class TriggerfishCore:
             server.deploy(FUNCTIONS_TP)
             handled = Handled()
             ids = {f"{run}-{i}" for i in range(n)}
-            handled.wait_for(
-                InvocationFeed(client, "noop-tp"), ids, server, self._plan.drain_timeout()
-            )
+            feed = InvocationFeed(client, "noop-tp")
+            handled.wait_for(feed, ids, server, self._plan.drain_timeout())
             return Result.ok(
+                late_records=float(feed.late),
                 events_per_s=n / (handled.last - handled.first),
                 seconds=handled.last - handled.first,
                 events_per_s_with_start=n / (handled.last - enabled),
@@ -333,7 +355,10 @@ class TriggerfishCore:
                 sent[event["id"]] = time.time()
                 self._publish_one(client, event)
             handled.wait_for(feed, set(sent), server, 60)
-            return Result.ok(**latency_figures([handled.started[k] - t for k, t in sent.items()]))
+            return Result.ok(
+                late_records=float(feed.late),
+                **latency_figures([handled.started[k] - t for k, t in sent.items()]),
+            )
 
     @staticmethod
     def _publish_one(client: httpx.Client, event: dict[str, Any]) -> None:

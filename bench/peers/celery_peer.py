@@ -69,6 +69,7 @@ class CelerySession:
         self._app = build_app(redis_url, prefix, results=results)
         self._workers = WorkerProcesses("celery")
         self._local = threading.local()
+        self._callers: list[Celery] = []
 
     def start_workers(self) -> None:
         command = [sys.executable, "-m", "bench.peers.celery_peer", self._url, self._prefix]
@@ -88,11 +89,13 @@ class CelerySession:
         app = getattr(self._local, "app", None)
         if app is None:
             app = self._local.app = build_app(self._url, self._prefix, results=True)
+            self._callers.append(app)
         return app.send_task("bench.call", args=(payload,)).get(timeout=30)
 
     def close(self) -> None:
         self._workers.stop()
-        self._app.close()
+        for app in [self._app, *self._callers]:
+            app.close()
 
 
 class CeleryPeer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -97,6 +98,7 @@ class WorkerProcesses:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         self._procs.clear()
+        shutil.rmtree(self._logdir, ignore_errors=True)
 
 
 def new_prefix(peer: str, workload: str) -> str:
