@@ -45,10 +45,10 @@ from triggerfish.errors import (
 )
 from triggerfish.events.model import is_json_content_type, is_text_content_type
 from triggerfish.functions.triggers import HttpOptions
+from triggerfish.ids import new_id
 from triggerfish.runtime.base import InvocationResult
 from triggerfish.sources.routes import Route, best_route, parse_route, resolve_secret
 from triggerfish.sources.routes import signature_matches as _signature_matches
-from triggerfish.store.ids import new_id
 from triggerfish.store.records import TriggerRecord
 
 if TYPE_CHECKING:

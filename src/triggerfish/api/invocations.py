@@ -44,18 +44,22 @@ async def list_invocations(
 ) -> dict[str, Any]:
     """Newest first, paged with ``before``; or oldest first from ``after`` (``after=0``
     starts at the beginning), for following new invocations as they come."""
+    page = max(1, min(limit, 1000))
     records = await node_of(request).store.list_invocations(
         function=function,
         status=status,
         trigger=trigger,
         since=since,
         until=until,
-        limit=max(1, min(limit, 1000)),
+        limit=page,
         before=before,
         after=after,
     )
     following = after is not None
-    next_cursor = records[-1].id if records else (after if following else None)
+    if following:
+        next_cursor = records[-1].recorded_id if records else after
+    else:
+        next_cursor = records[-1].id if len(records) == page else None
     return {
         "invocations": [invocation_json(r, full=logs) for r in records],
         "next": next_cursor,

@@ -380,7 +380,7 @@ def logs(
             "GET", "/v1/invocations", params={"function": name, "limit": limit, "logs": "true"}
         )
         records = list(reversed(recent["invocations"]))
-        cursor = records[-1]["id"] if records else "0"
+        cursor = max((r["recorded_id"] for r in records), default="0")
         for record in records:
             console.print(record["logs"], markup=False, end="")
         while follow:

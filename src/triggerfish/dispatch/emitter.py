@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import orjson
 
 from triggerfish.bus.base import Bus
+from triggerfish.events.create import now_rfc3339
 from triggerfish.events.model import Event, ExtensionValue
+from triggerfish.ids import new_id
 from triggerfish.runtime.base import EmitRequest
-from triggerfish.store.ids import new_id
 
 
 def emitted_event(function: str, request: EmitRequest, cause: Event | None) -> Event:
@@ -33,7 +33,7 @@ def emitted_event(function: str, request: EmitRequest, cause: Event | None) -> E
         source=request.source or f"triggerfish://functions/{function}",
         type=request.type,
         subject=request.subject,
-        time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        time=now_rfc3339(),
         datacontenttype="application/json",
         data=orjson.dumps(request.data),
         extensions=extensions,

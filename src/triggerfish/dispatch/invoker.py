@@ -4,8 +4,6 @@ and asynchronous (the payload goes through the bus with the function's async pol
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import orjson
 
 from triggerfish.bus.base import Bus, PublishResult
@@ -18,10 +16,11 @@ from triggerfish.errors import (
     TriggerfishError,
     ValidationError,
 )
+from triggerfish.events.create import now_rfc3339
 from triggerfish.events.model import Event
+from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import Executor, InvocationRequest, InvocationResult
-from triggerfish.store.ids import new_id
 
 
 def check_payload(payload: bytes, limit: int, mode: str) -> None:
@@ -102,7 +101,7 @@ class Invoker:
             id=new_id(),
             source=f"triggerfish://invoke/{function}",
             type="triggerfish.invoke",
-            time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            time=now_rfc3339(),
             datacontenttype="application/json",
             data=payload,
         )

@@ -22,11 +22,11 @@ from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import Subscription
 from triggerfish.errors import TriggerfishError
 from triggerfish.events.model import Event
+from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
 from triggerfish.patterns import compile as compile_pattern
 from triggerfish.patterns import event_view
 from triggerfish.runtime.base import Executor, FunctionSpec, InvocationRequest, InvocationResult
-from triggerfish.store.ids import new_id
 
 log = logging.getLogger("triggerfish.dispatch")
 
@@ -45,7 +45,9 @@ DEAD_LETTER_EXTENSIONS = (
 )
 LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
 FETCH_WAIT = 1.0
-SLOT_POLL = 0.02  # seconds between looks at a full executor
+PREFETCH = 4  # invocations leased per environment the function may run at once
+MAX_FETCH = 256
+ACK_DELAY = 0.002  # seconds acknowledgements wait to share one bus call
 
 
 class TriggerRunner:
@@ -72,6 +74,13 @@ class TriggerRunner:
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Leased events not yet settled, by (topic, offset): their leases are kept alive
+        # while they wait for a free environment or run.
+        self._held: set[tuple[str, int]] = set()
+        self._lease = LEASE_MARGIN
+        # Acknowledgements wait here a moment so one bus call settles many events.
+        self._acks: dict[str, list[int]] = {}
+        self._ack_ready = asyncio.Event()
 
     async def start(self) -> None:
         sub = self.subscription
@@ -79,6 +88,10 @@ class TriggerRunner:
         await self._bus.subscribe(sub.redrive_topic, sub.id, start="earliest")
         for topic in (sub.topic, sub.redrive_topic):
             self._loops.append(asyncio.create_task(self._loop(topic), name=f"trigger:{sub.id}"))
+        self._keepers = [
+            asyncio.create_task(self._keep_leases(), name=f"leases:{sub.id}"),
+            asyncio.create_task(self._flush_acks(), name=f"acks:{sub.id}"),
+        ]
 
     async def stop(self, *, grace: float) -> None:
         """Stop leasing; let invocations in flight finish within ``grace`` seconds; the
@@ -94,6 +107,11 @@ class TriggerRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        for task in self._keepers:
+            task.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._ack_now()
 
     async def _loop(self, topic: str) -> None:
         sub = self.subscription
@@ -101,22 +119,19 @@ class TriggerRunner:
         while not self._stopping:
             try:
                 spec = await self._resolve(sub.function, sub.qualifier)
-                own = spec.max_concurrency - len(self._inflight)
-                if own <= 0:
+                # Lease a few rounds ahead of the free environments, so leasing is not a
+                # round trip per invocation; the lease keeper extends what waits.
+                room = spec.max_concurrency * PREFETCH - len(self._inflight)
+                if room <= 0:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
-                # Lease only what can start now (other triggers of the function and the
-                # node's memory budget share the executor), so leases are not spent waiting.
-                free = min(own, self._executor.free_slots(spec))
-                if free <= 0:
-                    await asyncio.sleep(SLOT_POLL)
-                    continue
+                self._lease = spec.timeout + LEASE_MARGIN
                 deliveries = await self._bus.fetch(
                     topic,
                     sub.id,
-                    max_count=free * sub.batch_size,
-                    lease=spec.timeout + LEASE_MARGIN,
+                    max_count=min(room, MAX_FETCH) * sub.batch_size,
+                    lease=self._lease,
                     wait=FETCH_WAIT,
                 )
                 await self._dispatch(topic, spec, deliveries)
@@ -145,7 +160,8 @@ class TriggerRunner:
             else:
                 skipped.append(delivery.offset)
         if skipped:
-            await self._bus.ack(topic, self.subscription.id, skipped)
+            self._ack(topic, skipped)
+        self._held.update((topic, d.offset) for d in wanted)
         size = self.subscription.batch_size
         for start in range(0, len(wanted), size):
             chunk = wanted[start : start + size]
@@ -205,11 +221,11 @@ class TriggerRunner:
                 return
             failed = shapes.failed_items(result.result) if sub.batch_size > 1 else None
             if not failed:
-                await self._bus.ack(topic, sub.id, offsets)
+                self._ack(topic, offsets)
                 return
             # ReportBatchItemFailures: acknowledge the rest, retry only the items named.
             retry = [d for d in deliveries if d.event.id in failed]
-            await self._bus.ack(topic, sub.id, [d.offset for d in deliveries if d not in retry])
+            self._ack(topic, [d.offset for d in deliveries if d not in retry])
             result.status = "error"
             result.error_type = "BatchItemFailures"
             result.error_message = f"the function reported {len(retry)} failed item(s)"
@@ -219,8 +235,52 @@ class TriggerRunner:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._release(topic, offsets))
             raise
+        except Exception:
+            # A failure of Triggerfish itself (the bus, the store): stop holding the
+            # events, so their leases end and the bus delivers them again.
+            self._held.difference_update((topic, offset) for offset in offsets)
+            raise
+
+    def _ack(self, topic: str, offsets: Sequence[int]) -> None:
+        self._acks.setdefault(topic, []).extend(offsets)
+        self._held.difference_update((topic, offset) for offset in offsets)
+        self._ack_ready.set()
+
+    async def _ack_now(self) -> None:
+        acks, self._acks = self._acks, {}
+        for topic, offsets in acks.items():
+            await self._bus.ack(topic, self.subscription.id, offsets)
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await self._ack_ready.wait()
+            await asyncio.sleep(ACK_DELAY)
+            self._ack_ready.clear()
+            try:
+                await self._ack_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unacknowledged events are delivered again after their lease: no loss.
+                log.exception("trigger %s: acknowledging failed", self.subscription.id)
+
+    async def _keep_leases(self) -> None:
+        """Extend the leases of events that wait for an environment or still run."""
+        while True:
+            await asyncio.sleep(max(0.05, self._lease / 3))
+            by_topic: dict[str, list[int]] = {}
+            for topic, offset in list(self._held):
+                by_topic.setdefault(topic, []).append(offset)
+            for topic, offsets in by_topic.items():
+                try:
+                    await self._bus.extend(topic, self.subscription.id, offsets, self._lease)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("trigger %s: extending leases failed", self.subscription.id)
 
     async def _release(self, topic: str, offsets: Sequence[int]) -> None:
+        self._held.difference_update((topic, offset) for offset in offsets)
         for offset in offsets:
             await self._bus.nack(topic, self.subscription.id, offset, delay=0.0)
 
@@ -238,6 +298,7 @@ class TriggerRunner:
             reason = sub.retry.gives_up(delivery.attempt, now - delivery.published_at)
             if reason is None:
                 delay = sub.retry.retry_delay(delivery.attempt, self._rand)
+                self._held.discard((topic, delivery.offset))
                 await self._bus.nack(topic, sub.id, delivery.offset, delay=delay)
             else:
                 dead.append((delivery, reason))
@@ -258,7 +319,7 @@ class TriggerRunner:
             for delivery, reason in dead
         ]
         await self._bus.publish(sub.dead_letter_topic, letters, dedupe=False)
-        await self._bus.ack(topic, sub.id, [d.offset for d, _ in dead])
+        self._ack(topic, [d.offset for d, _ in dead])
         log.warning(
             "trigger %s: %d event(s) dead-lettered to %s (%s)",
             sub.id,

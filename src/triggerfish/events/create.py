@@ -8,8 +8,6 @@ The result has passed ``validate_event``.
 
 from __future__ import annotations
 
-import secrets
-import time as _time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,18 +17,12 @@ import orjson
 from triggerfish.errors import EventValidationError
 from triggerfish.events.model import Event, ExtensionValue, is_json_content_type
 from triggerfish.events.validate import validate_event
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+from triggerfish.ids import new_id
 
 
 def new_event_id() -> str:
-    """A fresh event id that sorts by creation time (to the millisecond), like a ULID."""
-    value = (_time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """A fresh event id that sorts by creation time, like a ULID."""
+    return new_id()
 
 
 def now_rfc3339() -> str:

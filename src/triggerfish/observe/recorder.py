@@ -29,8 +29,8 @@ class Recorder:
         self,
         store: SqlStore,
         *,
-        interval: float = 0.05,
-        batch: int = 500,
+        interval: float = 0.2,
+        batch: int = 1000,
         metrics: Metrics | None = None,
     ) -> None:
         self._store = store

@@ -1,6 +1,6 @@
 """Control-plane state: functions, versions, aliases, triggers, invocations, tokens."""
 
-from triggerfish.store.ids import IdGenerator, id_floor, id_time, new_id
+from triggerfish.ids import IdGenerator, id_floor, id_time, new_id
 from triggerfish.store.records import (
     LIVE,
     STATUSES,

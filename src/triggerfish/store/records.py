@@ -54,7 +54,7 @@ class TriggerRecord:
 
 @dataclass(frozen=True, slots=True)
 class InvocationRecord:
-    id: str  # time-sortable (``triggerfish.store.ids.new_id``)
+    id: str  # time-sortable (``triggerfish.ids.new_id``)
     function: str
     version: str
     status: Status
@@ -74,6 +74,7 @@ class InvocationRecord:
     logs: str = ""
     result: bytes | None = None
     request_bytes: int = 0
+    recorded_id: str = ""  # set when the record is written; the cursor of ``after``
 
     @classmethod
     def from_result(

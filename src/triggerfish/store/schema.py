@@ -7,11 +7,13 @@ the filter column and end with the id.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from triggerfish.ids import new_id
 from triggerfish.store.records import (
     AliasRecord,
     FunctionRecord,
@@ -94,7 +96,11 @@ invocations = sa.Table(
     sa.Column("logs", sa.Text, nullable=False),
     sa.Column("result", sa.LargeBinary, nullable=True),
     sa.Column("request_bytes", sa.BigInteger, nullable=False),
+    # When the record was written (time-sortable, increasing): the cursor for following
+    # new records, which arrive in order of completion, not of start.
+    sa.Column("recorded_id", _SORTABLE_ID, nullable=False),
     sa.Index("ix_tf_invocations_function", "function", "id"),
+    sa.Index("ix_tf_invocations_recorded", "recorded_id"),
     sa.Index("ix_tf_invocations_trigger", "trigger", "id"),
     sa.Index("ix_tf_invocations_started", "started_at"),
 )
@@ -152,54 +158,24 @@ def trigger_row(record: TriggerRecord) -> dict[str, Any]:
     }
 
 
+_INVOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(InvocationRecord))
+
+
 def invocation_row(record: InvocationRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "function": record.function,
-        "version": record.version,
-        "trigger": record.trigger,
-        "event_ids": list(record.event_ids),
-        "attempt": record.attempt,
-        "status": record.status,
-        "started_at": record.started_at,
-        "duration_ms": record.duration_ms,
-        "billed_duration_ms": record.billed_duration_ms,
-        "memory_size_mb": record.memory_size_mb,
-        "max_memory_used_mb": record.max_memory_used_mb,
-        "init_duration_ms": record.init_duration_ms,
-        "cold_start": record.cold_start,
-        "error_type": record.error_type,
-        "error_message": record.error_message,
-        "stack_trace": list(record.stack_trace),
-        "logs": record.logs,
-        "result": record.result,
-        "request_bytes": record.request_bytes,
-    }
+    row = {name: getattr(record, name) for name in _INVOCATION_FIELDS}
+    row["event_ids"] = list(record.event_ids)
+    row["stack_trace"] = list(record.stack_trace)
+    row["recorded_id"] = record.recorded_id or new_id()
+    return row
 
 
 def invocation_record(row: Any) -> InvocationRecord:
-    return InvocationRecord(
-        id=row.id,
-        function=row.function,
-        version=row.version,
-        trigger=row.trigger,
-        event_ids=tuple(row.event_ids),
-        attempt=row.attempt,
-        status=row.status,
-        started_at=row.started_at,
-        duration_ms=row.duration_ms,
-        billed_duration_ms=row.billed_duration_ms,
-        memory_size_mb=row.memory_size_mb,
-        max_memory_used_mb=row.max_memory_used_mb,
-        init_duration_ms=row.init_duration_ms,
-        cold_start=bool(row.cold_start),
-        error_type=row.error_type,
-        error_message=row.error_message,
-        stack_trace=list(row.stack_trace),
-        logs=row.logs,
-        result=bytes(row.result) if row.result is not None else None,
-        request_bytes=row.request_bytes,
-    )
+    values = {name: getattr(row, name) for name in _INVOCATION_FIELDS}
+    values["event_ids"] = tuple(row.event_ids)
+    values["stack_trace"] = list(row.stack_trace)
+    values["cold_start"] = bool(row.cold_start)
+    values["result"] = bytes(row.result) if row.result is not None else None
+    return InvocationRecord(**values)
 
 
 def token_record(row: Any) -> StoredToken:

@@ -324,14 +324,15 @@ class SqlStore:
         after: str | None = None,
     ) -> list[InvocationRecord]:
         """Newest first; ``before`` is the cursor for the next page: the id of the last
-        record of a page. With ``after`` instead, oldest first from just after that id
-        (``"0"`` starts at the beginning), to follow new invocations as they come.
-        ``since``/``until`` bound ``started_at``."""
+        record of a page. With ``after`` instead, in the order they were written, from
+        just after that record's ``recorded_id`` (``"0"`` starts at the beginning), to
+        follow new invocations as they come without missing one that started earlier
+        but ended later. ``since``/``until`` bound ``started_at``."""
         c = t.invocations.c
-        order = c.id.asc() if after is not None else c.id.desc()
+        order = c.recorded_id.asc() if after is not None else c.id.desc()
         query = sa.select(t.invocations).order_by(order).limit(max(0, limit))
         if after is not None:
-            query = query.where(c.id > after)
+            query = query.where(c.recorded_id > after)
         if function is not None:
             query = query.where(c.function == function)
         if status is not None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from triggerfish.ids import id_floor
 from triggerfish.store import schema as t
-from triggerfish.store.ids import id_floor
 from triggerfish.store.sql import SqlStore
 
 FAILED = ("error", "timeout", "oom", "crashed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -46,7 +47,9 @@ async def test_a_record_round_trips_every_field(store: SqlStore) -> None:
     ok = record(result=b'{"w": 640}')
     await store.record_invocations([full, ok])
 
-    assert await store.get_invocation(full.id) == full
+    stored = await store.get_invocation(full.id)
+    assert stored.recorded_id  # stamped when written
+    assert dataclasses.replace(stored, recorded_id="") == full
     assert (await store.get_invocation(ok.id)).result == b'{"w": 640}'
     with pytest.raises(NotFoundError, match="no invocation 'nope'"):
         await store.get_invocation("nope")
@@ -119,10 +122,22 @@ async def test_following_with_after_reads_oldest_first_from_a_cursor(store: SqlS
 
     first = await store.list_invocations(after="0", limit=2)
     await store.record_invocations(rows[3:])
-    rest = await store.list_invocations(after=first[-1].id)
+    rest = await store.list_invocations(after=first[-1].recorded_id)
 
     assert [r.id for r in first + rest] == [r.id for r in rows]
-    assert await store.list_invocations(after=rest[-1].id) == []
+    assert await store.list_invocations(after=rest[-1].recorded_id) == []
+
+
+async def test_following_misses_no_record_written_after_a_newer_one(store: SqlStore) -> None:
+    # An invocation that started first but ended last is written last: whoever follows
+    # with ``after`` still sees it, after the ones written before it.
+    early, late = record(started_at=1.0), record(started_at=2.0)
+    assert early.id < late.id
+    await store.record_invocations([late])
+    seen = await store.list_invocations(after="0")
+    await store.record_invocations([early])
+    more = await store.list_invocations(after=seen[-1].recorded_id)
+    assert [r.id for r in seen + more] == [late.id, early.id]
 
 
 async def test_stats_count_each_status(store: SqlStore) -> None:

@@ -1,4 +1,5 @@
-"""Time-sortable ids: 26 characters, ULID layout, increasing within a process.
+"""Time-sortable ids for invocations and events: 26 characters, ULID layout,
+increasing within a process.
 
 The first 10 characters are the milliseconds since the Unix epoch and the last 16 are
 random, both in Crockford's base 32, so sorting ids as strings sorts them by creation
