@@ -28,6 +28,8 @@ lint: install
 	$(BIN)/mypy
 
 bench: install-bench
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+		echo "wrk is not installed: the synchronous workload falls back to a Python client"
 	$(BIN)/python -m bench
 
 clean:
