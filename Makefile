@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-bench run test lint bench clean
+.PHONY: install install-bench install-node run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,10 @@ install-bench: install
 run: install
 	$(BIN)/triggerfish up --deploy examples/orders
 
-test: install
+install-node:
+	bash scripts/install-node.sh
+
+test: install install-node
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

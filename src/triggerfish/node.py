@@ -140,10 +140,9 @@ class Node:
         return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets)]
 
     async def _provision(self, function: str) -> None:
-        """Start the ``min_warm`` environments of a function's live version."""
-        spec = await self.resolve(function)
-        if spec.min_warm:
-            await self.executor.provision(spec)
+        """Start what a function's live version keeps ready: its ``min_warm``
+        environments, and a spare process for runtimes that pre-start one."""
+        await self.executor.provision(await self.resolve(function))
 
     async def _changed(self) -> None:
         self._specs.clear()

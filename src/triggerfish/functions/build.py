@@ -25,6 +25,15 @@ naming the server's whole site-packages has the first problem. The links point a
 running server's modules and are refreshed once per process, so an upgraded server is
 what functions import, and each build ends by importing the bootstrap with the new
 environment's interpreter: an environment that cannot run the runtime never goes live.
+
+npm packages. A code folder with a ``package.json`` gets its packages installed under
+``root/npm-<key>`` with ``npm ci`` when a lock file (``package-lock.json`` or
+``npm-shrinkwrap.json``) is beside it, else ``npm install``; development dependencies
+are left out. The key is the SHA-256 of those files and of the Node.js version (native
+modules are built for one). The function sees them as ``node_modules`` in its code
+folder: a symbolic link to the installed folder, made at deploy and checked again
+whenever the code is about to run, so Node.js finds them from CommonJS and ES modules
+alike. The same cache, marker, log and failure rules apply as for Python.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import time
 import tomllib
@@ -53,6 +63,11 @@ RUNTIME_DIR = "_runtime"
 KEY_LENGTH = 24  # hex characters: short paths keep script shebangs within limits
 LOG_TAIL_LINES = 40
 CHECK_CODE = "import triggerfish.runtime.python.bootstrap"
+PACKAGE_JSON = "package.json"
+NODE_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
+NODE_MODULES = "node_modules"
+NPM_FORMAT = b"triggerfish-npm-1\n"
+NPM_PREFIX = "npm-"
 
 BuildStatus = Literal["running", "built", "cached", "failed"]
 
@@ -61,7 +76,7 @@ BuildStatus = Literal["running", "built", "cached", "failed"]
 class Requirements:
     """What a code folder asks to install, and the cache key of its environment."""
 
-    file: Path  # requirements.txt or pyproject.toml
+    file: Path  # requirements.txt, pyproject.toml or package.json
     key: str
 
 
@@ -105,6 +120,7 @@ class Builder:
         self._locks: dict[str, asyncio.Lock] = {}
         self._states: dict[str, BuildState] = {}
         self._runtime_ready = False
+        self._node_identity: bytes | None = None
 
     # -- finding -------------------------------------------------------------------
 
@@ -126,6 +142,21 @@ class Builder:
             return Requirements(project, digest.hexdigest()[:KEY_LENGTH])
         return None
 
+    def node_requirements(self, code_dir: Path) -> Requirements | None:
+        """The npm packages of the code in ``code_dir`` (its ``package.json``); None
+        when it has none."""
+        code_dir = Path(code_dir)
+        package = code_dir / PACKAGE_JSON
+        if not package.is_file():
+            return None
+        if self._node_identity is None:
+            self._node_identity = _node_identity()
+        digest = hashlib.sha256(NPM_FORMAT + self._node_identity)
+        for name in (PACKAGE_JSON, *NODE_LOCKS):
+            if (code_dir / name).is_file():
+                _digest_file(digest, code_dir / name, code_dir)
+        return Requirements(package, NPM_PREFIX + digest.hexdigest()[:KEY_LENGTH])
+
     def env_path(self, key: str) -> Path:
         return self.root / key
 
@@ -139,6 +170,14 @@ class Builder:
         """The interpreter to run the code in ``code_dir`` with: None for the server's
         own, when the code has no requirements. NotFoundError when it has some but their
         environment is not on this node (``what`` names the code in the message)."""
+        packages = self.node_requirements(code_dir)
+        if packages is not None:
+            if not self.is_built(packages.key):
+                raise NotFoundError(
+                    f"the npm packages of {what} ({PACKAGE_JSON}) are not installed on this "
+                    "node; deploy it again"
+                )
+            self._link_node_modules(Path(code_dir), packages.key)
         wanted = self.requirements(code_dir)
         if wanted is None:
             return None
@@ -169,21 +208,36 @@ class Builder:
     async def ensure(self, code_dir: Path, *, function: str = "") -> BuildResult | None:
         """Make sure the environment of ``code_dir``'s requirements exists, building it
         if needed; None when the code has no requirements. BuildError when the
-        installer fails, with its output's last lines."""
+        installer fails, with its output's last lines. npm packages are installed too
+        (first); the result is Python's when the code has both."""
+        packages = await asyncio.to_thread(self.node_requirements, code_dir)
         wanted = await asyncio.to_thread(self.requirements, code_dir)
-        if wanted is None:
+        if wanted is None and packages is None:
             self._states.pop(function, None)
             return None
+        result = None
+        if packages is not None:
+            result = await self._ensure(packages, Path(code_dir), function)
+            await asyncio.to_thread(self._link_node_modules, Path(code_dir), packages.key)
+        if wanted is not None:
+            result = await self._ensure(wanted, Path(code_dir), function)
+        return result
+
+    async def _ensure(self, wanted: Requirements, code_dir: Path, function: str) -> BuildResult:
+        npm = wanted.key.startswith(NPM_PREFIX)
         state = BuildState(function, wanted.key, "running", time.time())
         self._states[function] = state
         lock = self._locks.setdefault(wanted.key, asyncio.Lock())
         started = time.monotonic()
         try:
             async with lock:
-                await asyncio.to_thread(self._ensure_runtime)
+                if not npm:
+                    await asyncio.to_thread(self._ensure_runtime)
                 cached = self.is_built(wanted.key)
-                if not cached:
-                    await self._build(wanted, Path(code_dir), function)
+                if not cached and npm:
+                    await self._build_npm(wanted, code_dir, function)
+                elif not cached:
+                    await self._build(wanted, code_dir, function)
         except BaseException as exc:
             state.status, state.finished_at = "failed", time.time()
             state.error = str(exc) or type(exc).__name__
@@ -191,7 +245,7 @@ class Builder:
         state.status, state.finished_at = ("cached" if cached else "built"), time.time()
         return BuildResult(
             key=wanted.key,
-            python=str(_python(self.env_path(wanted.key))),
+            python="" if npm else str(_python(self.env_path(wanted.key))),
             cached=cached,
             log_path=self.log_path(wanted.key),
             seconds=time.monotonic() - started,
@@ -243,6 +297,59 @@ class Builder:
                 raise
             (env / READY).write_text(f"{time.time()}\n")
             _write(log, f"# built in {time.monotonic() - started:.2f} s")
+
+    async def _build_npm(self, wanted: Requirements, code_dir: Path, function: str) -> None:
+        env = self.env_path(wanted.key)
+        await asyncio.to_thread(shutil.rmtree, env, True)
+        started = time.monotonic()
+        what = function or code_dir.name
+        locks = [name for name in NODE_LOCKS if (code_dir / name).is_file()]
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.log_path(wanted.key).open("w", encoding="utf-8") as log:
+            _write(log, f"# npm packages {wanted.key} for {what}")
+            try:
+                npm = shutil.which("npm")
+                if npm is None:
+                    raise BuildError(
+                        f"installing the npm packages of {what} needs npm, which is not on "
+                        "this node's PATH: install Node.js and npm (scripts/install-node.sh)"
+                    )
+                env.mkdir(parents=True)
+                for name in (PACKAGE_JSON, *locks):
+                    shutil.copyfile(code_dir / name, env / name)
+                command = "ci" if locks else "install"
+                _write(log, f"# {command}: {'lock file ' + locks[0] if locks else 'no lock file'}")
+                await self._run(
+                    log,
+                    [npm, command, "--omit=dev", "--no-audit", "--no-fund", "--no-update-notifier"],
+                    cwd=env,
+                    what=f"npm {command} for {what}",
+                )
+                (env / NODE_MODULES).mkdir(exist_ok=True)  # a package with no dependencies
+            except BaseException as exc:
+                _write(log, f"# build failed: {exc if isinstance(exc, BuildError) else repr(exc)}")
+                await asyncio.to_thread(shutil.rmtree, env, True)
+                raise
+            (env / READY).write_text(f"{time.time()}\n")
+            _write(log, f"# built in {time.monotonic() - started:.2f} s")
+
+    def _link_node_modules(self, code_dir: Path, key: str) -> None:
+        """``code_dir/node_modules`` -> the installed packages of ``key``."""
+        target = str(self.env_path(key) / NODE_MODULES)
+        link = code_dir / NODE_MODULES
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == target:
+                return
+        if link.exists() and not link.is_symlink():
+            return  # the code brought its own folder
+        temporary = code_dir / f".{NODE_MODULES}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        try:
+            temporary.symlink_to(target, target_is_directory=True)
+            os.replace(temporary, link)
+        except OSError as exc:
+            raise BuildError(f"cannot link the npm packages into {code_dir}: {exc}") from exc
 
     async def _run(self, log: IO[str], argv: list[str], *, cwd: Path, what: str) -> None:
         """Run one build step, copying its output to the log as it comes."""
@@ -350,6 +457,20 @@ def _interpreter_identity(interpreter: str) -> bytes:
     if real in (os.path.realpath(sys.executable), base):
         return f"{base}\n{sys.version}\n{sys.platform}\n".encode()
     return f"{real}\n".encode()
+
+
+def _node_identity() -> bytes:
+    """The Node.js that installed packages are for: its path and version."""
+    node = shutil.which("node")
+    if node is None:
+        return b"no node\n"
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        version = "unknown"
+    return f"{os.path.realpath(node)}\n{version}\n".encode()
 
 
 def _module_location(name: str) -> Path | None:

@@ -17,7 +17,7 @@ from triggerfish.bus.names import TOPIC_PATTERN, TOPIC_RULE
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_RUNTIME_RE = re.compile(r"^python(3\.\d{1,2})?$")
+_RUNTIME_RE = re.compile(r"^(python(3\.\d{1,2})?|nodejs(\d{2}\.x)?|provided(\.al2|\.al2023)?)$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,7 +53,12 @@ def _check_handler(value: str) -> str:
 
 def _check_runtime(value: str) -> str:
     if not _RUNTIME_RE.match(value):
-        raise PydanticCustomError(EXPECTED, 'expected "python" or "python3.X" (e.g. "python3.11")')
+        raise PydanticCustomError(
+            EXPECTED,
+            'expected "python" or "python3.X" (e.g. "python3.11"), "nodejs" or "nodejsNN.x"'
+            ' (e.g. "nodejs20.x", "nodejs22.x"), or "provided", "provided.al2" or'
+            ' "provided.al2023"',
+        )
     return value
 
 

@@ -14,6 +14,7 @@ that a trigger keeps across redeploys, so its position in the topic survives the
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -40,6 +41,7 @@ from triggerfish.functions.fields import (
 )
 from triggerfish.functions.triggers import AsyncRetry, TopicConfig, TriggerConfig
 from triggerfish.functions.webhooks import WebhookConfig
+from triggerfish.runtime.base import runtime_family
 
 MANIFEST_NAMES = ("triggerfish.yaml", "triggerfish.yml")
 
@@ -213,7 +215,28 @@ def _check_code(file: Path, code_dir: Path, name: str, config: FunctionConfig) -
     if not code_dir.is_dir():
         hint = "code" if config.code is not None else f"code (default ./{name})"
         raise ConfigError(f"{file}: {key}.{hint}: the code folder {code_dir} does not exist")
+    family = runtime_family(config.runtime)
+    if family == "provided":
+        bootstrap = code_dir / "bootstrap"
+        if not bootstrap.is_file():
+            raise ConfigError(
+                f"{file}: {key}.runtime: a {config.runtime} function needs an executable"
+                f" 'bootstrap' in its code folder; {code_dir} has none"
+            )
+        if not os.access(bootstrap, os.X_OK):
+            raise ConfigError(
+                f"{file}: {key}.runtime: {bootstrap} is not executable; run chmod +x on it"
+            )
+        return
     module = config.handler.rsplit(".", 1)[0].replace(".", "/")
+    if family == "nodejs":
+        names = [f"{module}{ext}" for ext in (".js", ".mjs", ".cjs")]
+        if not any((code_dir / name).is_file() for name in names):
+            raise ConfigError(
+                f"{file}: {key}.handler: the handler module {module}.js (or .mjs, .cjs) is"
+                f" not in {code_dir}"
+            )
+        return
     candidates = (code_dir / f"{module}.py", code_dir / module / "__init__.py")
     if not any(candidate.is_file() for candidate in candidates):
         raise ConfigError(

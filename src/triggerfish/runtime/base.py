@@ -14,6 +14,18 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 Status = Literal["ok", "error", "timeout", "oom", "crashed", "throttled"]
+RuntimeFamily = Literal["python", "nodejs", "provided"]
+
+
+def runtime_family(runtime: str) -> RuntimeFamily:
+    """How environments of ``runtime`` start: ``python`` and ``python3.X`` run the Python
+    bootstrap, ``nodejs`` and ``nodejsNN.x`` the Node.js one, ``provided`` and
+    ``provided.al2*`` the function's own ``bootstrap`` behind the Lambda Runtime API."""
+    if runtime.startswith("nodejs"):
+        return "nodejs"
+    if runtime.startswith("provided"):
+        return "provided"
+    return "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +34,7 @@ class FunctionSpec:
     version: str  # the version id (content digest prefix)
     code_dir: Path  # unpacked code, read-only for the function
     handler: str  # "module.function", module relative to code_dir (dots for packages)
-    runtime: str = "python"  # "python" or "python3.X"
+    runtime: str = "python"  # "python[3.X]", "nodejs[NN.x]" or "provided[.al2[023]]"
     memory: int = 128  # MB
     timeout: float = 10.0  # seconds
     environment: Mapping[str, str] = field(default_factory=dict)

@@ -18,9 +18,12 @@ Per function version (``spec.key``) it keeps a ``Pool`` and scales it with deman
   when its memory peak reaches ``RECYCLE_FRACTION`` of its memory size (a leak is
   cut before it becomes an out-of-memory failure).
 
-Environments are forked from a zygote per interpreter (``zygote.py``), or from a
+Python environments are forked from a zygote per interpreter (``zygote.py``), or from a
 per-version snapshot template for ``snapstart`` functions (``snapshot.py``), and fall
-back to a fresh interpreter when no zygote can be had. An environment whose
+back to a fresh interpreter when no zygote can be had. Node.js environments start
+from a pre-started ``node`` process when one is ready (``node/launcher.py``);
+``provided`` environments are a relay in front of the function's ``bootstrap``
+(``provided/relay.py``). An environment whose
 invocation timed out, ran out of memory or crashed, or whose handler could not be
 loaded, is discarded.
 
@@ -46,8 +49,10 @@ from triggerfish.runtime.base import (
     InvocationRequest,
     InvocationResult,
     PoolStats,
+    runtime_family,
 )
 from triggerfish.runtime.budget import MemoryBudget
+from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.pool import Pool
 from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready
 from triggerfish.runtime.results import (
@@ -86,10 +91,12 @@ class ProcessExecutor:
         memory_capacity: int = 0,
         zygote: bool = True,
         snapshot_ttl: float = 3600.0,
+        node_spares: bool = True,
     ) -> None:
         """``memory_capacity``: MB that environments may hold in all (0: the machine's
         memory). ``zygote``: fork environments from a zygote (else a fresh interpreter
-        each). ``snapshot_ttl``: seconds a snapshot template is kept without forks."""
+        each). ``snapshot_ttl``: seconds a snapshot template is kept without forks.
+        ``node_spares``: keep a pre-started Node.js process per runtime and memory size."""
         self._options = WorkerOptions(
             python=python_executable or sys.executable,
             log_limit=log_limit,
@@ -100,6 +107,7 @@ class ProcessExecutor:
         self._snapshot_ttl = snapshot_ttl
         self._budget = MemoryBudget(memory_capacity)
         self._zygotes = Zygotes(timeout=max(init_timeout, 10.0)) if zygote else None
+        self._node = NodeLauncher(spares=node_spares, spare_ttl=idle_ttl)
         self._pools: dict[str, Pool] = {}
         self._capacity_waiters: list[asyncio.Future[None]] = []
         self._inflight = 0
@@ -121,6 +129,10 @@ class ProcessExecutor:
     def zygote_pids(self) -> dict[str, int]:
         """The running zygotes, by interpreter."""
         return {} if self._zygotes is None else self._zygotes.pids()
+
+    def node_spare_pids(self) -> list[int]:
+        """The pre-started Node.js processes waiting for an environment."""
+        return self._node.spare_pids()
 
     def snapshot_pid(self, spec: FunctionSpec) -> int | None:
         pool = self._pools.get(spec.key)
@@ -165,6 +177,7 @@ class ProcessExecutor:
         await asyncio.gather(*(template.close() for template in templates))
         if self._zygotes is not None:
             await self._zygotes.close()
+        self._node.close()
 
     def free_slots(self, spec: FunctionSpec) -> int:
         """How many more invocations of ``spec`` may start now: its free concurrency
@@ -183,6 +196,8 @@ class ProcessExecutor:
         keep that many; call it when a version goes live."""
         if self._stopping:
             return
+        if runtime_family(spec.runtime) == "nodejs":
+            self._node.prepare(spec)
         self._top_up(self._pool(spec))
 
     async def invoke(
@@ -249,6 +264,7 @@ class ProcessExecutor:
             ):
                 pool.template = None
                 self._background_task(template.close())
+        self._node.reap()
         return reaped
 
     def _ttl(self, spec: FunctionSpec) -> float:
@@ -436,7 +452,8 @@ class ProcessExecutor:
     ) -> tuple[Worker, Ready | None] | InitFailed | Exit | OSError:
         options = self._options
         try:
-            if spec.snapstart and self._zygotes is not None:
+            python = runtime_family(spec.runtime) == "python"
+            if spec.snapstart and python and self._zygotes is not None:
                 for _ in range(2):  # a template that died is replaced once
                     template, inherited = await self._template(pool, spec)
                     if template is None:
@@ -455,7 +472,12 @@ class ProcessExecutor:
                         continue
                     return worker, inherited
             worker = await Worker.start(
-                spec, options, init_type=init_type, zygotes=self._zygotes, first=first
+                spec,
+                options,
+                init_type=init_type,
+                zygotes=self._zygotes,
+                first=first,
+                node=self._node,
             )
         except OSError as exc:
             return exc
@@ -555,7 +577,8 @@ class ProcessExecutor:
 
     def _finished(self, pool: Pool, spec: FunctionSpec, worker: Worker, done: Done) -> None:
         """Back to idle, or recycled, or discarded."""
-        gone = done.status == "oom" or not worker.alive or self._stopping
+        # "crashed": the environment reported the invocation and is exiting.
+        gone = done.status in ("oom", "crashed") or not worker.alive or self._stopping
         if gone or self._pools.get(spec.key) is not pool:
             self._discard(worker)
         elif (spec.max_invocations and worker.invocations >= spec.max_invocations) or (

@@ -1,7 +1,9 @@
 """The executor's side of one execution environment (one OS process).
 
-A ``Worker`` starts the environment's process (forked from a snapshot template or from
-the zygote of its interpreter, or else a fresh interpreter) with a clean environment,
+A ``Worker`` starts the environment's process (for Python: forked from a snapshot
+template or from the zygote of its interpreter, or else a fresh interpreter; for
+Node.js: a pre-started ``node`` or a fresh one, see ``node/launcher.py``; for
+``provided``: the relay of ``provided/relay.py``) with a clean environment,
 its code directory as working directory, a dedicated socket for the protocol and one
 in-memory file as stdout and stderr. It sends ``Init`` and ``Invoke`` messages and waits for the
 answer, and it enforces the limits from outside:
@@ -34,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.base import FunctionSpec, runtime_family
+from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.protocol import (
     BOOT_CODE,
     EXIT_OUT_OF_MEMORY,
@@ -49,6 +52,7 @@ from triggerfish.runtime.protocol import (
     Ready,
     encode_frame,
 )
+from triggerfish.runtime.provided.relay import RELAY_CODE
 from triggerfish.runtime.report import cap_output
 from triggerfish.runtime.zygote import ForkServer, Zygotes
 
@@ -57,6 +61,8 @@ WATCH_INTERVAL = 0.1
 QUEUE_LIMIT = 64 * 1024
 EXIT_GRACE = 1.0
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: What V8 prints before it aborts the process at its heap limit.
+HEAP_EXHAUSTED = "JavaScript heap out of memory"
 
 ExitReason = Literal["timeout", "oom", "crashed", "stopped"]
 
@@ -201,12 +207,17 @@ class SpawnedProcess:
 
 
 def _popen(
-    python: str, spec: FunctionSpec, env: dict[str, str], theirs: socket.socket, output_fd: int
+    python: str,
+    spec: FunctionSpec,
+    env: dict[str, str],
+    theirs: socket.socket,
+    output_fd: int,
+    boot: str = BOOT_CODE,
 ) -> SpawnedProcess:
     # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
     # machinery (a child watcher per process on 3.11).
     popen = subprocess.Popen(
-        [python, "-c", BOOT_CODE, str(theirs.fileno())],
+        [python, "-c", boot, str(theirs.fileno())],
         cwd=spec.code_dir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -306,41 +317,57 @@ class Worker:
         zygotes: Zygotes | None = None,
         template: ForkServer | None = None,
         first: Invoke | None = None,
+        node: NodeLauncher | None = None,
     ) -> Worker:
-        """Start the environment's process: forked from ``template`` (a snapshot) when
-        given, else from the zygote of its interpreter, else as a fresh interpreter.
+        """Start the environment's process: for Python, forked from ``template`` (a
+        snapshot) when given, else from the zygote of its interpreter, else as a fresh
+        interpreter; for Node.js, through ``node``; for ``provided``, as a relay.
         Raises ``OSError`` when it cannot be started (``ForkServerGone`` when the
         template died). ``first``, when given, is queued behind the Init: the next
         ``call`` waits for its answer without sending it again."""
         scratch_dir = scratch_directory(spec, options)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = environment_variables(spec, scratch_dir, init_type)
+        family = runtime_family(spec.runtime)
+        process: ProcessHandle | None = None
+        if family == "nodejs":
+            if node is None:
+                raise OSError(f"runtime {spec.runtime}: Node.js environments are not enabled")
+            launched = node.launch(spec, env)
+            ours, output_fd = launched.sock, launched.output_fd
+            process = SpawnedProcess(launched.popen)
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            output_fd = output_file(f"triggerfish-{spec.function}", scratch_dir)
+            python = spec.python or options.python
+            try:
+                fds = [theirs.fileno(), output_fd]
+                if family != "python":
+                    pass  # zygotes and snapshots hold the Python runtime only
+                elif template is not None:
+                    process = await template.spawn(str(spec.code_dir), env, fds)
+                elif zygotes is not None:
+                    process = await zygotes.spawn(python, str(spec.code_dir), env, fds)
+                if process is None:
+                    boot = RELAY_CODE if family == "provided" else BOOT_CODE
+                    process = _popen(python, spec, env, theirs, output_fd, boot)
+            except BaseException:
+                ours.close()
+                os.close(output_fd)
+                raise
+            finally:
+                theirs.close()
         # The Init (and the first call) wait in the socket, so the environment reads
         # them as soon as it runs: no round trip between starting and running.
-        ours.sendall(encode_frame(init_message(spec, options)))
-        if first is not None:
-            frame = encode_frame(first)
-            if len(frame) <= QUEUE_LIMIT:
-                ours.sendall(frame)
-            else:  # it would not fit in the socket's buffer before the process reads
-                first = None
-        output_fd = output_file(f"triggerfish-{spec.function}", scratch_dir)
-        env = environment_variables(spec, scratch_dir, init_type)
-        python = spec.python or options.python
-        process: ProcessHandle | None = None
         try:
-            fds = [theirs.fileno(), output_fd]
-            if template is not None:
-                process = await template.spawn(str(spec.code_dir), env, fds)
-            elif zygotes is not None:
-                process = await zygotes.spawn(python, str(spec.code_dir), env, fds)
-            if process is None:
-                process = _popen(python, spec, env, theirs, output_fd)
-        except BaseException:
-            ours.close()
-            os.close(output_fd)
-            raise
-        finally:
-            theirs.close()
+            ours.sendall(encode_frame(init_message(spec, options)))
+            if first is not None:
+                frame = encode_frame(first)
+                if len(frame) <= QUEUE_LIMIT:
+                    ours.sendall(frame)
+                else:  # it would not fit in the socket's buffer before the process reads
+                    first = None
+        except OSError:
+            pass  # it died already: the Init's answer will say so
         worker = cls(spec, options, process, output_fd)
         worker._queued_call = first is not None
         try:
@@ -470,11 +497,14 @@ class Worker:
         await self._wait_exited()
         elapsed_ms = (time.perf_counter() - started) * 1000
         code = self._process.returncode
+        output = "" if self._output_fd is None else read_output(self._output_fd, self._options)
         reason = self._verdict
         if reason is None:
-            reason = "oom" if code == EXIT_OUT_OF_MEMORY else "crashed"
+            out_of_memory = code == EXIT_OUT_OF_MEMORY or (
+                code == -signal.SIGABRT and HEAP_EXHAUSTED in output
+            )
+            reason = "oom" if out_of_memory else "crashed"
             self._verdict = reason
-        output = "" if self._output_fd is None else read_output(self._output_fd, self._options)
         self._close_transport()
         return Exit(reason, code, output, started_at, elapsed_ms, self._peak_mb)
 

@@ -1,0 +1,541 @@
+'use strict';
+// The Node.js execution environment: the process the executor starts per environment.
+//
+// Run as `node [--max-old-space-size=N] bootstrap.js FD`, where FD is its end of the
+// protocol socket (see triggerfish/runtime/protocol.py: 4-byte length, then one msgpack
+// array whose first item is the message's tag). It reads an optional Setup ("n": the
+// working directory and variables of a pre-started process), then Init ("i"), loads
+// the handler (the init phase), answers Ready ("r") or InitFailed ("f"), then serves
+// Invoke ("v") one at a time with Emitted ("e") frames then one Done ("d").
+//
+// It promises what the Python environment promises: Lambda's handler contract (async
+// handlers, callback handlers, CommonJS and ES modules), Lambda's context object, output
+// captured per invocation and capped at the log limit, Lambda's error shape
+// ({errorType, errorMessage, trace}), the memory peak per invocation, and "oom" when the
+// peak went over the memory size (the environment then exits). It uses nothing but
+// Node.js itself.
+
+const fs = require('fs');
+const net = require('net');
+const path = require('path');
+const url = require('url');
+const util = require('util');
+const Module = require('module');
+const { Float, encodeFrame, FrameReader } = require('./msgpack.js');
+
+const OUTPUT_FD = 1;
+const EXIT_OUT_OF_MEMORY = 197;
+const EXTENSIONS = ['.js', '.mjs', '.cjs'];
+
+// -- output ------------------------------------------------------------------------
+
+let logLimit = 256 * 1024;
+let budget = logLimit;
+let dropped = 0;
+let currentRequestId = '';
+
+function writeOutput(data) {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  if (bytes.length <= budget) {
+    budget -= bytes.length;
+    fs.writeSync(OUTPUT_FD, bytes);
+  } else {
+    if (budget > 0) fs.writeSync(OUTPUT_FD, bytes.subarray(0, budget));
+    dropped += bytes.length - budget;
+    budget = 0;
+  }
+}
+
+function patchStream(stream) {
+  stream.write = function (chunk, encoding, callback) {
+    if (typeof encoding === 'function') callback = encoding;
+    writeOutput(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
+    if (typeof callback === 'function') process.nextTick(callback);
+    return true;
+  };
+}
+
+// Lambda's text format: `<ISO time>\t<request id>\t<LEVEL>\t<message>`.
+function logLine(level, args) {
+  writeOutput(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}\n`);
+}
+
+function patchConsole() {
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG' };
+  for (const [name, level] of Object.entries(levels)) {
+    console[name] = (...args) => logLine(level, args);
+  }
+  console.trace = (...args) => {
+    const stack = new Error().stack.split('\n').slice(2).join('\n');
+    logLine('TRACE', [util.format(...args) + '\n' + stack]);
+  };
+}
+
+function capOutput(data, limit, alreadyDropped) {
+  let gone = alreadyDropped;
+  if (data.length > limit) {
+    gone += data.length - limit;
+    data = data.subarray(0, limit);
+  }
+  let text = data.toString('utf8');
+  if (text && !text.endsWith('\n')) text += '\n';
+  if (gone) text += `[Triggerfish: log truncated, ${gone} bytes dropped]\n`;
+  return text;
+}
+
+/** The output since the last drain, capped, and the output file emptied. */
+function drain() {
+  const size = fs.fstatSync(OUTPUT_FD).size;
+  if (size === 0 && dropped === 0) return '';
+  let data = Buffer.alloc(0);
+  if (size) {
+    data = Buffer.allocUnsafe(Math.min(size, logLimit + 1));
+    const read = fs.readSync(OUTPUT_FD, data, 0, data.length, 0);
+    data = data.subarray(0, read);
+  }
+  fs.ftruncateSync(OUTPUT_FD, 0);
+  const text = capOutput(data, logLimit, dropped + Math.max(0, size - logLimit - 1));
+  budget = logLimit;
+  dropped = 0;
+  return text;
+}
+
+// -- memory ------------------------------------------------------------------------
+
+let clearRefs = null;
+try {
+  clearRefs = fs.openSync('/proc/self/clear_refs', 'w');
+} catch {
+  clearRefs = null;
+}
+
+function resetPeak() {
+  if (clearRefs !== null) {
+    try {
+      fs.writeSync(clearRefs, '5');
+    } catch {
+      clearRefs = null;
+    }
+  }
+}
+
+function peakMb() {
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'latin1');
+    const match = /VmHWM:\s+(\d+)\s+kB/.exec(status);
+    if (match) return Math.ceil(Number(match[1]) / 1024);
+  } catch {
+    // fall through
+  }
+  return Math.ceil(process.resourceUsage().maxRSS / 1024);
+}
+
+// -- log lines (the same shapes as triggerfish/runtime/report.py) --------------------
+
+function reportLine(requestId, durationMs, memoryMb, peak, initMs, status) {
+  let line =
+    `REPORT RequestId: ${requestId}\tDuration: ${durationMs.toFixed(2)} ms` +
+    `\tBilled Duration: ${Math.max(1, Math.ceil(durationMs))} ms` +
+    `\tMemory Size: ${memoryMb} MB\tMax Memory Used: ${peak} MB`;
+  if (initMs !== null) line += `\tInit Duration: ${initMs.toFixed(2)} ms`;
+  if (status) line += `\tStatus: ${status}`;
+  return line + '\n';
+}
+
+// -- errors ------------------------------------------------------------------------
+
+/** Lambda's error document for any thrown value. */
+function errorDocument(error) {
+  if (error instanceof Error || (error && typeof error === 'object' && 'message' in error)) {
+    const stack = typeof error.stack === 'string' ? error.stack.split('\n') : [];
+    return {
+      errorType: String(error.name || (error.constructor && error.constructor.name) || 'Error'),
+      errorMessage: String(error.message ?? ''),
+      trace: stack,
+    };
+  }
+  if (typeof error === 'string') return { errorType: 'string', errorMessage: error, trace: [] };
+  let message;
+  try {
+    message = JSON.stringify(error) ?? String(error);
+  } catch {
+    message = String(error);
+  }
+  return { errorType: typeof error, errorMessage: message, trace: [] };
+}
+
+function logError(prefix, doc) {
+  const shown = { errorType: doc.errorType, errorMessage: doc.errorMessage, stack: doc.trace };
+  logLine('ERROR', [`${prefix} \t${JSON.stringify(shown)}`]);
+}
+
+// -- loading the handler -----------------------------------------------------------
+
+class LoadError extends Error {
+  constructor(errorType, message, trace) {
+    super(message);
+    this.errorType = errorType;
+    this.trace = trace || [];
+  }
+}
+
+async function importModule(file) {
+  if (file.endsWith('.mjs')) return import(url.pathToFileURL(file).href);
+  try {
+    return require(file);
+  } catch (error) {
+    // A .js file in a package of "type": "module" is an ES module.
+    if (error && error.code === 'ERR_REQUIRE_ESM') return import(url.pathToFileURL(file).href);
+    throw error;
+  }
+}
+
+async function loadHandler(handler, codeDir) {
+  const dot = handler.lastIndexOf('.');
+  if (dot <= 0 || dot === handler.length - 1) {
+    throw new LoadError(
+      'Runtime.MalformedHandlerName',
+      `Bad handler '${handler}': expected 'module.function'`,
+    );
+  }
+  const moduleName = handler.slice(0, dot).replace(/\./g, '/');
+  const functionName = handler.slice(dot + 1);
+  const base = path.resolve(codeDir, moduleName);
+  const file = EXTENSIONS.map((ext) => base + ext).find((candidate) => fs.existsSync(candidate));
+  if (file === undefined) {
+    throw new LoadError(
+      'Runtime.ImportModuleError',
+      `Error: Cannot find module '${moduleName}' (looked for ${moduleName}.js, .mjs or .cjs in ${codeDir})`,
+    );
+  }
+  let loaded;
+  try {
+    loaded = await importModule(file);
+  } catch (error) {
+    const doc = errorDocument(error);
+    if (error instanceof SyntaxError) {
+      throw new LoadError('Runtime.UserCodeSyntaxError', `SyntaxError: ${doc.errorMessage}`, doc.trace);
+    }
+    if (error && (error.code === 'MODULE_NOT_FOUND' || error.code === 'ERR_MODULE_NOT_FOUND')) {
+      throw new LoadError('Runtime.ImportModuleError', `Error: ${doc.errorMessage}`, doc.trace);
+    }
+    throw new LoadError(doc.errorType, doc.errorMessage, doc.trace);
+  }
+  let found = loaded ? loaded[functionName] : undefined;
+  if (found === undefined && loaded && loaded.default && typeof loaded.default === 'object') {
+    found = loaded.default[functionName];
+  }
+  if (typeof found !== 'function') {
+    throw new LoadError(
+      'Runtime.HandlerNotFound',
+      `${path.basename(base)}.${functionName} is undefined or not exported`,
+    );
+  }
+  return found;
+}
+
+// -- the channel -------------------------------------------------------------------
+
+const channel = new net.Socket({ fd: Number(process.argv[2]), readable: true, writable: true });
+const frames = new FrameReader();
+const inbox = [];
+let wake = null;
+let closed = false;
+
+channel.on('data', (chunk) => {
+  for (const message of frames.feed(chunk)) inbox.push(message);
+  if (wake && inbox.length) {
+    const resume = wake;
+    wake = null;
+    resume();
+  }
+});
+channel.on('close', () => process.exit(0));
+channel.on('error', () => process.exit(0));
+
+function receive() {
+  if (inbox.length) return Promise.resolve(inbox.shift());
+  if (closed) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    wake = () => resolve(inbox.shift());
+  });
+}
+
+function send(message) {
+  return new Promise((resolve) => channel.write(encodeFrame(message), () => resolve()));
+}
+
+function exitAfter(message, code) {
+  channel.write(encodeFrame(message), () => process.exit(code));
+}
+
+// -- one invocation ----------------------------------------------------------------
+
+let init = null;
+let handler = null;
+let initDurationMs = null;
+let current = null; // the invocation running, with its `finish(error, value)`
+let exiting = false; // an uncaught error ended the invocation: exit after its Done
+let pendingInitError = null; // an uncaught error while the handler was loading
+
+function activeWork() {
+  return process.getActiveResourcesInfo().filter((kind) => kind !== 'PipeWrap').length;
+}
+
+/** Resolves once the handler left nothing pending in the event loop (timers, sockets,
+ *  file operations) beyond what was there before it started, or the deadline passed. */
+function emptyEventLoop(baseline, deadline) {
+  return new Promise((resolve) => {
+    // Checked from an immediate: inside a timer's callback that timer still counts.
+    const check = () => {
+      if (activeWork() <= baseline || Date.now() >= deadline) resolve();
+      else setTimeout(() => setImmediate(check), 1);
+    };
+    setImmediate(check);
+  });
+}
+
+function isCloudEvent(event) {
+  return (
+    event !== null && typeof event === 'object' && !Array.isArray(event) &&
+    'specversion' in event && 'id' in event && 'source' in event && 'type' in event
+  );
+}
+
+function makeEmit(event) {
+  return function emit(topic, type, data, options = {}) {
+    if (typeof topic !== 'string' || !topic) throw new TypeError('emit needs a topic name');
+    if (typeof type !== 'string' || !type) throw new TypeError('emit needs an event type');
+    const extensions = {};
+    if (isCloudEvent(event) && typeof event.id === 'string') {
+      extensions.causationid = event.id;
+      extensions.correlationid =
+        typeof event.correlationid === 'string' ? event.correlationid : event.id;
+    }
+    for (const [name, value] of Object.entries(options.extensions || {})) {
+      if (!['string', 'number', 'boolean'].includes(typeof value) ||
+          (typeof value === 'number' && !Number.isInteger(value))) {
+        throw new TypeError(`extension '${name}' must be a string, integer or boolean`);
+      }
+      extensions[name] = value;
+    }
+    const json = JSON.stringify(data);
+    channel.write(encodeFrame([
+      'e', topic, type, json === undefined ? null : JSON.parse(json),
+      options.source ?? null, options.subject ?? null, options.id ?? null, extensions,
+    ]));
+  };
+}
+
+function runHandler(event, context, deadline) {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (error, value) => {
+      if (settled) return;
+      settled = true;
+      resolve({ error, value });
+    };
+    current = { finish };
+    const baseline = activeWork();
+    let answered = null; // what the handler gave its callback
+    const callback = (error, value) => {
+      if (answered !== null) return;
+      answered = { error, value };
+      if (!context.callbackWaitsForEmptyEventLoop) finish(error, value);
+    };
+    context.done = (error, value) => callback(error, value);
+    context.succeed = (value) => callback(null, value);
+    context.fail = (error) => callback(error ?? new Error('handled'));
+    let returned;
+    try {
+      returned = handler(event, context, callback);
+    } catch (error) {
+      finish(error === undefined ? new Error('undefined thrown') : error);
+      return;
+    }
+    if (returned && typeof returned.then === 'function') {
+      returned.then(
+        (value) => finish(null, value),
+        (error) => finish(error ?? new Error('the handler rejected with no reason')),
+      );
+    } else {
+      // As on Lambda: a handler that does not return a promise ends when the event loop
+      // has nothing left to do, with what it gave its callback (or a null result);
+      // sooner when it called back with callbackWaitsForEmptyEventLoop = false.
+      emptyEventLoop(baseline, deadline).then(() => {
+        if (answered === null) finish(null, undefined);
+        else finish(answered.error, answered.value);
+      });
+    }
+  });
+}
+
+async function invoke(message) {
+  const [, requestId, payload, invokedArn, traceId, clientContext] = message;
+  currentRequestId = requestId;
+  if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
+  else delete process.env._X_AMZN_TRACE_ID;
+  resetPeak();
+  const startedAt = Date.now() / 1000;
+  const started = performance.now();
+  const deadline = Date.now() + init.timeout * 1000;
+  let status = 'ok';
+  let result = null;
+  let failure = null;
+  let event;
+  try {
+    event = payload && payload.length ? JSON.parse(payload.toString('utf8')) : {};
+  } catch (error) {
+    failure = {
+      errorType: 'Runtime.UnmarshalError',
+      errorMessage: `Unable to parse the event: ${error.message}`,
+      trace: [],
+    };
+  }
+  if (failure === null) {
+    const context = {
+      callbackWaitsForEmptyEventLoop: true,
+      functionName: init.functionName,
+      functionVersion: init.functionVersion,
+      invokedFunctionArn: invokedArn,
+      memoryLimitInMB: String(init.memoryMb),
+      awsRequestId: requestId,
+      logGroupName: init.logGroup,
+      logStreamName: init.logStream,
+      identity: undefined,
+      clientContext: clientContext ?? undefined,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      emit: makeEmit(event),
+    };
+    const outcome = await runHandler(event, context, deadline);
+    current = null;
+    if (outcome.error !== null && outcome.error !== undefined) {
+      failure = errorDocument(outcome.error);
+      logError('Invoke Error', failure);
+    } else {
+      try {
+        const json = JSON.stringify(outcome.value === undefined ? null : outcome.value);
+        result = Buffer.from(json === undefined ? 'null' : json, 'utf8');
+      } catch (error) {
+        failure = {
+          errorType: 'Runtime.MarshalError',
+          errorMessage: `Unable to stringify response body: ${error.message}`,
+          trace: [],
+        };
+      }
+    }
+  }
+  const durationMs = performance.now() - started;
+  const peak = peakMb();
+  if (failure !== null) status = 'error';
+  if (peak > init.memoryMb) {
+    status = 'oom';
+    result = null;
+    failure = {
+      errorType: 'Runtime.OutOfMemory',
+      errorMessage: `Function used ${peak} MB, over its memory size of ${init.memoryMb} MB`,
+      trace: [],
+    };
+  }
+  let logs = `START RequestId: ${requestId} Version: ${init.functionVersion}\n` + drain();
+  if (status === 'oom') logs += `[ERROR] ${failure.errorType}: ${failure.errorMessage}\n`;
+  logs +=
+    `END RequestId: ${requestId}\n` +
+    reportLine(requestId, durationMs, init.memoryMb, peak, initDurationMs, status === 'oom' ? 'oom' : null);
+  initDurationMs = null; // reported on the first invocation only
+  currentRequestId = '';
+  return [
+    'd', status, result,
+    failure && failure.errorType, failure && failure.errorMessage, failure ? failure.trace : [],
+    logs, new Float(startedAt), new Float(durationMs), peak,
+  ];
+}
+
+// -- failures outside the handler's promise -----------------------------------------
+
+function fatal(error, errorType) {
+  const doc = errorDocument(error);
+  if (errorType) {
+    doc.errorMessage = `${doc.errorType}: ${doc.errorMessage}`;
+    doc.errorType = errorType;
+  }
+  if (current !== null) {
+    // Ends the invocation with this error; the environment exits after its Done.
+    exiting = true;
+    current.finish(Object.assign(new Error(doc.errorMessage), { name: doc.errorType, stack: doc.trace.join('\n') }));
+  } else if (init !== null && handler === null) {
+    pendingInitError = doc;
+  } else {
+    logError('Uncaught Exception', doc);
+    process.exit(129);
+  }
+}
+
+process.on('uncaughtException', (error) => fatal(error, null));
+process.on('unhandledRejection', (reason) => fatal(reason, 'Runtime.UnhandledPromiseRejection'));
+
+// -- main ----------------------------------------------------------------------------
+
+function setup(message) {
+  const [, cwd, env] = message;
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  Object.assign(process.env, env);
+  process.chdir(cwd);
+  Module._initPaths(); // NODE_PATH may have changed
+}
+
+async function initialise(message) {
+  const [, handlerName, functionName, functionVersion, memoryMb, timeout, limit, logGroup, logStream, codeDir] = message;
+  init = { handlerName, functionName, functionVersion, memoryMb, timeout, logGroup, logStream, codeDir };
+  logLimit = limit;
+  budget = limit;
+  const started = performance.now();
+  try {
+    handler = await loadHandler(handlerName, codeDir);
+    if (pendingInitError !== null) throw new LoadError(pendingInitError.errorType, pendingInitError.errorMessage, pendingInitError.trace);
+  } catch (error) {
+    const doc = error instanceof LoadError
+      ? { errorType: error.errorType, errorMessage: error.message, trace: error.trace }
+      : errorDocument(error);
+    logError('Init Error', doc);
+    const elapsed = performance.now() - started;
+    const logs = drain();
+    exitAfter(['f', doc.errorType, doc.errorMessage, doc.trace, new Float(elapsed), logs, false], 0);
+    return false;
+  }
+  initDurationMs = performance.now() - started;
+  await send(['r', new Float(initDurationMs), drain()]);
+  return true;
+}
+
+async function main() {
+  patchStream(process.stdout);
+  patchStream(process.stderr);
+  patchConsole();
+  let message = await receive();
+  if (message && message[0] === 'n') {
+    setup(message);
+    message = await receive();
+  }
+  if (!message || message[0] !== 'i') process.exit(2);
+  if (!(await initialise(message))) return;
+  for (;;) {
+    message = await receive();
+    if (message === null || message === undefined) return;
+    if (message[0] !== 'v') continue;
+    const done = await invoke(message);
+    if (done[1] === 'oom') {
+      exitAfter(done, EXIT_OUT_OF_MEMORY);
+      return;
+    }
+    if (exiting) {
+      // "crashed": the executor discards this environment instead of reusing it.
+      done[1] = 'crashed';
+      exitAfter(done, 129);
+      return;
+    }
+    channel.write(encodeFrame(done));
+  }
+}
+
+main();
