@@ -34,6 +34,7 @@ from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.security.access_keys import AccessKeys, function_credentials
 from triggerfish.security.registry import TokenRegistry
 from triggerfish.sources.base import SourceKind
+from triggerfish.sources.brokers import broker_kinds
 from triggerfish.sources.buckets import BucketKind, BucketStore
 from triggerfish.sources.files import FilesKind
 from triggerfish.sources.manager import SourceManager
@@ -137,7 +138,13 @@ class Node:
 
     def source_kinds(self) -> list[SourceKind]:
         """The kinds of trigger source this node runs besides topics."""
-        return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets)]
+        return [
+            ScheduleKind(),
+            FilesKind(),
+            HttpRouteKind(),
+            BucketKind(self.buckets),
+            *broker_kinds(),
+        ]
 
     async def _provision(self, function: str) -> None:
         """Start what a function's live version keeps ready: its ``min_warm``

@@ -18,6 +18,7 @@ from triggerfish.api import (
     http_routes,
     invocations,
     keys,
+    lambda_,
     metrics,
     problems,
     topics,
@@ -70,12 +71,15 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(keys.create_router(node.access_keys))
+    app.include_router(lambda_.create_router(node))
     app.add_middleware(
         S3Middleware,
         buckets=node.buckets,
         keys=node.access_keys,
         domains=default_domains(node.settings.host),
     )
+    # Answers Lambda invokes before FastAPI's router: the fast path of the Lambda API.
+    app.add_middleware(lambda_.LambdaInvokeMiddleware, node=node)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

@@ -83,9 +83,16 @@ class Recorder:
     async def flush(self) -> None:
         while self._buffer:
             batch = self._buffer[: self._batch]
-            await self._store.record_invocations(batch)
-            # Only drop what was written: a failed write keeps the records for the next try.
             del self._buffer[: len(batch)]
+            try:
+                # Shielded: a stop that cancels the flusher lets a write under way finish,
+                # so the final flush never writes the same records twice.
+                await asyncio.shield(self._store.record_invocations(batch))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._buffer[:0] = batch  # kept for the next try
+                raise
 
     async def _run(self) -> None:
         while True:

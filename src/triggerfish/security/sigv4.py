@@ -165,11 +165,15 @@ async def verify(
     lookup: SecretLookup,
     *,
     now: datetime | None = None,
+    body_sha256: str | None = None,
 ) -> Credentials:
     """Check a request's signature (header or presigned query); raise S3AuthError.
 
     ``path`` is decoded; ``query`` holds decoded (name, value) pairs in order;
-    ``headers`` maps lowercase names to values."""
+    ``headers`` maps lowercase names to values. ``body_sha256``: the hex digest of the
+    body, for services other than S3, whose clients sign the body without sending
+    ``x-amz-content-sha256`` (their canonical path is then the raw, still-encoded path
+    of the request, which AWS encodes a second time)."""
     now = now or datetime.now(UTC)
     params = dict(query)
     authorization = headers.get("authorization", "")
@@ -203,7 +207,7 @@ async def verify(
                 "RequestTimeTooSkewed",
                 "the difference between the request time and the server's time is too large",
             )
-        payload_hash = headers.get("x-amz-content-sha256", "")
+        payload_hash = headers.get("x-amz-content-sha256", "") or (body_sha256 or "")
         if not payload_hash:
             raise S3AuthError(
                 "InvalidRequest", "the request has no x-amz-content-sha256 header", status=400

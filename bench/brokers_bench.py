@@ -1,0 +1,471 @@
+"""Broker sources: Triggerfish beside FastStream, on the same brokers, in one run.
+
+For Redis Streams, NATS JetStream, RabbitMQ and MQTT:
+
+- throughput: N messages (20,000; ``--quick`` 2,000) are published to the broker first,
+  then consumed and handled by a no-op handler; messages/s from the consumer's start to
+  the last handler start. For Triggerfish, ``ingest/s`` also gives how fast the source
+  alone moves messages from the broker into the bus (committed, then acknowledged).
+- latency: messages published at 200 per second (5 s), each stamped with its publish
+  time; p50/p99 of broker publish -> handler start.
+
+Triggerfish runs in-process (a node with the SQLite bus and process workers): each
+message is committed to the bus before the broker's ack, then handled in an isolated
+worker process. FastStream consumes the same broker in-process with one worker and a
+no-op async handler (no MQTT broker in FastStream: not measured).
+
+Run: ``python -m bench.brokers_bench [--quick] [--only redis|jetstream|amqp|mqtt]``
+(the servers of scripts/services.sh must be running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triggerfish.config import Settings
+from triggerfish.node import Node
+from triggerfish.sources.brokers import broker_kinds
+
+HOST = "127.0.0.1"
+RATE = 200.0
+LATENCY_SECONDS = 5.0
+
+HANDLER = """
+import os, time
+
+OUT = open(os.environ["OUT"], "a", buffering=1)
+
+def handler(event, context):
+    OUT.write(f"{time.time()} {event['data']['t']}\\n")
+"""
+
+
+@dataclass
+class Figures:
+    rate: float | None = None
+    ingest: float | None = None  # broker -> bus commits per second (Triggerfish only)
+    p50: float | None = None
+    p99: float | None = None
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Broker:
+    """One broker's publisher, source options for Triggerfish, and FastStream peer."""
+
+    kind: str
+
+    def __init__(self) -> None:
+        self.name = f"bench{uuid.uuid4().hex[:8]}"
+
+    def source(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def setup(self) -> None: ...
+
+    async def teardown(self) -> None: ...
+
+    async def publisher(
+        self,
+    ) -> tuple[Callable[[bytes], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        raise NotImplementedError
+
+    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any | None:
+        return None
+
+
+class RedisBroker(Broker):
+    kind = "redis"
+
+    def source(self) -> dict[str, Any]:
+        return {"kind": "redis", "url": f"redis://{HOST}:6379/0", "stream": self.name, "batch": 200}
+
+    async def publisher(self) -> Any:
+        import redis.asyncio as redis
+
+        client = redis.from_url(f"redis://{HOST}:6379/0")
+
+        async def send(body: bytes) -> None:
+            await client.xadd(self.name, {"data": body})
+
+        return send, client.aclose
+
+    async def teardown(self) -> None:
+        import redis.asyncio as redis
+
+        client = redis.from_url(f"redis://{HOST}:6379/0")
+        await client.delete(self.name)
+        await client.aclose()
+
+    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+        from faststream.redis import RedisBroker as FsBroker
+        from faststream.redis import StreamSub
+
+        broker = FsBroker(f"redis://{HOST}:6379/0", logger=None)
+        stream = StreamSub(self.name, group="fs", consumer="c1", last_id="0")
+
+        @broker.subscriber(stream=stream)
+        async def handle(body: dict[str, Any]) -> None:
+            seen(body)
+
+        return broker
+
+
+class JetStreamBroker(Broker):
+    kind = "jetstream"
+
+    def source(self) -> dict[str, Any]:
+        return {
+            "kind": "jetstream",
+            "url": f"nats://{HOST}:4222",
+            "stream": self.name,
+            "batch": 200,
+        }
+
+    async def setup(self) -> None:
+        import nats
+
+        nc = await nats.connect(f"nats://{HOST}:4222")
+        await nc.jetstream().add_stream(name=self.name, subjects=[f"{self.name}.>"])
+        await nc.close()
+
+    async def teardown(self) -> None:
+        import nats
+
+        nc = await nats.connect(f"nats://{HOST}:4222")
+        await nc.jetstream().delete_stream(self.name)
+        await nc.close()
+
+    async def publisher(self) -> Any:
+        import nats
+
+        nc = await nats.connect(f"nats://{HOST}:4222")
+        js = nc.jetstream()
+
+        async def send(body: bytes) -> None:
+            await js.publish(f"{self.name}.m", body)
+
+        return send, nc.close
+
+    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+        from faststream.nats import JStream, NatsBroker, PullSub
+
+        broker = NatsBroker(f"nats://{HOST}:4222", logger=None)
+
+        @broker.subscriber(
+            f"{self.name}.m", stream=JStream(self.name, declare=False),
+            durable=f"{self.name}_fs", pull_sub=PullSub(batch_size=200),
+            deliver_policy="all",
+        )  # fmt: skip
+        async def handle(body: dict[str, Any]) -> None:
+            seen(body)
+
+        return broker
+
+
+class AmqpBroker(Broker):
+    kind = "amqp"
+    url = f"amqp://guest:guest@{HOST}:5672/"
+
+    def source(self) -> dict[str, Any]:
+        return {"kind": "amqp", "url": self.url, "queue": self.name, "prefetch": 200, "batch": 200}
+
+    async def setup(self) -> None:
+        import aio_pika
+
+        async with await aio_pika.connect(self.url) as connection:
+            channel = await connection.channel()
+            await channel.declare_queue(self.name, durable=True)
+
+    async def teardown(self) -> None:
+        import aio_pika
+
+        async with await aio_pika.connect(self.url) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete(self.name)
+
+    async def publisher(self) -> Any:
+        import aio_pika
+
+        connection = await aio_pika.connect(self.url)
+        channel = await connection.channel(publisher_confirms=False)
+
+        async def send(body: bytes) -> None:
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=self.name,
+            )
+
+        return send, connection.close
+
+    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+        from faststream.rabbit import RabbitBroker, RabbitQueue
+
+        broker = RabbitBroker(self.url, logger=None)
+
+        @broker.subscriber(RabbitQueue(self.name, durable=True))
+        async def handle(body: dict[str, Any]) -> None:
+            seen(body)
+
+        return broker
+
+
+class MqttBroker(Broker):
+    kind = "mqtt"
+
+    def source(self) -> dict[str, Any]:
+        return {"kind": "mqtt", "url": f"mqtt://{HOST}:1883", "topic": f"{self.name}/#",
+                "client_id": self.name, "batch": 200}  # fmt: skip
+
+    async def publisher(self) -> Any:
+        import aiomqtt
+
+        client = aiomqtt.Client(HOST, 1883, max_queued_outgoing_messages=0)
+        await client.__aenter__()
+
+        async def send(body: bytes) -> None:
+            await client.publish(f"{self.name}/m", body, qos=1)
+
+        async def close() -> None:
+            await client.__aexit__(None, None, None)
+
+        return send, close
+
+
+BROKERS: dict[str, type[Broker]] = {
+    b.kind: b for b in (RedisBroker, JetStreamBroker, AmqpBroker, MqttBroker)
+}
+
+
+class BenchNode(Node):
+    def source_kinds(self) -> list[Any]:
+        kinds = {k.name: k for k in [*super().source_kinds(), *broker_kinds()]}
+        return list(kinds.values())
+
+    async def stop(self) -> None:
+        # Measuring must go on when closing fails; say so rather than stop the run.
+        try:
+            await super().stop()
+        except Exception as exc:
+            progress(f"stopping the node failed: {type(exc).__name__}: {exc}")
+
+
+def lines(path: Path) -> list[tuple[float, float]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out.append((float(parts[0]), float(parts[1])))
+    return out
+
+
+async def wait_until(predicate: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+async def publish_at_rate(send: Callable[[bytes], Awaitable[None]], count: int) -> None:
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await send(json.dumps({"t": time.time(), "i": i}).encode())
+
+
+async def sources_connected(node: Node) -> None:
+    def running() -> list[Any]:
+        return [source for _record, source in node.sources._running.values()]
+
+    for _ in range(600):
+        if running() and all(source.stats()["connected"] for source in running()):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the broker source did not connect within 30 s")
+
+
+def write_project(root: Path, broker: Broker, out: Path) -> Path:
+    code = root / "noop"
+    code.mkdir(parents=True)
+    (code / "main.py").write_text(HANDLER)
+    trigger = {"source": broker.source(), "start": "earliest"}
+    function = {"handler": "main.handler", "code": "./noop", "max_concurrency": 4,
+                "environment": {"OUT": str(out)}, "triggers": [trigger]}  # fmt: skip
+    manifest = root / "triggerfish.yaml"
+    manifest.write_text(yaml.safe_dump({"functions": {"noop": function}}))
+    return manifest
+
+
+async def triggerfish_latency(broker: Broker, work: Path) -> Figures:
+    """Messages at 200/s to a node already consuming: publish -> handler start."""
+    out = work / "latency.txt"
+    manifest = write_project(work / "latency", broker, out)
+    send, close = await broker.publisher()
+    node = BenchNode(Settings(data_dir=work / "latency-data", shutdown_grace=1.0))
+    figures = Figures()
+    try:
+        await node.start()
+        await node.deploy_manifest(manifest)
+        await sources_connected(node)
+        progress(f"{broker.kind}: Triggerfish latency at {RATE:.0f} msg/s")
+        total = int(RATE * LATENCY_SECONDS)
+        await publish_at_rate(send, total)
+        await wait_until(lambda: len(lines(out)) >= total, 60)
+        latencies = [(started - sent) * 1000 for started, sent in lines(out)]
+        if latencies:
+            figures.p50 = percentile(latencies, 0.50)
+            figures.p99 = percentile(latencies, 0.99)
+    finally:
+        await node.stop()
+        await close()
+    return figures
+
+
+async def triggerfish_throughput(broker: Broker, count: int, work: Path) -> Figures:
+    """A backlog of ``count`` messages in the broker, then a node that consumes it."""
+    out = work / "throughput.txt"
+    manifest = write_project(work / "throughput", broker, out)
+    send, close = await broker.publisher()
+    progress(f"{broker.kind}: Triggerfish throughput, {count:,} messages")
+    node = BenchNode(Settings(data_dir=work / "throughput-data", shutdown_grace=1.0))
+    figures = Figures()
+    try:
+        if broker.kind == "mqtt":
+            # Mosquitto queues at most 1,000 messages for an absent client by default:
+            # publish to a node that is already consuming, and time from the first publish.
+            await node.start()
+            await node.deploy_manifest(manifest)
+            await sources_connected(node)
+            began = time.time()
+            for i in range(count):
+                await send(json.dumps({"t": time.time(), "i": i}).encode())
+        else:
+            for i in range(count):
+                await send(json.dumps({"t": time.time(), "i": i}).encode())
+            began = time.time()
+            await node.start()
+            await node.deploy_manifest(manifest)
+        topic = next(
+            s.topic for s in node.dispatcher.subscriptions if s.topic.startswith("_source.")
+        )
+        for _ in range(60_000):  # at most 20 minutes
+            if (await node.bus.topic(topic)).count >= count:
+                figures.ingest = count / (time.time() - began)
+                break
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: len(lines(out)) >= count, 600)
+        handled = lines(out)
+        if handled:
+            figures.rate = len(handled) / max(1e-6, max(s for s, _ in handled) - began)
+    finally:
+        await node.stop()
+        await close()
+    return figures
+
+
+async def faststream(broker: Broker, backlog: Broker, count: int) -> Figures | None:
+    """The same two measures with FastStream: ``broker`` for latency, ``backlog`` (a
+    second stream or queue) for throughput."""
+    seen: list[tuple[float, float]] = []
+    fs = broker.faststream(lambda body: seen.append((time.time(), float(body["t"]))))
+    if fs is None:
+        return None
+    figures = Figures()
+    progress(f"{broker.kind}: FastStream latency, then throughput")
+    send, close = await broker.publisher()
+    try:
+        await fs.start()
+        total = int(RATE * LATENCY_SECONDS)
+        await publish_at_rate(send, total)
+        await wait_until(lambda: len(seen) >= total, 60)
+        latencies = [(started - sent) * 1000 for started, sent in seen]
+        figures.p50, figures.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    finally:
+        await fs.stop()
+        await close()
+    handled: list[tuple[float, float]] = []
+    fs = backlog.faststream(lambda body: handled.append((time.time(), float(body["t"]))))
+    send, close = await backlog.publisher()
+    try:
+        for i in range(count):
+            await send(json.dumps({"t": time.time(), "i": i}).encode())
+        began = time.time()
+        await fs.start()
+        await wait_until(lambda: len(handled) >= count, 600)
+        if handled:
+            figures.rate = len(handled) / max(1e-6, max(s for s, _ in handled) - began)
+    finally:
+        await fs.stop()
+        await close()
+    return figures
+
+
+def progress(text: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+async def run(kinds: list[str], count: int) -> None:
+    rows = []
+    for kind in kinds:
+        brokers = [BROKERS[kind]() for _ in range(4)]
+        for broker in brokers:
+            await broker.setup()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                ours = await triggerfish_latency(brokers[0], Path(tmp))
+                through = await triggerfish_throughput(brokers[1], count, Path(tmp))
+                ours.rate, ours.ingest = through.rate, through.ingest
+            peer = await faststream(brokers[2], brokers[3], count)
+        finally:
+            for broker in brokers:
+                await broker.teardown()
+        rows.append((kind, "Triggerfish", ours))
+        rows.append((kind, "FastStream", peer))
+    print(f"\n{count:,} messages published then handled; latency at {RATE:.0f} msg/s")
+    print(f"{'broker':<11}{'system':<13}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ingest/s':>10}")
+    for kind, system, figures in rows:
+        if figures is None:
+            print(f"{kind:<11}{system:<13}{'not measured (no such broker in it)':>30}")
+            continue
+        print(
+            f"{kind:<11}{system:<13}{cell(figures.rate, ',.0f'):>10}"
+            f"{cell(figures.p50, '.2f'):>10}{cell(figures.p99, '.2f'):>10}"
+            f"{cell(figures.ingest, ',.0f'):>10}"
+        )
+    print("msg/s: handled per second; ingest/s: broker messages committed to the bus per second")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="2,000 messages")
+    parser.add_argument("--only", action="append", choices=sorted(BROKERS))
+    args = parser.parse_args()
+    asyncio.run(run(args.only or list(BROKERS), 2_000 if args.quick else 20_000))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+"""Warm synchronous invoke, Triggerfish beside Google's ``functions-framework``.
+
+``python -m bench.invoke_bench`` starts a fresh ``triggerfish up`` with a no-op function
+and ``functions-framework --asgi`` serving the same no-op, then drives each in turn with
+the same number of concurrent clients for the same time, over several interleaved rounds:
+
+- ``lambda-boto3``: boto3's ``lambda`` client ``invoke`` (SigV4-signed, through the
+  Lambda Invoke API), one client per thread;
+- ``lambda-http``: the same Lambda Invoke API with a Bearer token, from the HTTP client
+  below (what the server spends on the Lambda path, without boto3's own cost);
+- ``native-http``: ``POST /v1/functions/noop/invoke`` with a Bearer token;
+- ``ff-http``: ``POST /`` on ``functions-framework --target handler --asgi``.
+
+The plain-HTTP systems are driven by the same client (asyncio, httpx, one
+keep-alive connection per client). Clients are spread over ``--procs`` processes so that
+one interpreter's lock does not cap the load. Every figure counts successful calls only;
+latency is the call time as the client sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SYSTEMS = ("lambda-boto3", "lambda-http", "native-http", "ff-http")
+PEER = "ff-http"
+LAMBDA_PATH = "/2015-03-31/functions/noop/invocations"
+HANDLER = """\
+def handler(event, context):
+    return {"ok": True}
+"""
+FF_HANDLER = """\
+def handler(request):
+    return {"ok": True}
+"""
+
+
+@dataclass
+class Target:
+    system: str
+    url: str
+    path: str = "/"
+    token: str = ""
+    key_id: str = ""
+    secret: str = ""
+
+
+@dataclass
+class Figures:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    calls: int
+    errors: int
+    first_error: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def percentile(sorted_samples: list[float], q: float) -> float:
+    index = min(len(sorted_samples) - 1, round(q * (len(sorted_samples) - 1)))
+    return sorted_samples[index]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer at {url}:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@contextlib.contextmanager
+def triggerfish(work: Path, workers: int) -> Iterator[Target]:
+    code = work / "project" / "noop"
+    code.mkdir(parents=True)
+    (code / "main.py").write_text(HANDLER)
+    (work / "project" / "triggerfish.yaml").write_text(
+        "functions:\n"
+        "  noop:\n"
+        "    code: ./noop\n"
+        "    handler: main.handler\n"
+        f"    max_concurrency: {workers}\n"
+        f"    min_warm: {workers}\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = work / "data"
+    log = work / "triggerfish.log"
+    # Calls beyond the workers wait for one (as a peer's queue would), not 429.
+    env = {**os.environ, "TRIGGERFISH_THROTTLE_WAIT": "60"}
+    env.pop("TRIGGERFISH_TOKEN", None)
+    command = [sys.executable, "-m", "triggerfish"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*command, "up", "--port", str(port), "--data-dir", str(data)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_healthy(f"{url}/healthz", process, "triggerfish up", log)
+        token = (data / "admin.token").read_text().split()[0]
+        cli_env = {**env, "TRIGGERFISH_URL": url, "TRIGGERFISH_TOKEN": token}
+        subprocess.run(
+            [*command, "deploy", str(work / "project")],
+            env=cli_env,
+            check=True,
+            capture_output=True,
+        )
+        key = httpx.post(
+            f"{url}/v1/keys", headers={"Authorization": f"Bearer {token}"}, json={"name": "bench"}
+        ).json()
+        yield Target(
+            "", url, "/v1/functions/noop/invoke", token, key_id=key["id"], secret=key["secret"]
+        )
+    finally:
+        stop(process)
+
+
+def ff_executable() -> str:
+    beside = Path(sys.executable).parent / "functions-framework"
+    found = str(beside) if beside.exists() else shutil.which("functions-framework")
+    if found is None:
+        raise RuntimeError("functions-framework is not installed: pip install functions-framework")
+    return found
+
+
+@contextlib.contextmanager
+def functions_framework(work: Path) -> Iterator[Target]:
+    source = work / "ff" / "main.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(FF_HANDLER)
+    port = free_port()
+    log = work / "ff.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                *(ff_executable(), "--target", "handler", "--source", str(source), "--asgi"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process, "functions-framework", log)
+        yield Target(PEER, url)
+    finally:
+        stop(process)
+
+
+# -- load, in worker processes ---------------------------------------------------------
+
+
+def http_load(target: Target, clients: int, seconds: float) -> tuple[list[float], int, str]:
+    async def run() -> tuple[list[float], int, str]:
+        samples: list[float] = []
+        errors = 0
+        first = ""
+        headers = {"content-type": "application/json"}
+        if target.token:
+            headers["authorization"] = f"Bearer {target.token}"
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(
+            base_url=target.url, headers=headers, limits=limits, timeout=60
+        ) as client:
+            deadline = time.perf_counter() + seconds
+
+            async def loop() -> None:
+                nonlocal errors, first
+                while time.perf_counter() < deadline:
+                    began = time.perf_counter()
+                    try:
+                        response = await client.post(target.path, content=b"{}")
+                        ok = response.status_code == 200
+                        why = f"{response.status_code} {response.text[:200]}"
+                    except httpx.HTTPError as exc:
+                        ok, why = False, f"{type(exc).__name__}: {exc}"
+                    if ok:
+                        samples.append(time.perf_counter() - began)
+                    else:
+                        errors += 1
+                        first = first or why
+
+            await asyncio.gather(*(loop() for _ in range(clients)))
+        return samples, errors, first
+
+    return asyncio.run(run())
+
+
+def raw_load(target: Target, clients: int, seconds: float) -> tuple[list[float], int, str]:
+    """The same calls over bare HTTP/1.1 keep-alive connections: a client that costs
+    little CPU, so that on a small machine the servers, not the client, are measured."""
+    host, _, port = target.url.removeprefix("http://").partition(":")
+    head = [
+        f"POST {target.path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        "Content-Length: 2",
+    ]
+    if target.token:
+        head.append(f"Authorization: Bearer {target.token}")
+    request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + b"{}"
+
+    async def run() -> tuple[list[float], int, str]:
+        samples: list[float] = []
+        errors = 0
+        first = ""
+        deadline = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal errors, first
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                while time.perf_counter() < deadline:
+                    began = time.perf_counter()
+                    writer.write(request)
+                    header = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in header.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    body = await reader.readexactly(length)
+                    if header[9:12] == b"200":
+                        samples.append(time.perf_counter() - began)
+                    else:
+                        errors += 1
+                        first = first or (header[:12] + b" " + body[:200]).decode("latin-1")
+            finally:
+                writer.close()
+
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        return samples, errors, first
+
+    return asyncio.run(run())
+
+
+def boto3_load(target: Target, clients: int, seconds: float) -> tuple[list[float], int, str]:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    config = Config(retries={"total_max_attempts": 1}, max_pool_connections=2)
+    lambdas = [
+        boto3.session.Session().client(
+            "lambda",
+            endpoint_url=target.url,
+            aws_access_key_id=target.key_id,
+            aws_secret_access_key=target.secret,
+            region_name="us-east-1",
+            config=config,
+        )
+        for _ in range(clients)
+    ]
+    samples: list[float] = []
+    errors = [0]
+    first: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def loop(client: Any) -> None:
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            try:
+                reply = client.invoke(FunctionName="noop", Payload=b"{}")
+                reply["Payload"].read()
+                ok = reply["StatusCode"] == 200 and "FunctionError" not in reply
+                why = "function error"
+            except (BotoCoreError, ClientError) as exc:
+                ok, why = False, f"{type(exc).__name__}: {exc}"
+            if ok:
+                samples.append(time.perf_counter() - began)
+            else:
+                errors[0] += 1
+                if not first:
+                    first.append(why)
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in lambdas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples, errors[0], first[0] if first else ""
+
+
+def _worker(args: tuple[str, Target, int, float]) -> tuple[list[float], int, str]:
+    kind, target, clients, seconds = args
+    load = {"boto3": boto3_load, "httpx": http_load, "raw": raw_load}[kind]
+    return load(target, clients, seconds)
+
+
+def measure(
+    pool: Any, kind: str, target: Target, clients: int, procs: int, seconds: float
+) -> Figures:
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    parts = pool.map(_worker, [(kind, target, n, seconds) for n in shares if n])
+    samples = sorted(s for part in parts for s in part[0])
+    errors = sum(part[1] for part in parts)
+    first = next((part[2] for part in parts if part[2]), "")
+    if not samples:
+        return Figures(0.0, 0.0, 0.0, 0, errors, first)
+    # Each worker's window opens once its clients are made and lasts ``seconds``.
+    return Figures(
+        requests_per_s=len(samples) / seconds,
+        p50_ms=percentile(samples, 0.50) * 1000,
+        p99_ms=percentile(samples, 0.99) * 1000,
+        calls=len(samples),
+        errors=errors,
+        first_error=first,
+    )
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.invoke_bench", description=__doc__)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--procs", type=int, default=2, help="client processes (2)")
+    parser.add_argument("--workers", type=int, default=2, help="the no-op's warm environments (2)")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="HTTP client of native-http and ff-http: bare HTTP/1.1 (raw, default) or httpx",
+    )
+    parser.add_argument("--quick", action="store_true", help="2 s, 1 round")
+    parser.add_argument("--only", action="append", choices=SYSTEMS, help="run only these")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
+    return parser.parse_args(argv)
+
+
+def render(runs: dict[str, list[Figures]], clients: int, client: str) -> str:
+    def median(system: str, pick: Callable[[Figures], float]) -> float:
+        return statistics.median(pick(f) for f in runs[system]) if runs.get(system) else 0.0
+
+    peer_rps = median(PEER, lambda f: f.requests_per_s)
+    lines = [
+        f"warm synchronous invoke, {clients} concurrent clients, HTTP client {client} "
+        "(median of rounds)",
+        f"{'system':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs ff':>8}  rounds (req/s)",
+    ]
+    for system in SYSTEMS:
+        if not runs.get(system):
+            continue
+        rps = median(system, lambda f: f.requests_per_s)
+        ratio = f"{rps / peer_rps:.2f}x" if peer_rps else "-"
+        rounds = ", ".join(f"{f.requests_per_s:,.0f}" for f in runs[system])
+        lines.append(
+            f"{system:<14}{rps:>9,.0f}{median(system, lambda f: f.p50_ms):>9.2f}"
+            f"{median(system, lambda f: f.p99_ms):>9.2f}{ratio:>8}  {rounds}"
+        )
+        errors = sum(f.errors for f in runs[system])
+        if errors:
+            first = next(f.first_error for f in runs[system] if f.first_error)
+            lines.append(f"  {errors} failed call(s); first: {first}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    seconds = 2.0 if args.quick else args.seconds
+    repeat = 1 if args.quick else args.repeat
+    systems = args.only or list(SYSTEMS)
+    runs: dict[str, list[Figures]] = {system: [] for system in systems}
+    context = multiprocessing.get_context("spawn")
+    with (
+        tempfile.TemporaryDirectory(prefix="tf-invoke-bench-") as tmp,
+        context.Pool(args.procs) as pool,
+        triggerfish(Path(tmp) / "tf", args.workers) as tf,
+        functions_framework(Path(tmp) / "peer") as ff,
+    ):
+        targets = {
+            "lambda-boto3": ("boto3", tf),
+            "lambda-http": (args.client, replace(tf, path=LAMBDA_PATH)),
+            "native-http": (args.client, tf),
+            "ff-http": (args.client, ff),
+        }
+        for system in systems:  # warm up: environments started, connections open
+            kind, target = targets[system]
+            measure(pool, kind, target, args.clients, args.procs, 1.0)
+        for round_ in range(repeat):
+            for system in systems:
+                kind, target = targets[system]
+                figures = measure(pool, kind, target, args.clients, args.procs, seconds)
+                runs[system].append(figures)
+                print(
+                    f"round {round_ + 1} {system:<13} {figures.requests_per_s:>8,.0f} req/s  "
+                    f"p50 {figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:7.2f} ms"
+                    + (f"  errors {figures.errors}" if figures.errors else ""),
+                    flush=True,
+                )
+    print(render(runs, args.clients, args.client))
+    if args.json:
+        args.json.write_text(
+            json.dumps({s: [vars(f) for f in figures] for s, figures in runs.items()}, indent=2)
+        )
+    return 0 if all(f.calls for figures in runs.values() for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""What every broker source shares: options, the reconnect loop, counters, and the
+rule that a broker's message is acknowledged only after its event is committed.
+
+A ``BrokerSource`` runs one task for one trigger. ``consume`` (one per kind) connects,
+calls ``connected``, then loops: take a batch of messages, ``commit`` them (convert and
+publish to the trigger's topic in one bus commit), and only then acknowledge them to
+the broker. When ``consume`` fails (the broker went away, a driver error) the loop logs
+it, waits with exponential backoff (``backoff`` doubling up to ``max_backoff``, with
+jitter) and connects again; a connection that worked resets the wait. ``stats`` gives
+the counters of the source (connections, reconnects, messages received, published,
+dropped) for metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from triggerfish.errors import AdapterError, ConfigError
+from triggerfish.sources.base import SourceContext
+from triggerfish.sources.brokers.convert import Converter, DroppedMessage, Message
+from triggerfish.sources.brokers.urls import check_scheme, expand_url, public_url, redact_url
+
+log = logging.getLogger("triggerfish.sources.brokers")
+
+
+class BrokerOptions(BaseModel):
+    """Options every broker kind takes (``kind`` and ``url`` are the trigger's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    url: str
+    type: str | None = Field(default=None, min_length=1)  # the events' type
+    source: str | None = Field(default=None, min_length=1)  # the events' source
+    format: Literal["raw", "cloudevent"] = "raw"
+    batch: int = Field(default=100, ge=1, le=10000)  # most messages per bus commit
+    backoff: float = Field(default=0.5, gt=0, le=60)  # first wait before reconnecting
+    max_backoff: float = Field(default=30.0, gt=0, le=3600)
+
+
+OptionsT = TypeVar("OptionsT", bound=BrokerOptions)
+
+
+def safe_name(value: str, *, extra: str = "") -> str:
+    """``value`` with every character outside letters, digits, ``-``, ``_`` and
+    ``extra`` turned into ``_`` (for durable consumer names, client ids ...)."""
+    return re.sub(rf"[^A-Za-z0-9_\-{re.escape(extra)}]", "_", value)
+
+
+def require(module: str, extra: str = "brokers") -> Any:
+    """Import a broker driver on first use, with an install hint when it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"this source needs the Python package behind {module!r}: "
+            f"pip install 'triggerfish[{extra}]'"
+        ) from exc
+
+
+@dataclass(slots=True)
+class SourceStats:
+    kind: str
+    trigger: str
+    url: str  # redacted
+    connected: bool = False
+    connections: int = 0
+    reconnects: int = 0  # failures followed by a wait and a new attempt
+    received: int = 0  # messages taken from the broker (redeliveries count again)
+    published: int = 0  # events committed to the bus
+    dropped: int = 0  # messages that could not become events
+    last_error: str = ""
+    last_message_at: float = 0.0
+
+
+class BrokerSource(Generic[OptionsT]):
+    kind: ClassVar[str]
+    default_type: ClassVar[str]
+
+    def __init__(self, context: SourceContext, options: OptionsT) -> None:
+        self.context = context
+        self.options = options
+        self.url = expand_url(options.url, where=f"trigger {context.trigger_id}: source.url")
+        self.shown_url = redact_url(options.url)
+        self.converter = Converter(
+            source=options.source or self.event_source(),
+            event_type=options.type or self.default_type,
+            structured=options.format == "cloudevent",
+        )
+        self._stats = SourceStats(self.kind, context.trigger_id, self.shown_url)
+        self._task: asyncio.Task[None] | None = None
+        self._healthy = False
+
+    # -- what each kind provides ------------------------------------------------------
+
+    def resource(self) -> str:
+        """What is consumed, appended to the URL in the events' default ``source``."""
+        return ""
+
+    async def consume(self) -> None:
+        """Connect, call ``connected``, then take, commit and acknowledge messages
+        until the connection fails (raise) or the task is cancelled."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------
+
+    def event_source(self) -> str:
+        base = public_url(self.url)
+        resource = self.resource()
+        return f"{base}/{resource}" if resource else base
+
+    def stats(self) -> dict[str, Any]:
+        """The source's counters: kind, trigger, url (redacted), connected, connections,
+        reconnects, received, published, dropped, last_error, last_message_at."""
+        return asdict(self._stats)
+
+    def connected(self) -> None:
+        self._stats.connected = True
+        self._stats.connections += 1
+        self._healthy = True
+        log.info(
+            "%s source of trigger %s connected to %s", self.kind, self.context.trigger_id,
+            self.shown_url,
+        )  # fmt: skip
+
+    async def commit(self, messages: Sequence[Message]) -> list[bool]:
+        """Turn ``messages`` into events and publish them in one bus commit. For each
+        message: True once its event is durable, False when it was dropped (it cannot
+        become an event). Raises when the bus fails: acknowledge nothing then."""
+        events = []
+        kept = []
+        for message in messages:
+            try:
+                events.append(self.converter.event(message))
+                kept.append(True)
+            except DroppedMessage as exc:
+                kept.append(False)
+                self._stats.dropped += 1
+                log.warning(
+                    "%s source of trigger %s dropped a message on %r: %s", self.kind,
+                    self.context.trigger_id, message.subject, exc,
+                )  # fmt: skip
+        self._stats.received += len(messages)
+        self._stats.last_message_at = time.time()
+        if events:
+            await self.context.bus.publish(self.context.topic, events)
+            self._stats.published += len(events)
+        return kept
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(
+            self._run(), name=f"{self.kind} source {self.context.trigger_id}"
+        )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._stats.connected = False
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            self._healthy = False
+            try:
+                await self.consume()
+                raise AdapterError("the broker closed the connection")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._healthy:
+                    failures = 0
+                self._stats.connected = False
+                self._stats.reconnects += 1
+                self._stats.last_error = f"{type(exc).__name__}: {exc}"
+                base = min(self.options.max_backoff, self.options.backoff * 2**failures)
+                delay = base * random.uniform(0.5, 1.0)
+                failures += 1
+                log.warning(
+                    "%s source of trigger %s: %s at %s (%s); reconnecting in %.1f s "
+                    "(attempt %d)", self.kind, self.context.trigger_id,
+                    "connection lost" if self._healthy else "cannot connect", self.shown_url,
+                    self._stats.last_error, delay, failures,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+
+
+class BrokerKind(Generic[OptionsT]):
+    """A ``SourceKind`` for one broker: checks options at deploy time, creates sources."""
+
+    name: str  # the source kind, as in `source: {kind: ...}`
+    schemes: ClassVar[tuple[str, ...]]
+    options_model: ClassVar[type[BrokerOptions]]
+    source_class: ClassVar[type[BrokerSource[Any]]]
+
+    def parse(self, options: Mapping[str, Any], *, where: str) -> OptionsT:
+        try:
+            parsed = self.options_model.model_validate(dict(options))
+        except PydanticValidationError as exc:
+            error = exc.errors()[0]
+            loc = ".".join(str(part) for part in error["loc"])
+            raise ConfigError(f"{where}.{loc}: {error['msg']}") from None
+        url = expand_url(parsed.url, where=f"{where}.url")
+        check_scheme(url, self.schemes, where=f"{where}.url")
+        self.check(parsed, where=where)  # type: ignore[arg-type]
+        return parsed  # type: ignore[return-value]
+
+    def check(self, options: OptionsT, *, where: str) -> None:
+        """Rules across options, beyond their types; raise ConfigError."""
+
+    def validate(self, options: Mapping[str, Any], *, where: str) -> None:
+        self.parse(options, where=where)
+
+    def create(self, context: SourceContext) -> BrokerSource[Any]:
+        options = self.parse(context.options, where=f"trigger {context.trigger_id}: source")
+        return self.source_class(context, options)
+
+
+async def take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
+    """Wait for one item of ``queue``, then take what else is there, up to ``limit``."""
+    items = [await queue.get()]
+    while len(items) < limit and not queue.empty():
+        items.append(queue.get_nowait())
+    return items

@@ -1,0 +1,172 @@
+"""MQTT source, with aiomqtt: topic filters, QoS 0/1/2 and persistent sessions.
+
+The client connects with a fixed client id per trigger (``triggerfish-<trigger>``
+unless ``client_id`` says otherwise) and a persistent session (``clean_session`` off
+in MQTT 3.1.1; clean start off and a ``session_expiry`` in MQTT 5), so the broker keeps
+the subscriptions, and queues QoS 1 and 2 messages, while Triggerfish is away: they
+arrive when it comes back (the broker's own limits apply, such as Mosquitto's
+``max_queued_messages``; QoS 0 messages are not queued).
+
+Acknowledgements are manual: the client does not acknowledge a QoS 1 message (PUBACK)
+or complete a QoS 2 one (PUBCOMP) on receipt, but after the batch holding it was
+committed to the trigger's topic. What that gives, with ``qos`` the subscription's
+maximum QoS (a message is delivered at the lower of its publish and subscription QoS):
+
+- QoS 1: at least once, across crashes. A message whose PUBACK was not sent is sent
+  again by the broker when the same session reconnects.
+- QoS 2: exactly once between broker and client while the process lives. The MQTT
+  client answers PUBREC on receipt and keeps the message in memory until PUBREL; if
+  Triggerfish is killed in between, the broker resends only PUBREL and the message is
+  lost. Subscribe with QoS 1 (the default) for at least once across crashes.
+- QoS 0: at most once.
+
+Messages carry ``mqttqos`` and ``mqttretain``. A retained message is sent again at
+every subscription in MQTT 3.1.1; MQTT 5 (``protocol: 5``, the default) asks the broker
+to send retained messages only when the subscription is new.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator
+
+from triggerfish.events.model import ExtensionValue
+from triggerfish.sources.brokers.base import (
+    BrokerKind,
+    BrokerOptions,
+    BrokerSource,
+    require,
+    safe_name,
+)
+from triggerfish.sources.brokers.convert import Message
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class MqttOptions(BrokerOptions):
+    topic: list[str] = Field(min_length=1)  # one filter or a list; + and # allowed
+    qos: Literal[0, 1, 2] = 1
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    persistent: bool = True  # keep the session (and queued messages) across connections
+    protocol: Literal["3.1.1", "5"] = "5"
+    session_expiry: int = Field(default=7 * 86400, ge=0)  # seconds, MQTT 5
+    keepalive: int = Field(default=30, ge=5, le=3600)
+
+    _lists = field_validator("topic", mode="before")(_as_list)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+class MqttSource(BrokerSource[MqttOptions]):
+    kind = "mqtt"
+    default_type = "mqtt.message"
+
+    @property
+    def client_id(self) -> str:
+        return self.options.client_id or safe_name(f"triggerfish-{self.context.trigger_id}")
+
+    def _client(self, aiomqtt: Any) -> Any:
+        options = self.options
+        parts = urlsplit(self.url)
+        v5 = options.protocol == "5"
+        kwargs: dict[str, Any] = {}
+        if v5:
+            properties_mod = require("paho.mqtt.properties")
+            packettypes = require("paho.mqtt.packettypes")
+            properties = properties_mod.Properties(packettypes.PacketTypes.CONNECT)
+            if options.persistent:
+                properties.SessionExpiryInterval = options.session_expiry
+            kwargs.update(
+                protocol=aiomqtt.ProtocolVersion.V5,
+                clean_start=not options.persistent,
+                properties=properties,
+            )
+        else:
+            kwargs.update(
+                protocol=aiomqtt.ProtocolVersion.V311, clean_session=not options.persistent
+            )
+        if parts.scheme == "mqtts":
+            import ssl
+
+            kwargs["tls_context"] = ssl.create_default_context()
+        client = aiomqtt.Client(
+            parts.hostname or "localhost",
+            parts.port or (8883 if parts.scheme == "mqtts" else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            identifier=self.client_id,
+            keepalive=options.keepalive,
+            timeout=10,
+            **kwargs,
+        )
+        # aiomqtt has no switch for manual acknowledgements: set it on its paho client
+        # before connecting, or messages queued for the session would be acknowledged
+        # on arrival, before their events are durable.
+        paho_client = client._client
+        paho_client.manual_ack_set(True)
+        return client
+
+    async def consume(self) -> None:
+        aiomqtt = require("aiomqtt")
+        client = self._client(aiomqtt)
+        async with client:
+            if self.options.protocol == "5":
+                subscribe_options = require("paho.mqtt.subscribeoptions")
+                for topic in self.options.topic:
+                    await client.subscribe(
+                        topic,
+                        options=subscribe_options.SubscribeOptions(
+                            qos=self.options.qos, retainHandling=1
+                        ),
+                    )
+            else:
+                await client.subscribe([(t, self.options.qos) for t in self.options.topic])
+            self.connected()
+            messages = client.messages
+            while True:
+                batch = [await anext(messages)]
+                while len(batch) < self.options.batch and len(messages):
+                    batch.append(await anext(messages))
+                await self.commit([self._message(m) for m in batch])
+                for m in batch:
+                    if m.qos:
+                        client._client.ack(m.mid, m.qos)
+
+    def _message(self, message: Any) -> Message:
+        payload = message.payload
+        if isinstance(payload, str):
+            payload = payload.encode()
+        elif not isinstance(payload, bytes | bytearray):
+            payload = b"" if payload is None else str(payload).encode()
+        headers: dict[str, str] = {}
+        content_type = None
+        properties = message.properties
+        if properties is not None:
+            for name, value in getattr(properties, "UserProperty", None) or []:
+                headers[str(name)] = str(value)
+            content_type = getattr(properties, "ContentType", None)
+        extensions: dict[str, ExtensionValue] = {
+            "mqttqos": int(message.qos),
+            "mqttretain": bool(message.retain),
+        }
+        return Message(
+            payload=bytes(payload),
+            subject=str(message.topic.value),
+            headers=headers or None,
+            content_type=content_type,
+            extensions=extensions,
+        )
+
+
+class MqttKind(BrokerKind[MqttOptions]):
+    name = "mqtt"
+    schemes = ("mqtt", "mqtts", "tcp")
+    options_model = MqttOptions
+    source_class = MqttSource
