@@ -11,6 +11,7 @@ both sides, so it depends on msgspec and the standard library only.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import msgspec
@@ -176,3 +177,14 @@ class FrameReader:
         if start:
             del buffer[:start]
         return messages
+
+
+def describe_exit(code: int) -> str:
+    """Lambda's words for how an environment's process ended (exit status or signal)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        return f"Runtime exited with error: signal {-code} ({name})"
+    return f"Runtime exited with error: exit status {code}"

@@ -50,6 +50,7 @@ from triggerfish.runtime.protocol import (
     Invoke,
     ProtocolError,
     Ready,
+    describe_exit,
     encode_frame,
 )
 from triggerfish.runtime.provided.relay import RELAY_CODE
@@ -90,13 +91,7 @@ class Exit:
         code = self.returncode
         if code is None:
             return "Runtime exited without providing a reason"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = "unknown signal"
-            return f"Runtime exited with error: signal {-code} ({name})"
-        return f"Runtime exited with error: exit status {code}"
+        return describe_exit(code)
 
 
 class _Lost:

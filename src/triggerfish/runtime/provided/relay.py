@@ -49,6 +49,7 @@ from triggerfish.runtime.protocol import (
     Invoke,
     Ready,
     ToEnvironment,
+    describe_exit,
     encode_frame,
 )
 from triggerfish.runtime.provided.http import (
@@ -78,16 +79,6 @@ PREFIX = "/2018-06-01/runtime"
 MIN_DATA_LIMIT_MB = 48
 OUTPUT_FD = 1
 SEND_TIMEOUT = 30.0
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "unknown signal"
-        return f"Runtime exited with error: signal {-code} ({name})"
-    return f"Runtime exited with error: exit status {code}"
 
 
 class Relay:
@@ -146,7 +137,7 @@ class Relay:
         code = os.waitstatus_to_exitcode(status)
         self.child = 0
         if not self.ready:
-            self.init_failed("Runtime.ExitError", _describe_exit(code))
+            self.init_failed("Runtime.ExitError", describe_exit(code))
             os._exit(0)
         # Exit as the bootstrap did: the executor reports that status as a crash.
         sys.stdout.flush()

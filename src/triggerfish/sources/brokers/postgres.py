@@ -91,8 +91,10 @@ class PostgresNotifySource(BrokerSource[PostgresNotifyOptions]):
                 if len(items) < len(batch):
                     raise ConnectionError("the PostgreSQL connection closed")
         finally:
+            # terminate(), not close(): it cannot be interrupted by the stop that
+            # cancels this task, so no connection is ever left open.
             with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+                conn.terminate()
 
 
 class PostgresNotifyKind(BrokerKind[PostgresNotifyOptions]):
@@ -159,8 +161,10 @@ class PostgresOutboxSource(BrokerSource[PostgresOutboxOptions]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.options.poll_interval)
         finally:
+            # terminate(), not close(): it cannot be interrupted by the stop that
+            # cancels this task, so no connection is ever left open.
             with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+                conn.terminate()
 
     async def _pass(self, conn: Any, select: str, update: str) -> int:
         """Publish one batch of undelivered rows, and mark them; returns how many."""

@@ -73,6 +73,21 @@ class PartRow:
     modified: float
 
 
+def _replace_object(conn: sqlite3.Connection, row: ObjectRow) -> str | None:
+    """Write the object's row; the blob it replaced, if any, to be removed."""
+    old = conn.execute(
+        "SELECT blob FROM objects WHERE bucket = ? AND key = ?", (row.bucket, row.key)
+    ).fetchone()
+    conn.execute(
+        "INSERT OR REPLACE INTO objects "
+        "(bucket, key, blob, size, etag, modified, content_type, meta) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (row.bucket, row.key, row.blob, row.size, row.etag, row.modified, row.content_type,
+         _meta(row.metadata, row.headers)),
+    )  # fmt: skip
+    return str(old["blob"]) if old is not None else None
+
+
 def _meta(metadata: dict[str, str], headers: dict[str, str]) -> str:
     return json.dumps({"metadata": metadata, "headers": headers}, sort_keys=True)
 
@@ -204,26 +219,9 @@ class Index:
                 is None
             ):
                 return None
-            old = conn.execute(
-                "SELECT blob FROM objects WHERE bucket = ? AND key = ?", (row.bucket, row.key)
-            ).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO objects "
-                "(bucket, key, blob, size, etag, modified, content_type, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.bucket,
-                    row.key,
-                    row.blob,
-                    row.size,
-                    row.etag,
-                    row.modified,
-                    row.content_type,
-                    _meta(row.metadata, row.headers),
-                ),
-            )
+            old = _replace_object(conn, row)
             seqs = self._notify(conn, notify, 1)
-            return (old["blob"] if old else None), seqs
+            return old, seqs
 
     def delete(
         self, bucket: str, keys: Sequence[str], notify: Callable[[list[str]], Notify]
@@ -353,27 +351,9 @@ class Index:
             conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
             seqs: list[int] = []
             if row is not None:
-                old = conn.execute(
-                    "SELECT blob FROM objects WHERE bucket = ? AND key = ?",
-                    (row.bucket, row.key),
-                ).fetchone()
+                old = _replace_object(conn, row)
                 if old is not None:
-                    blobs.append(old["blob"])
-                conn.execute(
-                    "INSERT OR REPLACE INTO objects "
-                    "(bucket, key, blob, size, etag, modified, content_type, meta) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        row.bucket,
-                        row.key,
-                        row.blob,
-                        row.size,
-                        row.etag,
-                        row.modified,
-                        row.content_type,
-                        _meta(row.metadata, row.headers),
-                    ),
-                )
+                    blobs.append(old)
                 seqs = self._notify(conn, notify, 1)
             return blobs, seqs
 
