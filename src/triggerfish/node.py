@@ -60,10 +60,7 @@ class Node:
             idle_ttl=settings.idle_ttl,
             memory_capacity=settings.memory_capacity,
         )
-        # pool_stats: the executor's per-version environment counts, where it has them.
-        self.metrics = Metrics(
-            pool_stats=getattr(self.executor, "pool_stats", None), groups=self.bus.groups
-        )
+        self.metrics = Metrics(pool_stats=self.executor.pool_stats, groups=self.bus.groups)
         self.recorder = Recorder(self.store, metrics=self.metrics)
         prices = Prices(settings.price_per_request, settings.price_per_gb_second)
         self.costs = CostMeter(self.store, prices=prices)
