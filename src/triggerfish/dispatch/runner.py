@@ -44,7 +44,7 @@ DEAD_LETTER_EXTENSIONS = (
     "errortime",
 )
 LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
-FETCH_WAIT = 1.0
+FETCH_WAIT = 10.0  # seconds a lease call waits; the bus wakes it when an event is due
 PREFETCH = 4  # invocations leased per environment the function may run at once
 MAX_FETCH = 256
 ACK_DELAY = 0.002  # seconds acknowledgements wait to share one bus call
