@@ -72,6 +72,12 @@ def test_order_flows_through_both_functions(server: Server) -> None:
     assert "shipping order A-1" in logs.stdout
 
 
+def test_up_with_deploy_prints_how_to_drive_the_example(server: Server) -> None:
+    output = server.output()
+    assert "deployed validate" in output
+    assert "triggerfish publish orders --type order.created" in output
+
+
 def test_publishing_the_same_event_twice_stores_it_once(server: Server) -> None:
     args = (
         "publish",

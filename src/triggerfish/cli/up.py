@@ -13,7 +13,30 @@ import uvicorn
 from triggerfish.api.app import create_app
 from triggerfish.cli.output import console
 from triggerfish.config import load_settings
+from triggerfish.functions.manifest import Manifest, load_manifest
 from triggerfish.node import Node
+
+
+def drive_hints(manifest: Manifest) -> list[str]:
+    """Commands that set the deployed functions going: one publish per topic trigger
+    (with the first event type its pattern asks for), then where to look."""
+    hints = []
+    for name, config in manifest.functions.items():
+        for trigger in config.triggers:
+            if trigger.topic is None:
+                continue
+            wanted = (trigger.pattern or {}).get("type")
+            event_type = wanted[0] if isinstance(wanted, list) and wanted else "example"
+            if not isinstance(event_type, str):
+                event_type = "example"
+            hints.append(
+                f"  triggerfish publish {trigger.topic} --type {event_type} --source cli "
+                f"--data '{{}}'    # runs {name}"
+            )
+    if not hints:
+        return []
+    return ["drive it from another terminal:", *hints,
+            "  triggerfish invocations; triggerfish logs FUNCTION -f; triggerfish ls"]  # fmt: skip
 
 
 class _Server(uvicorn.Server):
@@ -56,6 +79,8 @@ def up(
             for result in await started.deploy_manifest(deploy):
                 state = "new version" if result.created else "unchanged"
                 console.print(f"deployed {result.function} {result.version} ({state})")
+            for hint in drive_hints(load_manifest(deploy)):
+                console.print(hint, markup=False)
         console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
 
     app = create_app(node, on_start=after_start)
