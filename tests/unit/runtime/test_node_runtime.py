@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
+from support.results import ok_json
+from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
@@ -30,19 +30,14 @@ def kit(make_spec: Spec) -> Spec:
     return build
 
 
-def body(result: InvocationResult) -> Any:
-    assert result.status == "ok", result.logs
-    return orjson.loads(result.result or b"")
-
-
 async def test_async_handler_returns_json_and_reports_its_cold_start(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
     spec = kit()
     first = await executor.invoke(spec, make_request({"order": 7}))
     second = await executor.invoke(spec, make_request({"order": 8}))
-    assert body(first) == {"echo": {"order": 7}, "calls": 1}
-    assert body(second) == {"echo": {"order": 8}, "calls": 2}  # the same warm environment
+    assert ok_json(first) == {"echo": {"order": 7}, "calls": 1}
+    assert ok_json(second) == {"echo": {"order": 8}, "calls": 2}  # the same warm environment
     assert first.cold_start
     assert not second.cold_start
     assert "module loaded" in first.logs
@@ -63,7 +58,7 @@ async def test_context_carries_lambda_fields_and_only_the_function_variables(
     monkeypatch.setenv("PARENT_SECRET", "leaked")
     spec = kit(function="greeter", version="3", memory=256, environment={"GREETING": "hi"})
     request = make_request({"action": "context"}, trace_id="Root=1-5e1b-abc")
-    seen = body(await executor.invoke(spec, request))
+    seen = ok_json(await executor.invoke(spec, request))
     assert seen["awsRequestId"] == request.request_id
     assert seen["functionName"] == "greeter"
     assert seen["functionVersion"] == "3"
@@ -133,10 +128,10 @@ async def test_callback_handler_answers_once_the_event_loop_is_empty(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
     spec = kit("callback.handler")
-    waited = body(await executor.invoke(spec, make_request({"n": 4})))
+    waited = ok_json(await executor.invoke(spec, make_request({"n": 4})))
     assert waited == {"doubled": 8, "ticksBefore": 0}
     # The 30 ms timer of the first call ran before it answered; this one does not wait.
-    hurried = body(await executor.invoke(spec, make_request({"n": 5, "dontWait": True})))
+    hurried = ok_json(await executor.invoke(spec, make_request({"n": 5, "dontWait": True})))
     assert hurried == {"doubled": 10, "ticksBefore": 1}
     failed = await executor.invoke(spec, make_request({"fail": True}))
     assert (failed.error_type, failed.error_message) == ("TypeError", "bad input")
@@ -146,7 +141,7 @@ async def test_context_succeed_and_fail_still_work(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
     spec = kit("legacy.handler")
-    assert body(await executor.invoke(spec, make_request({}))) == {"legacy": True}
+    assert ok_json(await executor.invoke(spec, make_request({}))) == {"legacy": True}
     failed = await executor.invoke(spec, make_request({"fail": True}))
     assert failed.error_message == "legacy failure"
 
@@ -168,7 +163,7 @@ async def test_es_modules_and_commonjs_load(
     expected: dict[str, Any],
 ) -> None:
     spec = make_spec(case, handler=handler, runtime="nodejs20.x")
-    assert body(await executor.invoke(spec, make_request({"n": 1}))) == expected
+    assert ok_json(await executor.invoke(spec, make_request({"n": 1}))) == expected
 
 
 @pytest.mark.parametrize(
@@ -199,13 +194,13 @@ async def test_timeout_kills_the_environment_and_the_next_call_starts_afresh(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
     spec = kit(timeout=0.5)
-    before = body(await executor.invoke(spec, make_request({"action": "context"})))
+    before = ok_json(await executor.invoke(spec, make_request({"action": "context"})))
     hung = await executor.invoke(spec, make_request({"action": "hang"}))
     assert hung.status == "timeout"
     assert hung.error_message == "Task timed out after 0.50 seconds"
     after = await executor.invoke(spec, make_request({"action": "context"}))
     assert after.cold_start
-    assert body(after)["pid"] != before["pid"]
+    assert ok_json(after)["pid"] != before["pid"]
 
 
 @pytest.mark.parametrize("action", ["heap", "buffers"])
@@ -247,12 +242,12 @@ async def test_emit_publishes_after_the_invocation(
 async def test_a_pre_started_process_becomes_the_next_environment(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
-    first = body(await executor.invoke(kit(function="one"), make_request({"action": "context"})))
+    first = ok_json(await executor.invoke(kit(function="one"), make_request({"action": "context"})))
     spares = executor.node_spare_pids()
     assert len(spares) == 1
     assert first["pid"] not in spares
     other = kit(function="two", environment={"GREETING": "from the spare"})
-    second = body(await executor.invoke(other, make_request({"action": "context"})))
+    second = ok_json(await executor.invoke(other, make_request({"action": "context"})))
     assert second["pid"] == spares[0]
     assert second["functionName"] == "two"
     assert second["env"]["GREETING"] == "from the spare"

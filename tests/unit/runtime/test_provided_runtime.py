@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
+from support.results import ok_json
 from triggerfish.errors import ConfigError
 from triggerfish.functions.build import Builder
 from triggerfish.functions.manifest import load_manifest
-from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
+from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
 
 Spec = Callable[..., FunctionSpec]
@@ -37,19 +37,14 @@ def kit(make_spec: Spec) -> Spec:
     return build
 
 
-def body(result: InvocationResult) -> Any:
-    assert result.status == "ok", result.logs
-    return orjson.loads(result.result or b"")
-
-
 async def test_bootstrap_serves_invocations_and_its_output_is_logged(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
     spec = kit()
     first = await executor.invoke(spec, make_request({"n": 1}))
     second = await executor.invoke(spec, make_request({"n": 2}))
-    assert body(first) == {"echo": {"n": 1}}
-    assert body(second) == {"echo": {"n": 2}}
+    assert ok_json(first) == {"echo": {"n": 1}}
+    assert ok_json(second) == {"echo": {"n": 2}}
     assert first.cold_start
     assert not second.cold_start
     assert "runtime starting with handler main.handler" in first.logs  # the init phase
@@ -65,7 +60,7 @@ async def test_next_carries_lambdas_headers(
     request = make_request(
         {"action": "headers"}, trace_id="Root=1-abc-def", client_context={"custom": {"k": 1}}
     )
-    seen = body(await executor.invoke(spec, request))
+    seen = ok_json(await executor.invoke(spec, request))
     headers = seen["headers"]
     assert seen["status"] == 200
     assert headers["Lambda-Runtime-Aws-Request-Id"] == request.request_id
@@ -93,7 +88,7 @@ async def test_error_endpoint_gives_lambdas_error_shape(
 async def test_calls_out_of_turn_get_lambdas_status_codes(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
-    seen = body(await executor.invoke(kit(), make_request({"action": "misuse"})))
+    seen = ok_json(await executor.invoke(kit(), make_request({"action": "misuse"})))
     assert seen["wrong_id"] == 400
     assert seen["wrong_id_body"]["errorType"] == "InvalidRequestID"
     assert "not-this-one" in seen["wrong_id_body"]["errorMessage"]
@@ -105,7 +100,7 @@ async def test_calls_out_of_turn_get_lambdas_status_codes(
 async def test_a_chunked_response_is_read_whole(
     executor: ProcessExecutor, kit: Spec, make_request: Request
 ) -> None:
-    assert body(await executor.invoke(kit(), make_request({"action": "chunked"}))) == {
+    assert ok_json(await executor.invoke(kit(), make_request({"action": "chunked"}))) == {
         "chunked": True
     }
 
@@ -118,7 +113,7 @@ async def test_a_response_over_six_megabytes_is_refused_and_the_runtime_goes_on(
     assert big.status == "error"
     assert big.error_type == "Function.ResponseSizeTooLarge"
     after = await executor.invoke(spec, make_request({"n": 3}))
-    assert body(after) == {"echo": {"n": 3}}
+    assert ok_json(after) == {"echo": {"n": 3}}
     assert "big answered 413" in after.logs
     assert '"errorType": "RequestEntityTooLarge"' in after.logs
     assert not after.cold_start
@@ -185,11 +180,11 @@ async def test_a_shell_script_with_curl_is_a_runtime(
 ) -> None:
     spec = make_spec("provided_curl", handler="function.handler", runtime="provided")
     first = await executor.invoke(spec, make_request({"x": 1}))
-    assert body(first) == {"echo": {"x": 1}, "shell": "bash"}
+    assert ok_json(first) == {"echo": {"x": 1}, "shell": "bash"}
     assert 'got event: {"x":1}' in first.logs
     failed = await executor.invoke(spec, make_request({"x": "fail"}))
     assert (failed.error_type, failed.error_message) == ("Handler.Failed", "the handler failed")
-    assert body(await executor.invoke(spec, make_request({"y": 2})))["echo"] == {"y": 2}
+    assert ok_json(await executor.invoke(spec, make_request({"y": 2})))["echo"] == {"y": 2}
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +201,7 @@ async def test_awslambdaric_runs_a_python_handler_unmodified(
 ) -> None:
     spec = make_spec("provided_ric", runtime="provided", python=ric_python, function="ric")
     request = make_request({"order": 1})
-    seen = body(await executor.invoke(spec, request))
+    seen = ok_json(await executor.invoke(spec, request))
     assert seen["client"] == "awslambdaric"
     assert seen["python"].startswith(str(Path(ric_python).parent))  # the function's venv
     assert seen["echo"] == {"order": 1}

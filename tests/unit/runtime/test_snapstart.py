@@ -6,8 +6,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import orjson
-
+from support.results import ok_json
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
 from triggerfish.runtime.executor import ProcessExecutor
 
@@ -18,8 +17,7 @@ Gone = Callable[[int], bool]
 
 
 def body(result: InvocationResult) -> dict[str, object]:
-    assert result.status == "ok", result.error_document()
-    value = orjson.loads(result.result or b"")
+    value = ok_json(result)
     assert isinstance(value, dict)
     return value
 
