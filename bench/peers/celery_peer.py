@@ -67,7 +67,7 @@ class CelerySession:
         self._prefix = prefix
         self._results = results
         self._app = build_app(redis_url, prefix, results=results)
-        self._workers = WorkerProcesses("celery")
+        self.workers = WorkerProcesses("celery")
         self._local = threading.local()
         self._callers: list[Celery] = []
 
@@ -75,10 +75,10 @@ class CelerySession:
         command = [sys.executable, "-m", "bench.peers.celery_peer", self._url, self._prefix]
         if self._results:
             command.append("--results")
-        self._workers.start(command)
+        self.workers.start(command)
 
     def check(self) -> None:
-        self._workers.check()
+        self.workers.check()
 
     def send(self, payload: dict[str, Any], sent: float) -> None:
         self._app.send_task("bench.noop", args=(payload, sent))
@@ -93,7 +93,7 @@ class CelerySession:
         return app.send_task("bench.call", args=(payload,)).get(timeout=30)
 
     def close(self) -> None:
-        self._workers.stop()
+        self.workers.stop()
         for app in [self._app, *self._callers]:
             app.close()
 

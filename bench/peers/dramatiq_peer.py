@@ -73,7 +73,7 @@ class DramatiqSession:
         self._noop, self._call = declare_actors(
             self._broker, Recorder(redis_url, prefix), results=results
         )
-        self._workers = WorkerProcesses("dramatiq")
+        self.workers = WorkerProcesses("dramatiq")
 
     def start_workers(self) -> None:
         command = [
@@ -87,10 +87,10 @@ class DramatiqSession:
         if self._results:
             command.append("--results")
         for _ in range(PROCESSES):
-            self._workers.start(command, env={"dramatiq_queue_prefetch": str(PREFETCH)})
+            self.workers.start(command, env={"dramatiq_queue_prefetch": str(PREFETCH)})
 
     def check(self) -> None:
-        self._workers.check()
+        self.workers.check()
 
     def send(self, payload: dict[str, Any], sent: float) -> None:
         self._noop.send(payload, sent)
@@ -100,7 +100,7 @@ class DramatiqSession:
         return message.get_result(backend=self._backend, block=True, timeout=30_000)
 
     def close(self) -> None:
-        self._workers.stop()
+        self.workers.stop()
         self._broker.close()
 
 

@@ -71,6 +71,9 @@ class WorkerProcesses:
         log.close()
         self._procs.append(proc)
 
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
+
     def check(self) -> None:
         for i, proc in enumerate(self._procs):
             if proc.poll() is not None:

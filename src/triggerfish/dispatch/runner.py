@@ -44,7 +44,9 @@ DEAD_LETTER_EXTENSIONS = (
     "errortime",
 )
 LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
-FETCH_WAIT = 10.0  # seconds a lease call waits; the bus wakes it when an event is due
+# Seconds a lease call waits. The bus wakes it when an event is published, released or
+# due for a retry, so an idle trigger costs one wake-up in this long.
+FETCH_WAIT = 300.0
 PREFETCH = 4  # invocations leased per environment the function may run at once
 MAX_FETCH = 256
 ACK_DELAY = 0.002  # seconds acknowledgements wait to share one bus call
@@ -77,6 +79,7 @@ class TriggerRunner:
         # Leased events not yet settled, by (topic, offset): their leases are kept alive
         # while they wait for a free environment or run.
         self._held: set[tuple[str, int]] = set()
+        self._holding = asyncio.Event()  # set while ``_held`` may be non-empty
         self._lease = LEASE_MARGIN
         # Acknowledgements wait here a moment so one bus call settles many events.
         self._acks: dict[str, list[int]] = {}
@@ -162,6 +165,8 @@ class TriggerRunner:
         if skipped:
             self._ack(topic, skipped)
         self._held.update((topic, d.offset) for d in wanted)
+        if wanted:
+            self._holding.set()
         size = self.subscription.batch_size
         for start in range(0, len(wanted), size):
             chunk = wanted[start : start + size]
@@ -204,6 +209,9 @@ class TriggerRunner:
             if result.status == "ok":
                 try:
                     await self._emitter.publish(spec.function, result.emitted, deliveries[0].event)
+                    await self._emitter.succeeded(
+                        spec, deliveries, result, payload=payload, attempt=attempt
+                    )
                 except TriggerfishError as exc:
                     result.status = "error"
                     result.error_type = "EmitError"
@@ -267,6 +275,10 @@ class TriggerRunner:
     async def _keep_leases(self) -> None:
         """Extend the leases of events that wait for an environment or still run."""
         while True:
+            if not self._held:
+                # Nothing held: sleep until something is, so an idle trigger has no timer.
+                self._holding.clear()
+                await self._holding.wait()
             await asyncio.sleep(max(0.05, self._lease / 3))
             by_topic: dict[str, list[int]] = {}
             for topic, offset in list(self._held):
@@ -319,6 +331,7 @@ class TriggerRunner:
             for delivery, reason in dead
         ]
         await self._bus.publish(sub.dead_letter_topic, letters, dedupe=False)
+        await self._emitter.failed(spec, sub, dead, result)
         self._ack(topic, [d.offset for d, _ in dead])
         log.warning(
             "trigger %s: %d event(s) dead-lettered to %s (%s)",
