@@ -9,6 +9,8 @@ JSON. ``--all`` then runs every other suite of ``bench/`` (``bench/*_bench.py``)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import signal
 import subprocess
@@ -16,13 +18,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from rich.console import Console
 
-from bench.peers.celery_peer import PREFETCH_MULTIPLIER, CeleryPeer
-from bench.peers.dramatiq_peer import PREFETCH, THREADS, DramatiqPeer
-from bench.peers.driver import PeerDriver
+from bench.peers.driver import Peer, PeerDriver
 from bench.report import SYSTEMS, Runs, render, to_json
 from bench.triggerfish_core import TriggerfishCore
 from bench.workload import WORKLOADS, Plan, Result, Workload
@@ -72,9 +73,15 @@ def runners(args: argparse.Namespace, plan: Plan) -> dict[str, dict[Workload, Ru
             "latency": core.latency,
             "sync": core.sync,
         }
-    peers = [p for p in (CeleryPeer(args.redis), DramatiqPeer(args.redis)) if p.name in systems]
-    problem = redis_problem(args.redis) if peers else ""
-    for peer in peers:
+    wanted = [name for name in ("celery", "dramatiq") if name in systems]
+    problem = redis_problem(args.redis) if wanted else ""
+    for name in wanted:
+        try:
+            peer = load_peer(name, args.redis)
+        except ImportError as exc:
+            reason = f"{name} is not installed ({exc}); pip install -e '.[bench]'"
+            out[name] = dict.fromkeys(WORKLOADS, functools.partial(Result.failed, reason))
+            continue
         driver = PeerDriver(peer, args.redis, plan)
         out[peer.name] = {
             "throughput": driver.throughput,
@@ -84,6 +91,35 @@ def runners(args: argparse.Namespace, plan: Plan) -> dict[str, dict[Workload, Ru
         if problem:
             out[peer.name] = dict.fromkeys(WORKLOADS, lambda: Result.failed(problem))
     return out
+
+
+def load_peer(name: str, url: str) -> Peer:
+    """A peer's driver, imported only when it runs: ``--only triggerfish`` needs
+    neither Celery nor Dramatiq installed."""
+    if name == "celery":
+        from bench.peers.celery_peer import CeleryPeer
+
+        return CeleryPeer(url)
+    from bench.peers.dramatiq_peer import DramatiqPeer
+
+    return DramatiqPeer(url)
+
+
+def peer_settings() -> dict[str, dict[str, Any]]:
+    settings: dict[str, dict[str, Any]] = {"triggerfish": {"max_concurrency": 8, "batch_size": 1}}
+    with contextlib.suppress(ImportError):
+        from bench.peers.celery_peer import PREFETCH_MULTIPLIER
+
+        settings["celery"] = {
+            "pool": "prefork",
+            "concurrency": 2,
+            "prefetch_multiplier": PREFETCH_MULTIPLIER,
+        }
+    with contextlib.suppress(ImportError):
+        from bench.peers.dramatiq_peer import PREFETCH, THREADS
+
+        settings["dramatiq"] = {"processes": 2, "threads": THREADS, "prefetch": PREFETCH}
+    return settings
 
 
 def run_one(runner: Runner) -> Result:
@@ -135,16 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     render(runs, console)
     if args.json:
-        settings = {
-            "celery": {
-                "pool": "prefork",
-                "concurrency": 2,
-                "prefetch_multiplier": PREFETCH_MULTIPLIER,
-            },
-            "dramatiq": {"processes": 2, "threads": THREADS, "prefetch": PREFETCH},
-            "triggerfish": {"max_concurrency": 2},
-        }
-        document = to_json(runs, plan, repeat=repeat, settings=settings)
+        document = to_json(runs, plan, repeat=repeat, settings=peer_settings())
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"figures written to {args.json}")

@@ -184,6 +184,8 @@ def test_retries_into_success_then_dead_letters_and_redrives(tmp_path: Path) -> 
             assert event["errortype"] == "ValueError"
             assert event["errormessage"] == "cannot process doomed"
             assert event["errorattempts"] == 3
+            # Records are written a moment after the invocation: wait for the third.
+            wait_for(lambda: len(outcome("doomed")) >= 3, what="the records of 3 attempts")
             assert len(outcome("doomed")) == 3
 
         listed = server.cli("dlq", "list", check=True)

@@ -3,8 +3,9 @@
 ``SqliteThread.run(job)`` queues ``job(connection)`` and returns an awaitable of its
 result. The thread takes every job that is queued when it wakes (up to ``max_batch``)
 and runs them all in ONE transaction, so fifty concurrent publishers of one event each
-cost one commit, not fifty. Each job runs inside its own savepoint: a job that raises
-is rolled back alone and its caller gets the exception; the others still commit. A
+cost one commit, not fifty. Each job that shares its transaction runs inside its own
+savepoint: a job that raises is rolled back alone and its caller gets the exception;
+the others still commit (a job alone in its transaction needs no savepoint). A
 result is handed back only after the commit that holds it has succeeded.
 
 Errors of the driver reach callers as ``AdapterError`` with the ``sqlite3`` error as the
@@ -85,6 +86,8 @@ class SqliteThread:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._accepting = False
+        # Futures that jobs of the running batch resolve once it commits (thread only).
+        self._after: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any]] = []
         #: Number of transactions committed; tells tests and benchmarks how well jobs merge.
         self.commits = 0
 
@@ -101,6 +104,13 @@ class SqliteThread:
         self._accepting = False
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+
+    def after_commit(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any
+    ) -> None:
+        """From inside a job: resolve ``future`` with ``value`` once the job's work is
+        committed, or with None if it is rolled back instead."""
+        self._after.append((loop, future, value))
 
     def run(self, job: Job[T]) -> asyncio.Future[T]:
         if not self._accepting:
@@ -148,10 +158,22 @@ class SqliteThread:
 
     def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
+        self._after = []
         try:
             connection.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
-            for task in batch:
-                results.append(self._run_one(connection, task))
+            if len(batch) == 1 and self._write:
+                # Alone in its transaction, a job needs no savepoint: if it fails, the
+                # whole transaction is rolled back instead (two statements fewer).
+                result = self._run_alone(connection, batch[0])
+                results.append(result)
+                if result[1] is not None:
+                    connection.execute("ROLLBACK")
+                    self._undo_after(0)
+                    self._hand_back(batch, results)
+                    return
+            else:
+                for task in batch:
+                    results.append(self._run_one(connection, task))
             connection.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as error:
@@ -160,30 +182,51 @@ class SqliteThread:
                     connection.execute("ROLLBACK")
             failure = _adapter_error(error, self._path)
             results = [(None, failure)] * len(batch)
+            self._undo_after(0)
+        self._hand_back(batch, results)
+
+    def _undo_after(self, start: int) -> None:
+        """The work of the jobs that asked from ``start`` on was rolled back."""
+        after = self._after
+        after[start:] = [(loop, future, None) for loop, future, _ in after[start:]]
+
+    def _hand_back(
+        self, batch: list[_Task], results: list[tuple[Any, BaseException | None]]
+    ) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for task, (result, problem) in zip(batch, results, strict=True):
             by_loop.setdefault(task.loop, []).append((task.future, result, problem))
+        after, self._after = self._after, []
+        for loop, future, value in after:
+            by_loop.setdefault(loop, []).append((future, value, None))
         for loop, outcomes in by_loop.items():
             # RuntimeError: the caller's loop is closed, nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, outcomes)
 
+    def _run_alone(
+        self, connection: sqlite3.Connection, task: _Task
+    ) -> tuple[Any, BaseException | None]:
+        try:
+            return task.job(connection), None
+        except sqlite3.Error as error:
+            return None, _adapter_error(error, self._path)
+        except Exception as error:
+            return None, error
+
     def _run_one(
         self, connection: sqlite3.Connection, task: _Task
     ) -> tuple[Any, BaseException | None]:
         if not self._write:
-            try:
-                return task.job(connection), None
-            except sqlite3.Error as error:
-                return None, _adapter_error(error, self._path)
-            except Exception as error:
-                return None, error
+            return self._run_alone(connection, task)
         connection.execute("SAVEPOINT job")
+        mark = len(self._after)
         try:
             result = task.job(connection)
         except Exception as error:
             connection.execute("ROLLBACK TO job")
             connection.execute("RELEASE job")
+            self._undo_after(mark)
             if isinstance(error, sqlite3.Error):
                 return None, _adapter_error(error, self._path)
             return None, error

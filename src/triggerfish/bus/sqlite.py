@@ -15,8 +15,11 @@ Promises:
   the next ``fetch`` delivers it with ``attempt`` increased.
 - Publish times never go backwards within a topic, so offset order and time order agree.
 
-A waiting ``fetch`` wakes when its topic gets a publish, a ``nack`` or a ``seek``, and
-when the earliest retry or lease of its group that it knew of falls due.
+A ``fetch`` that finds nothing parks on the writer thread: the next publish (or
+``nack``, ``seek``) of its topic leases the new events for it inside the publish's own
+transaction and hands them over when that commits, with no second trip through the
+writer. It also wakes when the earliest retry or lease of its group that it knew of
+falls due, or when ``wait`` runs out.
 
 One ``SqliteBus`` per file and process: fetches wait on in-process signals, so a
 publish from another process is seen at the latest when the waiting fetch times out.
@@ -25,6 +28,8 @@ After ``stop()`` every call raises ``AdapterError``, including fetches still wai
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -32,12 +37,11 @@ from pathlib import Path
 from typing import Literal
 
 from triggerfish.bus._common import (
-    TopicSignals,
     check_fetch_arguments,
     check_retention,
     check_topic_name,
-    wait_for_deliveries,
 )
+from triggerfish.bus._sqlite_leases import Parked, fetch_once, ignore_outcome, int_list
 from triggerfish.bus._sqlite_schema import SCHEMA, SCHEMA_VERSION, first_since, group_row, topic_row
 from triggerfish.bus._sqlite_thread import SqliteThread
 from triggerfish.bus.base import (
@@ -48,7 +52,7 @@ from triggerfish.bus.base import (
     StoredEvent,
     TopicInfo,
 )
-from triggerfish.errors import ValidationError
+from triggerfish.errors import AdapterError, ValidationError
 from triggerfish.events.model import Event, decode_event, encode_event
 
 Synchronous = Literal["NORMAL", "FULL"]
@@ -69,7 +73,8 @@ class SqliteBus:
         self._dedupe_window = dedupe_window
         self._clock = clock
         self._synchronous = synchronous
-        self._signals = TopicSignals()
+        # Fetches waiting for events, by topic; touched on the writer thread only.
+        self._parked: dict[str, list[Parked]] = {}
         self._writer = SqliteThread(
             self._path, name="triggerfish-bus-writer", write=True, setup=self._setup_writer
         )
@@ -88,9 +93,13 @@ class SqliteBus:
         await self._reader.start()
 
     async def stop(self) -> None:
-        self._signals.notify_all()
         await self._reader.stop()
         await self._writer.stop()
+        # The writer is gone: wake the fetches still parked; they find it stopped.
+        parked, self._parked = self._parked, {}
+        for waiting in parked.values():
+            for park in waiting:
+                park.wake(None)
 
     async def __aenter__(self) -> SqliteBus:
         await self.start()
@@ -142,9 +151,9 @@ class SqliteBus:
             for table in ("groups", "events", "dedupe"):
                 conn.execute(f"DELETE FROM {table} WHERE topic_id = ?", (topic_id,))
             conn.execute("DELETE FROM topics WHERE id = ?", (topic_id,))
+            self._serve(conn, name, fetch=False)
 
         await self._writer.run(job)
-        self._signals.notify(name)
 
     async def topics(self) -> list[TopicInfo]:
         def job(conn: sqlite3.Connection) -> list[TopicInfo]:
@@ -213,12 +222,10 @@ class SqliteBus:
                     "UPDATE topics SET last_seq = ?, last_published = ? WHERE id = ?",
                     (last_seq, published_at, topic_id),
                 )
+                self._serve(conn, topic)
             return results
 
-        results = await self._writer.run(job)
-        if any(not r.duplicate for r in results):
-            self._signals.notify(topic)
-        return results
+        return await self._writer.run(job)
 
     async def read(
         self, topic: str, *, after: int = 0, since: float | None = None, limit: int = 100
@@ -259,6 +266,7 @@ class SqliteBus:
             if row is not None:
                 conn.execute("DELETE FROM pending WHERE group_id = ?", row)
                 conn.execute("DELETE FROM groups WHERE id = ?", row)
+                self._serve(conn, topic, fetch=False)
 
         await self._writer.run(job)
 
@@ -287,75 +295,105 @@ class SqliteBus:
         self, topic: str, group: str, *, max_count: int, lease: float, wait: float = 0.0
     ) -> list[Delivery]:
         check_fetch_arguments(max_count, lease, wait)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            remaining = deadline - loop.time()
+            park = Parked(group, max_count, lease) if remaining > 0 else None
 
-        def job(conn: sqlite3.Connection) -> tuple[list[Delivery], float | None]:
-            return self._fetch_once(conn, topic, group, max_count, lease)
+            def job(
+                conn: sqlite3.Connection, park: Parked | None = park
+            ) -> tuple[list[Delivery], float | None]:
+                found, next_due = fetch_once(conn, self._clock(), topic, group, max_count, lease)
+                if not found and park is not None:
+                    self._parked.setdefault(topic, []).append(park)
+                return found, next_due
 
-        async def once() -> tuple[list[Delivery], float | None]:
-            return await self._writer.run(job)
+            try:
+                found, next_due = await self._writer.run(job)
+                if found or park is None:
+                    return found
+                timeout = remaining
+                if next_due is not None:
+                    # No longer than until the earliest retry or expired lease is due; a
+                    # small floor keeps a clock that does not advance from spinning.
+                    timeout = min(timeout, max(next_due - self._clock(), 0.001))
+                try:
+                    served = await asyncio.wait_for(asyncio.shield(park.future), timeout)
+                except TimeoutError:
+                    served = await self._unpark(topic, park)
+            except asyncio.CancelledError:
+                if park is not None:
+                    self._give_back(topic, park)
+                raise
+            if served:
+                return served
+            # Woken without events (a release, a replay, a due time): look again.
 
-        return await wait_for_deliveries(self._signals, topic, once, wait=wait, clock=self._clock)
+    def _serve(self, conn: sqlite3.Connection, topic: str, *, fetch: bool = True) -> None:
+        """On the writer thread, in the job that changed ``topic``: lease what each
+        parked fetch of it can take now, handed over when the job commits."""
+        parked = self._parked.pop(topic, None)
+        for park in parked or ():
+            found: list[Delivery] = []
+            if fetch:
+                conn.execute("SAVEPOINT serve")
+                try:
+                    found, _ = fetch_once(
+                        conn, self._clock(), topic, park.group, park.max_count, park.lease
+                    )
+                except Exception:
+                    # Its own fetch will meet the problem again, and report it.
+                    conn.execute("ROLLBACK TO serve")
+                    found = []
+                conn.execute("RELEASE serve")
+            park.served = [delivery.offset for delivery in found]
+            self._writer.after_commit(park.loop, park.future, found or None)
 
-    def _fetch_once(
-        self, conn: sqlite3.Connection, topic: str, group: str, max_count: int, lease: float
-    ) -> tuple[list[Delivery], float | None]:
-        group_id, cursor, topic_id = group_row(conn, topic, group)
-        now = self._clock()
-        until = now + lease
-        out: list[Delivery] = []
-        # Retries and expired leases first, earliest due first (the index order).
-        due = conn.execute(
-            "SELECT seq, attempt FROM pending WHERE group_id = ? AND due <= ? ORDER BY due LIMIT ?",
-            (group_id, now, max_count),
-        ).fetchall()
-        redelivered: list[tuple[float, int, int]] = []
-        for seq, attempt in due:
-            stored = conn.execute(
-                "SELECT published_at, body FROM events WHERE topic_id = ? AND seq = ?",
-                (topic_id, seq),
-            ).fetchone()
-            if stored is None:  # its event is gone with the topic's history
-                conn.execute("DELETE FROM pending WHERE group_id = ? AND seq = ?", (group_id, seq))
-                continue
-            redelivered.append((until, group_id, seq))
-            event = decode_event(stored[1])
-            out.append(Delivery(topic, group, seq, event, attempt + 1, stored[0], until))
-        if redelivered:
-            conn.executemany(
-                "UPDATE pending SET attempt = attempt + 1, due = ?, leased = 1"
-                " WHERE group_id = ? AND seq = ?",
-                redelivered,
-            )
-        room = max_count - len(out)
-        if room > 0:
-            fresh = conn.execute(
-                "SELECT seq, published_at, body FROM events WHERE topic_id = ? AND seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (topic_id, cursor, room),
-            ).fetchall()
-            if fresh:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO pending VALUES (?, ?, 1, ?, 1)",
-                    [(group_id, seq, until) for seq, _, _ in fresh],
+    async def _unpark(self, topic: str, park: Parked) -> list[Delivery]:
+        """The wait ran out: leave the parking, or take what was served meanwhile."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            waiting = self._parked.get(topic, [])
+            if park in waiting:
+                waiting.remove(park)
+                return True
+            return False
+
+        if await self._writer.run(job):
+            return []
+        # Served in an earlier job: its outcome was handed back before this one's.
+        return await park.future or []
+
+    def _give_back(self, topic: str, park: Parked) -> None:
+        """The fetch was cancelled: leave the parking, and release what was served to
+        it meanwhile so that other fetches take it at once."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            waiting = self._parked.get(topic, [])
+            if park in waiting:
+                waiting.remove(park)
+            elif park.served:
+                group_id = group_row(conn, topic, park.group)[0]
+                conn.execute(
+                    "UPDATE pending SET due = ?, leased = 0 WHERE group_id = ? AND leased = 1"
+                    " AND seq IN (SELECT value FROM json_each(?))",
+                    (self._clock(), group_id, int_list(park.served)),
                 )
-                conn.execute("UPDATE groups SET cursor = ? WHERE id = ?", (fresh[-1][0], group_id))
-                for seq, published_at, body in fresh:
-                    event = decode_event(body)
-                    out.append(Delivery(topic, group, seq, event, 1, published_at, until))
-        if out:
-            out.sort(key=lambda d: d.offset)
-            return out, None
-        next_due = conn.execute(
-            "SELECT min(due) FROM pending WHERE group_id = ?", (group_id,)
-        ).fetchone()[0]
-        return out, next_due
+                self._serve(conn, topic)
+
+        with contextlib.suppress(AdapterError):
+            self._writer.run(job).add_done_callback(ignore_outcome)
 
     async def ack(self, topic: str, group: str, offsets: Sequence[int]) -> None:
+        listed = int_list(offsets)
+
         def job(conn: sqlite3.Connection) -> None:
             group_id = group_row(conn, topic, group)[0]
-            conn.executemany(
-                "DELETE FROM pending WHERE group_id = ? AND seq = ?",
-                [(group_id, seq) for seq in offsets],
+            conn.execute(
+                "DELETE FROM pending WHERE group_id = ? AND seq IN"
+                " (SELECT value FROM json_each(?))",
+                (group_id, listed),
             )
 
         await self._writer.run(job)
@@ -370,19 +408,22 @@ class SqliteBus:
                 "UPDATE pending SET due = ?, leased = 0 WHERE group_id = ? AND seq = ?",
                 (self._clock() + delay, group_id, offset),
             )
+            self._serve(conn, topic)
 
         await self._writer.run(job)
-        self._signals.notify(topic)
 
     async def extend(self, topic: str, group: str, offsets: Sequence[int], lease: float) -> None:
         check_fetch_arguments(1, lease, 0.0)
 
+        listed = int_list(offsets)
+
         def job(conn: sqlite3.Connection) -> None:
             group_id = group_row(conn, topic, group)[0]
             until = self._clock() + lease
-            conn.executemany(
-                "UPDATE pending SET due = ? WHERE group_id = ? AND seq = ? AND leased = 1",
-                [(until, group_id, seq) for seq in offsets],
+            conn.execute(
+                "UPDATE pending SET due = ? WHERE group_id = ? AND leased = 1"
+                " AND seq IN (SELECT value FROM json_each(?))",
+                (until, group_id, listed),
             )
 
         await self._writer.run(job)
@@ -405,11 +446,10 @@ class SqliteBus:
             count: int = conn.execute(
                 "SELECT count(*) FROM events WHERE topic_id = ? AND seq >= ?", (topic_id, first)
             ).fetchone()[0]
+            self._serve(conn, topic)
             return count
 
-        requeued = await self._writer.run(job)
-        self._signals.notify(topic)
-        return requeued
+        return await self._writer.run(job)
 
     # -- retention -----------------------------------------------------------------------
 

@@ -129,6 +129,9 @@ class PoolStats:
     recycled: int  # environments replaced after max_invocations or memory growth
     reaped: int  # environments stopped after idle_ttl
     snapshot: bool  # a snapstart template process is running for this version
+    #: invocations sent to an environment as soon as it answered the one before (or
+    #: queued behind its running one), without waiting for a free slot first
+    handed_over: int = 0
 
 
 class Executor(Protocol):

@@ -27,6 +27,11 @@ from a pre-started ``node`` process when one is ready (``node/launcher.py``);
 invocation timed out, ran out of memory or crashed, or whose handler could not be
 loaded, is discarded.
 
+Invocations that wait for a slot without a time limit (events from the bus, Python
+runtimes) are handed to an environment from the callback that reads its answer, and
+queued behind its running call while its calls are short (``PIPELINE_DEPTH``,
+``PIPELINE_WITHIN``); one whose environment died before starting it runs elsewhere.
+
 The executor never raises for a failed invocation: the result's status says what
 happened (``ok``, ``error``, ``timeout``, ``oom``, ``crashed``, ``throttled``). After
 ``stop()`` begins, invocations are answered ``throttled`` so that callers retry them
@@ -52,6 +57,7 @@ from triggerfish.runtime.base import (
     runtime_family,
 )
 from triggerfish.runtime.budget import MemoryBudget
+from triggerfish.runtime.environment import Exit, WorkerOptions
 from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.pool import Pool
 from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready
@@ -65,11 +71,17 @@ from triggerfish.runtime.results import (
     throttled,
 )
 from triggerfish.runtime.snapshot import Template, create_template
-from triggerfish.runtime.worker import Exit, Worker, WorkerOptions
+from triggerfish.runtime.worker import NOT_STARTED, Call, NotStarted, Worker
 from triggerfish.runtime.zygote import ForkServerGone, Zygotes
 
 DEFAULT_LOG_LIMIT = 256 * 1024
 RECYCLE_FRACTION = 0.9
+#: Invocations an environment holds at most: the running one and two queued behind it
+#: (topped up two at a time, so that one write carries both).
+PIPELINE_DEPTH = 3
+#: An invocation is queued behind a running one only when the environment's last call
+#: took at most this long (seconds), so that waiting behind a slow call stays rare.
+PIPELINE_WITHIN = 0.005
 STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
 
 log = logging.getLogger("triggerfish.runtime")
@@ -207,25 +219,47 @@ class ProcessExecutor:
             return throttled(spec, request, STOPPING_MESSAGE)
         pool = self._pool(spec)
         deadline = None if wait is None else asyncio.get_running_loop().time() + wait
-        if not pool.try_acquire() and not await pool.acquire(wait):
-            return throttled(
-                spec,
-                request,
-                f"Rate exceeded: function '{spec.function}' is at its concurrency limit"
-                f" of {spec.max_concurrency}",
-            )
-        if self._stopping:
-            pool.release()
-            return throttled(spec, request, STOPPING_MESSAGE)
-        self._inflight += 1
-        pool.invocations += 1
-        try:
-            return await self._run(pool, spec, request, deadline)
-        finally:
-            pool.release()
-            self._inflight -= 1
-            if self._inflight == 0 and self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
+        message = Invoke(
+            request.request_id,
+            request.payload,
+            request.invoked_arn or spec.arn,
+            request.trace_id,
+            dict(request.client_context) if request.client_context else None,
+        )
+        # Only callers that wait as long as it takes (events from the bus) may be handed
+        # to a busy environment: a synchronous caller must get ``throttled`` in time.
+        queueable = wait is None and runtime_family(spec.runtime) == "python"
+        counted = False
+        while True:
+            turn = pool.try_acquire() or await pool.acquire(wait, message if queueable else None)
+            if turn is False:
+                return throttled(
+                    spec,
+                    request,
+                    f"Rate exceeded: function '{spec.function}' is at its concurrency limit"
+                    f" of {spec.max_concurrency}",
+                )
+            if turn is True and self._stopping:
+                pool.release()
+                return throttled(spec, request, STOPPING_MESSAGE)
+            if not counted:
+                pool.invocations += 1
+                counted = True
+            self._inflight += 1
+            try:
+                if isinstance(turn, Call):
+                    result = await self._complete(pool, spec, request, turn)
+                else:
+                    result = await self._run(pool, spec, request, message, deadline)
+            finally:
+                self._inflight -= 1
+                if self._inflight == 0 and self._drained is not None and not self._drained.done():
+                    self._drained.set_result(None)
+            if result is not None:
+                return result
+            # It waited in an environment that died before starting it: it never ran.
+            if self._stopping:
+                return throttled(spec, request, STOPPING_MESSAGE)
 
     async def retire(self, function: str) -> None:
         """Stop the warm environments and snapshots of every version of ``function``;
@@ -543,41 +577,101 @@ class ProcessExecutor:
         pool: Pool,
         spec: FunctionSpec,
         request: InvocationRequest,
+        message: Invoke,
         deadline: float | None,
-    ) -> InvocationResult:
-        message = Invoke(
-            request.request_id,
-            request.payload,
-            request.invoked_arn or spec.arn,
-            request.trace_id,
-            dict(request.client_context) if request.client_context else None,
-        )
+    ) -> InvocationResult | None:
+        """Run on an idle or a new environment; the caller holds a slot."""
         worker = self._take_idle(pool)
         if worker is None:
-            obtained = await self._obtain(pool, spec, request, message, deadline)
+            try:
+                obtained = await self._obtain(pool, spec, request, message, deadline)
+            except BaseException:
+                pool.release()
+                raise
             if isinstance(obtained, InvocationResult):
+                pool.release()
                 return obtained
             worker = obtained
         pool.busy.add(worker)
+        worker.on_answer = lambda worker, done: self._answered(pool, worker, done)
+        call = worker.submit(message, send=False)
+        self._refill(pool, worker)
+        worker.send()
+        return await self._complete(pool, spec, request, call)
+
+    async def _complete(
+        self, pool: Pool, spec: FunctionSpec, request: InvocationRequest, call: Call
+    ) -> InvocationResult | None:
+        """Wait for ``call``'s answer, then give its slot back (or leave it with the
+        call that began after it) and the environment back to the pool. None: the
+        environment died before it started ``call``; it held no slot."""
+        worker = call.worker
         try:
-            outcome = await worker.call(message)
+            outcome, emitted, handed_over = await worker.result(call)
         except BaseException:
-            pool.busy.discard(worker)
-            self._discard(worker)  # it may still be running the handler
+            self._abandon(pool, call)
             raise
-        pool.busy.discard(worker)
+        if isinstance(outcome, NotStarted):
+            return None
         init, worker.pending_init = worker.pending_init, None
-        emitted = [emit_request(event) for event in worker.emitted]
+        events = [emit_request(event) for event in emitted]
         if isinstance(outcome, Done):
-            self._finished(pool, spec, worker, outcome)
-            return done_result(spec, request, outcome, init, emitted)
+            if not handed_over:
+                pool.busy.discard(worker)
+                self._finished(pool, spec, worker, outcome)
+                pool.release()
+            return done_result(spec, request, outcome, init, events)
+        pool.busy.discard(worker)
         self._discard(worker)
         self._top_up(pool)
-        return exit_result(spec, request, outcome, init, emitted)
+        pool.release()
+        return exit_result(spec, request, outcome, init, events)
+
+    def _abandon(self, pool: Pool, call: Call) -> None:
+        """The caller of ``call`` is gone (cancelled): the environment may still run the
+        handler, so it is discarded; a call queued behind it is run elsewhere."""
+        worker = call.worker
+        future = call.future
+        answered = future.done() and not future.cancelled()
+        if answered and (future.result() is NOT_STARTED or call.handed_over):
+            return  # it held no slot, or passed it on to the call that runs now
+        held = answered or call.started != 0.0
+        if held:
+            pool.busy.discard(worker)
+            pool.release()
+        self._discard(worker)
+
+    def _answered(self, pool: Pool, worker: Worker, done: Done) -> None:
+        """An environment answered: when it stays fit for more, it gets the next
+        waiting invocation at once, before the answered call's caller even runs."""
+        spec = pool.spec
+        if worker.in_flight > 1:
+            return  # one still waits behind the running call: top up later, two at once
+        if done.status in ("ok", "error") and done.max_memory_used_mb < spec.memory * (
+            RECYCLE_FRACTION
+        ):
+            self._refill(pool, worker)
+            worker.send()
+
+    def _refill(self, pool: Pool, worker: Worker) -> None:
+        """Hand waiting invocations to ``worker`` now: one to start if it has nothing
+        to run, and one to wait behind the running one while its calls are short
+        (``PIPELINE_WITHIN``), so the environment never waits for this process."""
+        if not pool.queueable or self._stopping or self._pools.get(pool.spec.key) is not pool:
+            return
+        spec = pool.spec
+        while worker.in_flight < PIPELINE_DEPTH and worker.alive:
+            if worker.in_flight and worker.last_duration > PIPELINE_WITHIN:
+                return
+            if spec.max_invocations and worker.invocations >= spec.max_invocations:
+                return
+            if not pool.hand_over(worker):
+                return
 
     def _finished(self, pool: Pool, spec: FunctionSpec, worker: Worker, done: Done) -> None:
         """Back to idle, or recycled, or discarded."""
         # "crashed": the environment reported the invocation and is exiting.
+        worker.on_answer = None
         gone = done.status in ("oom", "crashed") or not worker.alive or self._stopping
         if gone or self._pools.get(spec.key) is not pool:
             self._discard(worker)

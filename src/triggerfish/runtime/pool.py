@@ -6,6 +6,10 @@ idle environments for reuse, most recently used first, so that the least recentl
 used ones age out under ``idle_ttl``. It starts no process itself: the executor takes
 an idle worker or starts a new one once it holds a slot. It also keeps the version's
 snapshot template, if any, and the counters that ``PoolStats`` reports.
+
+A waiter that gave its invocation (``acquire(..., message)``) may instead be handed
+to an environment directly (``hand_over``): its invocation is sent at once, and it
+holds the slot of the call ahead of it from the moment the environment starts it.
 """
 
 from __future__ import annotations
@@ -15,10 +19,20 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from triggerfish.runtime.base import FunctionSpec, PoolStats
-from triggerfish.runtime.worker import Worker
+from triggerfish.runtime.protocol import Invoke
+from triggerfish.runtime.worker import Call, Worker
 
 if TYPE_CHECKING:
     from triggerfish.runtime.snapshot import Template
+
+
+class _Waiter:
+    __slots__ = ("counted", "future", "message")
+
+    def __init__(self, future: asyncio.Future[bool | Call], message: Invoke | None) -> None:
+        self.future = future
+        self.message = message
+        self.counted = message is not None  # in ``Pool.queueable``
 
 
 class Pool:
@@ -28,7 +42,8 @@ class Pool:
         self.idle: list[Worker] = []
         self.busy: set[Worker] = set()
         self.launching: set[Worker] = set()  # started, init not finished
-        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self.queueable = 0  # waiters that may be handed to an environment
         self.starting = 0  # environments being started
         self.waiting_memory = 0  # invocations with a slot, waiting for memory
         self.template: Template | None = None
@@ -38,6 +53,7 @@ class Pool:
         self.prewarmed = 0
         self.recycled = 0
         self.reaped = 0
+        self.handed_over = 0
 
     @property
     def environments(self) -> int:
@@ -52,7 +68,9 @@ class Pool:
             busy=len(self.busy),
             idle=len(self.idle),
             starting=self.starting,
-            waiting=len(self._waiters) + self.waiting_memory,
+            waiting=len(self._waiters)
+            + self.waiting_memory
+            + sum(worker.queued for worker in self.busy),
             max_concurrency=spec.max_concurrency,
             min_warm=spec.min_warm,
             memory_mb=spec.memory,
@@ -63,6 +81,7 @@ class Pool:
             recycled=self.recycled,
             reaped=self.reaped,
             snapshot=self.template is not None and self.template.alive,
+            handed_over=self.handed_over,
         )
 
     @property
@@ -78,26 +97,32 @@ class Pool:
             return True
         return False
 
-    async def acquire(self, wait: float | None) -> bool:
-        """Wait for a slot, up to ``wait`` seconds (forever when None). False on timeout."""
+    async def acquire(self, wait: float | None, message: Invoke | None = None) -> bool | Call:
+        """Wait for a slot, up to ``wait`` seconds (forever when None). False on timeout.
+        With ``message``, the wait may end with a ``Call``: the invocation was handed to
+        an environment (see ``hand_over``)."""
         if self.try_acquire():
             return True
         if wait is not None and wait <= 0:
             return False
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        waiter = _Waiter(loop.create_future(), message)
         self._waiters.append(waiter)
+        self.queueable += waiter.counted
         timer = None
         if wait is not None:
-            timer = loop.call_later(wait, _resolve, waiter, False)
+            timer = loop.call_later(wait, self._resolve, waiter, False)
         try:
-            return await waiter
+            return await waiter.future
         except asyncio.CancelledError:
-            # A slot handed over just as the caller gave up must not be lost.
-            if waiter.done() and not waiter.cancelled() and waiter.result():
+            # A slot handed over just as the caller gave up must not be lost. (A
+            # ``Call`` handed over is settled by the executor, which knows its worker.)
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.result() is True:
                 self.release()
             raise
         finally:
+            self._forget(waiter)
             if timer is not None:
                 timer.cancel()
 
@@ -105,19 +130,44 @@ class Pool:
         """Give the slot to the first waiter still waiting, or free it."""
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done() and self.running <= self.limit:
-                waiter.set_result(True)
+            if waiter.future.done():
+                continue
+            if self.running <= self.limit:
+                self._resolve(waiter, True)
                 return
-            if not waiter.done():
-                # The limit went down since: this slot disappears, the waiter waits on.
-                self._waiters.appendleft(waiter)
-                break
+            # The limit went down since: this slot disappears, the waiter waits on.
+            self._waiters.appendleft(waiter)
+            break
         self.running -= 1
+
+    def hand_over(self, worker: Worker) -> bool:
+        """Give the first waiting invocation that may be handed over to ``worker``
+        (the caller then ``worker.send()``s it); False when none waits."""
+        waiters = self._waiters
+        while waiters and waiters[0].future.done():
+            waiters.popleft()
+        for waiter in waiters:
+            if waiter.message is None or waiter.future.done():
+                continue
+            self._resolve(waiter, worker.submit(waiter.message, send=False))
+            self.handed_over += 1
+            return True
+        return False
+
+    def _resolve(self, waiter: _Waiter, value: bool | Call) -> None:
+        if not waiter.future.done():
+            waiter.future.set_result(value)
+        self._forget(waiter)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        if waiter.counted:
+            waiter.counted = False
+            self.queueable -= 1
 
     def refuse_waiters(self) -> None:
         """Every caller waiting for a slot gets ``False`` (the executor is stopping)."""
         while self._waiters:
-            _resolve(self._waiters.popleft(), False)
+            self._resolve(self._waiters.popleft(), False)
 
     def take_idle(self) -> Worker | None:
         """The most recently used idle worker (it may have died since; check ``alive``)."""
@@ -143,8 +193,3 @@ class Pool:
         self.busy.clear()
         self.launching.clear()
         return workers
-
-
-def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(value)

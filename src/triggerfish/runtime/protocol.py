@@ -143,6 +143,18 @@ def encode_frame(message: msgspec.Struct) -> bytearray:
     return buffer
 
 
+def append_frame(buffer: bytearray, message: msgspec.Struct) -> None:
+    """Add one frame at the end of ``buffer`` (several frames, one write)."""
+    start = len(buffer)
+    buffer += bytes(HEADER_SIZE)
+    _encoder.encode_into(message, buffer, start + HEADER_SIZE)
+    size = len(buffer) - start - HEADER_SIZE
+    if size > MAX_FRAME:
+        del buffer[start:]
+        raise ProtocolError(f"frame of {size} bytes is over the limit of {MAX_FRAME}")
+    buffer[start : start + HEADER_SIZE] = size.to_bytes(HEADER_SIZE, "big")
+
+
 class FrameReader:
     """Incremental decoder: feed it bytes as they arrive, get whole messages back."""
 

@@ -13,6 +13,7 @@ from triggerfish.runtime.base import (
     InvocationResult,
     Status,
 )
+from triggerfish.runtime.environment import Exit
 from triggerfish.runtime.protocol import Done, Emitted, InitFailed, Ready
 from triggerfish.runtime.report import (
     billed_duration,
@@ -21,7 +22,6 @@ from triggerfish.runtime.report import (
     report_line,
     start_line,
 )
-from triggerfish.runtime.worker import Exit
 
 STOPPED_MESSAGE = "The environment was stopped before the invocation finished"
 

@@ -21,8 +21,7 @@ import socket
 import time
 
 from triggerfish.runtime.base import FunctionSpec
-from triggerfish.runtime.protocol import EXIT_OUT_OF_MEMORY, InitFailed, Ready
-from triggerfish.runtime.worker import (
+from triggerfish.runtime.environment import (
     Exit,
     ExitReason,
     WorkerOptions,
@@ -32,6 +31,7 @@ from triggerfish.runtime.worker import (
     read_output,
     scratch_directory,
 )
+from triggerfish.runtime.protocol import EXIT_OUT_OF_MEMORY, InitFailed, Ready
 from triggerfish.runtime.zygote import ForkedProcess, ForkServer, Zygotes
 
 

@@ -10,33 +10,51 @@ answer, and it enforces the limits from outside:
 
 - the timeout: past it the whole process group gets SIGKILL and the call ends with an
   ``Exit`` whose reason is ``timeout``;
-- memory: while a call runs longer than ``WATCH_INTERVAL`` the process's RSS is read
-  from ``/proc`` at that interval, and a process over its memory size is killed with
-  reason ``oom`` (the data rlimit inside the environment catches most cases first);
+- memory: while calls are in flight the process's RSS is read from ``/proc`` every
+  ``WATCH_INTERVAL``, and a process over its memory size is killed with reason ``oom``
+  (the data rlimit inside the environment catches most cases first);
 - death: when the socket closes the process is reaped and the call ends with reason
   ``crashed`` and its exit status or signal.
 
-A call never hangs: every wait has a timer, and a process that closed its socket but
-does not exit is killed after ``EXIT_GRACE`` seconds.
+Calls may be pipelined: ``submit`` may send the next invocation while the current
+one still runs (``queued`` says how many wait behind it). The environment reads
+frames in order and runs one invocation at a time, so answers come back in the order
+of the calls; a queued call's timeout starts when the one before it is answered,
+which is when the environment starts it. When the environment dies or is killed, the
+call it was running ends with the ``Exit``; the calls queued behind it never started
+and end with ``NOT_STARTED``, so the executor runs them elsewhere.
+
+One timer per worker, not per call, watches the running call's deadline and memory.
+A call never hangs: every wait is under that timer, and a process that closed its
+socket but does not exit is killed after ``EXIT_GRACE`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from triggerfish.runtime.base import FunctionSpec, runtime_family
+from triggerfish.runtime.environment import (
+    Exit,
+    ExitReason,
+    ProcessHandle,
+    SpawnedProcess,
+    WorkerOptions,
+    environment_variables,
+    init_message,
+    output_file,
+    read_output,
+    read_status_kb,
+    scratch_directory,
+    spawn_interpreter,
+)
 from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.protocol import (
     BOOT_CODE,
@@ -45,53 +63,22 @@ from triggerfish.runtime.protocol import (
     Emitted,
     FrameReader,
     FromEnvironment,
-    Init,
     InitFailed,
     Invoke,
     ProtocolError,
     Ready,
-    describe_exit,
+    append_frame,
     encode_frame,
 )
 from triggerfish.runtime.provided.relay import RELAY_CODE
-from triggerfish.runtime.report import cap_output
 from triggerfish.runtime.zygote import ForkServer, Zygotes
 
 WATCH_INTERVAL = 0.1
 #: A first call larger than this is sent once the environment runs, not queued ahead.
 QUEUE_LIMIT = 64 * 1024
 EXIT_GRACE = 1.0
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: What V8 prints before it aborts the process at its heap limit.
 HEAP_EXHAUSTED = "JavaScript heap out of memory"
-
-ExitReason = Literal["timeout", "oom", "crashed", "stopped"]
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    python: str
-    log_limit: int
-    work_dir: Path | None
-    init_timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    """The environment ended during a call."""
-
-    reason: ExitReason
-    returncode: int | None
-    output: str  # what it wrote during the call, capped
-    started_at: float
-    elapsed_ms: float
-    max_memory_used_mb: int
-
-    def describe(self) -> str:
-        code = self.returncode
-        if code is None:
-            return "Runtime exited without providing a reason"
-        return describe_exit(code)
 
 
 class _Lost:
@@ -99,6 +86,47 @@ class _Lost:
 
 
 _LOST = _Lost()
+
+
+class NotStarted:
+    """A pipelined call that the environment never started: it died (or was killed)
+    while running the call ahead of it. Safe to run again elsewhere."""
+
+
+NOT_STARTED = NotStarted()
+
+
+class Call:
+    """One request in flight on a worker, answered in order."""
+
+    __slots__ = (
+        "deadline",
+        "emitted",
+        "future",
+        "handed_over",
+        "limit",
+        "started",
+        "started_at",
+        "worker",
+    )
+
+    def __init__(self, worker: Worker, future: asyncio.Future[Any], limit: float) -> None:
+        self.worker = worker
+        self.future = future
+        self.limit = limit
+        self.emitted: list[Emitted] = []
+        self.started_at = 0.0  # wall clock, when the environment began it
+        self.started = 0.0  # perf_counter, same moment (0.0: not begun)
+        self.deadline = 0.0  # loop time
+        #: Answered while other calls were still in flight on the worker: the next one
+        #: began at once, and carries on the concurrency slot this one held.
+        self.handed_over = False
+
+
+class Answer(NamedTuple):
+    outcome: Done | Exit | NotStarted
+    emitted: list[Emitted]
+    handed_over: bool
 
 
 class _Link(asyncio.Protocol):
@@ -119,158 +147,6 @@ class _Link(asyncio.Protocol):
         self._worker._lost()
 
 
-def environment_variables(
-    spec: FunctionSpec, scratch: str, init_type: str = "on-demand"
-) -> dict[str, str]:
-    """A clean environment: the function's variables, then Lambda's (which win)."""
-    env: dict[str, str] = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "TZ": "UTC"}
-    env.update(spec.environment)
-    env.update(
-        {
-            "AWS_LAMBDA_FUNCTION_NAME": spec.function,
-            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream(spec),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
-            "AWS_REGION": spec.region,
-            "AWS_DEFAULT_REGION": spec.region,
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "_HANDLER": spec.handler,
-            "TRIGGERFISH_FUNCTION": spec.function,
-            "TRIGGERFISH_VERSION": spec.version,
-            "TMPDIR": scratch,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
-def scratch_directory(spec: FunctionSpec, options: WorkerOptions) -> str:
-    if options.work_dir is None:
-        return tempfile.gettempdir()
-    scratch = options.work_dir / "tmp" / spec.function.replace("/", "_")
-    scratch.mkdir(parents=True, exist_ok=True)
-    return str(scratch)
-
-
-class ProcessHandle(Protocol):
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    @property
-    def exited(self) -> bool:
-        """Known to have ended (cheap: no system call)."""
-
-    def finished(self) -> bool:
-        """Whether it ended, reaping it when it is ours to reap."""
-
-    def kill(self) -> None: ...
-
-
-class SpawnedProcess:
-    """A fresh interpreter this process started (``subprocess.Popen``)."""
-
-    __slots__ = ("_popen", "pid")
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self._popen = popen
-        self.pid = popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._popen.returncode
-
-    @property
-    def exited(self) -> bool:
-        return self._popen.returncode is not None
-
-    def finished(self) -> bool:
-        return self._popen.poll() is not None
-
-    def kill(self) -> None:
-        if self._popen.returncode is not None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            with contextlib.suppress(OSError):
-                self._popen.kill()
-
-
-def _popen(
-    python: str,
-    spec: FunctionSpec,
-    env: dict[str, str],
-    theirs: socket.socket,
-    output_fd: int,
-    boot: str = BOOT_CODE,
-) -> SpawnedProcess:
-    # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
-    # machinery (a child watcher per process on 3.11).
-    popen = subprocess.Popen(
-        [python, "-c", boot, str(theirs.fileno())],
-        cwd=spec.code_dir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=output_fd,
-        stderr=output_fd,
-        pass_fds=(theirs.fileno(),),
-        start_new_session=True,
-    )
-    return SpawnedProcess(popen)
-
-
-def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:
-    return Init(
-        handler=spec.handler,
-        function_name=spec.function,
-        function_version=spec.version,
-        memory_mb=spec.memory,
-        timeout=spec.timeout,
-        log_limit=options.log_limit,
-        log_group=f"/aws/lambda/{spec.function}",
-        log_stream=log_stream(spec),
-        code_dir=str(spec.code_dir),
-    )
-
-
-def log_stream(spec: FunctionSpec) -> str:
-    return f"{time.strftime('%Y/%m/%d')}/[{spec.version}]triggerfish"
-
-
-def output_file(name: str, directory: str) -> int:
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    else:  # pragma: no cover - platforms without memfd
-        fd, path = tempfile.mkstemp(dir=directory)
-        os.unlink(path)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
-    return fd
-
-
-def read_output(fd: int, options: WorkerOptions) -> str:
-    """What a process wrote to its output file, capped at the log limit."""
-    limit = options.log_limit
-    size = os.fstat(fd).st_size
-    data = os.pread(fd, limit + 1, 0)
-    return cap_output(data, limit, max(0, size - limit - 1))
-
-
-def _read_status_kb(pid: int, field: bytes) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 class Worker:
     """One environment's process, seen from the executor."""
 
@@ -287,18 +163,24 @@ class Worker:
         self._output_fd: int | None = output_fd
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[Any] | None = None
         self._verdict: ExitReason | None = None
+        # Calls in flight, the running one first. One timer watches the running call.
+        self._calls: deque[Call] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
+        self._timer_at = 0.0
         self._peak_mb = 0
-        self.emitted: list[Emitted] = []
         self.last_used = self._loop.time()
         #: Init duration and init output, until the first call reports them.
         self.pending_init: Ready | None = None
         self.invocations = 0
-        self._inbox: deque[Any] = deque()
-        self._queued_call = False
+        self._init_call: Call | None = None
+        self._unsent = bytearray()
+        self._first_call: Call | None = None
+        #: Seconds the last answered call ran (from its start to its answer).
+        self.last_duration = 0.0
+        #: Called with each answer, before its caller sees it: the executor may hand
+        #: the environment its next invocation without waiting for that caller.
+        self.on_answer: Callable[[Worker, Any], None] | None = None
         #: Memory budget (MB) this environment holds; the executor releases it.
         self.reserved_mb = 0
 
@@ -344,7 +226,7 @@ class Worker:
                     process = await zygotes.spawn(python, str(spec.code_dir), env, fds)
                 if process is None:
                     boot = RELAY_CODE if family == "provided" else BOOT_CODE
-                    process = _popen(python, spec, env, theirs, output_fd, boot)
+                    process = spawn_interpreter(python, spec, env, theirs, output_fd, boot)
             except BaseException:
                 ours.close()
                 os.close(output_fd)
@@ -364,7 +246,9 @@ class Worker:
         except OSError:
             pass  # it died already: the Init's answer will say so
         worker = cls(spec, options, process, output_fd)
-        worker._queued_call = first is not None
+        worker._init_call = worker._enqueue(options.init_timeout)
+        if first is not None:
+            worker._first_call = worker._enqueue(spec.timeout)
         try:
             transport, _ = await worker._loop.create_unix_connection(
                 lambda: _Link(worker), sock=ours
@@ -389,108 +273,169 @@ class Worker:
             and not self._process.exited
         )
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting behind the running one."""
+        return max(0, len(self._calls) - 1)
+
     async def initialise(self) -> Ready | InitFailed | Exit:
         # ``start`` already queued the Init on the socket, before the process existed.
-        outcome = await self._exchange(None, self._options.init_timeout)
+        call, self._init_call = self._init_call, None
+        assert call is not None, "initialise() is called once, after start()"
+        outcome = await self._wait(call)
         if isinstance(outcome, Ready):
             self.pending_init = outcome
+        elif isinstance(outcome, NotStarted):  # cannot happen: the Init runs first
+            outcome = await self._exit(call)
         return outcome  # type: ignore[no-any-return]
 
-    async def call(self, message: Invoke) -> Done | Exit:
-        """Run one invocation; ``message`` is not sent again when ``start`` queued it."""
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not answered: the running one and those queued behind it."""
+        return len(self._calls)
+
+    def submit(self, message: Invoke, *, send: bool = True) -> Call:
+        """Send one invocation, now, even while another runs (it then waits in the
+        environment). Its answer comes from ``result``. ``message`` is not sent again
+        when ``start`` queued it. ``send=False`` keeps the frame until ``send()``, so
+        that several invocations leave in one write."""
         self.invocations += 1
-        if self._queued_call:
-            self._queued_call = False
-            outcome = await self._exchange(None, self.spec.timeout)
-        else:
-            self.emitted = []
-            outcome = await self._exchange(message, self.spec.timeout)
-        self.last_used = self._loop.time()
-        return outcome  # type: ignore[no-any-return]
-
-    async def _exchange(self, message: Init | Invoke | None, limit: float) -> Any:
-        loop = self._loop
+        call, self._first_call = self._first_call, None
+        if call is not None:
+            return call
         transport = self._transport
-        started_at = time.time()
-        started = time.perf_counter()
-        if self._inbox:  # answered before we asked (a queued first call)
-            return self._inbox.popleft()
         if transport is None or not self.alive:
-            return await self._exit(started_at, started)
-        waiter: asyncio.Future[Any] = loop.create_future()
-        self._waiter = waiter
-        if message is not None:
-            transport.write(encode_frame(message))
-        # One timer per call: it fires at the deadline, or earlier to check memory.
-        self._deadline = loop.time() + limit
-        self._timer = loop.call_later(min(WATCH_INTERVAL, limit), self._tick, waiter)
-        try:
-            outcome = await waiter
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._waiter = None
+            call = Call(self, self._loop.create_future(), self.spec.timeout)
+            self._begin(call)
+            call.future.set_result(_LOST)
+            return call
+        call = self._enqueue(self.spec.timeout)
+        append_frame(self._unsent, message)
+        if send:
+            self.send()
+        return call
+
+    def send(self) -> None:
+        """Write the frames ``submit`` kept, in one system call."""
+        if self._unsent:
+            frames, self._unsent = self._unsent, bytearray()
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.write(frames)
+
+    async def result(self, call: Call) -> Answer:
+        outcome = await self._wait(call)
+        self.last_used = self._loop.time()
+        return Answer(outcome, call.emitted, call.handed_over)
+
+    async def call(self, message: Invoke) -> Answer:
+        """Run one invocation: ``submit`` then ``result``."""
+        return await self.result(self.submit(message))
+
+    async def _wait(self, call: Call) -> Any:
+        outcome = await call.future
         if outcome is _LOST:
-            return await self._exit(started_at, started)
+            return await self._exit(call)
         return outcome
 
+    def _enqueue(self, limit: float) -> Call:
+        call = Call(self, self._loop.create_future(), limit)
+        self._calls.append(call)
+        if len(self._calls) == 1:
+            self._begin(call)
+        return call
+
+    def _begin(self, call: Call) -> None:
+        """The environment starts ``call`` now: its clock and deadline run from here."""
+        call.started_at = time.time()
+        call.started = time.perf_counter()
+        now = self._loop.time()
+        call.deadline = now + call.limit
+        self._arm(min(now + WATCH_INTERVAL, call.deadline))
+
+    def _arm(self, when: float) -> None:
+        # The timer is left to fire after a call ends (it then finds nothing to watch)
+        # rather than cancelled and made again for every call.
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._tick)
+
     def _received(self, message: Any) -> None:
+        calls = self._calls
+        if not calls:
+            return  # nothing asked: a confused environment; its next call will tell
         if isinstance(message, Emitted):
-            self.emitted.append(message)
+            calls[0].emitted.append(message)
             return
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(message)
-        else:
-            self._inbox.append(message)
+        call = calls.popleft()
+        self.last_duration = time.perf_counter() - call.started
+        if isinstance(message, InitFailed) or (
+            isinstance(message, Done) and message.status in ("oom", "crashed")
+        ):
+            # The environment exits after this answer: what waits behind never starts.
+            self._settle(NOT_STARTED)
+        elif calls:
+            self._begin(calls[0])
+        if self.on_answer is not None and isinstance(message, Done):
+            self.on_answer(self, message)
+        call.handed_over = bool(self._calls)
+        if not call.future.done():
+            call.future.set_result(message)
 
     def _lost(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(_LOST)
+        self._settle(_LOST)
 
-    def _tick(self, waiter: asyncio.Future[Any]) -> None:
-        if waiter.done():
+    def _settle(self, outcome: _Lost | NotStarted) -> None:
+        """The environment is gone: the running call gets ``outcome``, the rest were
+        never started."""
+        calls, self._calls = self._calls, deque()
+        for index, call in enumerate(calls):
+            if not call.future.done():
+                call.future.set_result(outcome if index == 0 else NOT_STARTED)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._calls:
             return
+        call = self._calls[0]
         now = self._loop.time()
-        if now + 0.001 >= self._deadline:
+        if now + 0.001 >= call.deadline:
             self._peak_mb = max(self._peak_mb, self._status_mb(b"VmHWM:"))
-            self._end(waiter, "timeout")
+            self._end("timeout")
             return
         used = self._status_mb(b"VmRSS:")
         self._peak_mb = max(self._peak_mb, used)
         if used > self.spec.memory:
-            self._end(waiter, "oom")
+            self._end("oom")
             return
-        self._timer = self._loop.call_at(
-            min(now + WATCH_INTERVAL, self._deadline), self._tick, waiter
-        )
+        self._arm(min(now + WATCH_INTERVAL, call.deadline))
 
     def _status_mb(self, field: bytes) -> int:
-        kilobytes = _read_status_kb(self._process.pid, field)
+        kilobytes = read_status_kb(self._process.pid, field)
         return 0 if kilobytes is None else (kilobytes + 1023) // 1024
 
-    def _end(self, waiter: asyncio.Future[Any], reason: ExitReason) -> None:
+    def _end(self, reason: ExitReason) -> None:
         if self._verdict is None:
             self._verdict = reason
         self.kill()
-        if not waiter.done():
-            waiter.set_result(_LOST)
+        self._settle(_LOST)
 
     def stop_now(self) -> None:
         """Kill the environment; a call in flight ends with reason ``stopped``."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._end(waiter, "stopped")
+        if self._calls:
+            self._end("stopped")
         else:
             self.kill()
 
     def kill(self) -> None:
         self._process.kill()
 
-    async def _exit(self, started_at: float, started: float) -> Exit:
+    async def _exit(self, call: Call) -> Exit:
         await self._wait_exited()
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        started_at = call.started_at
+        elapsed_ms = (time.perf_counter() - call.started) * 1000
         code = self._process.returncode
         output = "" if self._output_fd is None else read_output(self._output_fd, self._options)
         reason = self._verdict

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from triggerfish.bus._sqlite_thread import SqliteThread
+from triggerfish.bus.base import Delivery
 from triggerfish.bus.sqlite import SqliteBus
 from triggerfish.errors import AdapterError, NotFoundError, ValidationError
 from triggerfish.events.model import Event
@@ -16,6 +18,15 @@ from triggerfish.events.model import Event
 
 def event(n: int) -> Event:
     return Event(id=f"evt-{n}", source="/shop", type="order.created")
+
+
+async def waiting_fetch(bus: SqliteBus, wait: float = 5) -> asyncio.Task[list[Delivery]]:
+    """A fetch by group ``billing`` of a new, empty topic ``orders``, left waiting."""
+    await bus.create_topic("orders")
+    await bus.subscribe("orders", "billing")
+    waiting = asyncio.create_task(bus.fetch("orders", "billing", max_count=10, lease=30, wait=wait))
+    await asyncio.sleep(0.1)
+    return waiting
 
 
 async def test_concurrent_publishers_share_commits(tmp_path: Path) -> None:
@@ -43,6 +54,27 @@ async def test_a_failing_call_in_a_shared_commit_fails_alone(tmp_path: Path) -> 
 
         assert isinstance(outcomes[1], NotFoundError)
         assert [s.event.id for s in await bus.read("orders")] == ["evt-1", "evt-3"]
+
+
+async def test_a_failing_call_alone_in_its_commit_leaves_nothing_behind(tmp_path: Path) -> None:
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+
+    writer = SqliteThread(tmp_path / "t.db", name="test-writer", write=True, setup=setup)
+    await writer.start()
+    try:
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+            raise ValidationError("changed its mind")
+
+        with pytest.raises(ValidationError, match="changed its mind"):
+            await writer.run(half_done)
+        await writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)"))
+        rows = await writer.run(lambda conn: conn.execute("SELECT n FROM t").fetchall())
+        assert rows == [(2,)]
+    finally:
+        await writer.stop()
 
 
 async def test_full_synchronous_mode_stores_events(tmp_path: Path) -> None:
@@ -89,3 +121,39 @@ async def test_calls_before_start_or_after_stop_say_so(tmp_path: Path) -> None:
     await bus.stop()
     with pytest.raises(AdapterError, match="not running"):
         await bus.publish("orders", [event(1)])
+
+
+async def test_a_waiting_fetch_is_served_by_the_publish_that_commits_its_events(
+    tmp_path: Path,
+) -> None:
+    async with SqliteBus(tmp_path / "bus.db") as bus:
+        waiting = await waiting_fetch(bus)
+        before = bus.commits
+
+        await bus.publish("orders", [event(1), event(2)])
+        deliveries = await asyncio.wait_for(waiting, 1)
+
+        assert [d.event.id for d in deliveries] == ["evt-1", "evt-2"]
+        assert bus.commits - before == 1  # leased in the publish's own transaction
+        [group] = await bus.groups("orders")
+        assert (group.backlog, group.in_flight) == (0, 2)
+
+
+async def test_a_cancelled_waiting_fetch_leaves_no_event_behind(tmp_path: Path) -> None:
+    async with SqliteBus(tmp_path / "bus.db") as bus:
+        waiting = await waiting_fetch(bus)
+        waiting.cancel()
+        await bus.publish("orders", [event(1)])
+
+        deliveries = await bus.fetch("orders", "billing", max_count=10, lease=30, wait=1)
+
+        assert [d.event.id for d in deliveries] == ["evt-1"]
+
+
+async def test_stop_ends_a_waiting_fetch_with_an_adapter_error(tmp_path: Path) -> None:
+    bus = SqliteBus(tmp_path / "bus.db")
+    await bus.start()
+    waiting = await waiting_fetch(bus, wait=30)
+    await bus.stop()
+    with pytest.raises(AdapterError):
+        await asyncio.wait_for(waiting, 2)

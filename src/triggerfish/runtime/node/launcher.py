@@ -35,6 +35,7 @@ from pathlib import Path
 import msgspec
 
 from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.environment import start_child
 from triggerfish.runtime.protocol import encode_frame
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.js")
@@ -184,15 +185,8 @@ class NodeLauncher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         output_fd = _output_file()
         try:
-            popen = subprocess.Popen(
-                command(executable, memory, theirs.fileno()),
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output_fd,
-                stderr=output_fd,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
+            popen = start_child(
+                command(executable, memory, theirs.fileno()), cwd, env, theirs, output_fd
             )
         except BaseException:
             ours.close()

@@ -1,0 +1,211 @@
+"""What an execution environment's process starts with, and how it is watched from
+outside: the options, a clean set of environment variables, its scratch directory and
+output file, the handle of its process, and how it ended (``Exit``)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.protocol import BOOT_CODE, Init, describe_exit
+from triggerfish.runtime.report import cap_output
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+ExitReason = Literal["timeout", "oom", "crashed", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    python: str
+    log_limit: int
+    work_dir: Path | None
+    init_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The environment ended during a call."""
+
+    reason: ExitReason
+    returncode: int | None
+    output: str  # what it wrote during the call, capped
+    started_at: float
+    elapsed_ms: float
+    max_memory_used_mb: int
+
+    def describe(self) -> str:
+        code = self.returncode
+        if code is None:
+            return "Runtime exited without providing a reason"
+        return describe_exit(code)
+
+
+def environment_variables(
+    spec: FunctionSpec, scratch: str, init_type: str = "on-demand"
+) -> dict[str, str]:
+    """A clean environment: the function's variables, then Lambda's (which win)."""
+    env: dict[str, str] = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "TZ": "UTC"}
+    env.update(spec.environment)
+    env.update(
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream(spec),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "_HANDLER": spec.handler,
+            "TRIGGERFISH_FUNCTION": spec.function,
+            "TRIGGERFISH_VERSION": spec.version,
+            "TMPDIR": scratch,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def scratch_directory(spec: FunctionSpec, options: WorkerOptions) -> str:
+    if options.work_dir is None:
+        return tempfile.gettempdir()
+    scratch = options.work_dir / "tmp" / spec.function.replace("/", "_")
+    scratch.mkdir(parents=True, exist_ok=True)
+    return str(scratch)
+
+
+class ProcessHandle(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def exited(self) -> bool:
+        """Known to have ended (cheap: no system call)."""
+
+    def finished(self) -> bool:
+        """Whether it ended, reaping it when it is ours to reap."""
+
+    def kill(self) -> None: ...
+
+
+class SpawnedProcess:
+    """A fresh interpreter this process started (``subprocess.Popen``)."""
+
+    __slots__ = ("_popen", "pid")
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    @property
+    def exited(self) -> bool:
+        return self._popen.returncode is not None
+
+    def finished(self) -> bool:
+        return self._popen.poll() is not None
+
+    def kill(self) -> None:
+        if self._popen.returncode is not None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._popen.kill()
+
+
+def spawn_interpreter(
+    python: str,
+    spec: FunctionSpec,
+    env: dict[str, str],
+    theirs: socket.socket,
+    output_fd: int,
+    boot: str = BOOT_CODE,
+) -> SpawnedProcess:
+    argv = [python, "-c", boot, str(theirs.fileno())]
+    return SpawnedProcess(start_child(argv, spec.code_dir, env, theirs, output_fd))
+
+
+def start_child(
+    argv: list[str], cwd: str | Path, env: dict[str, str], theirs: socket.socket, output_fd: int
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, passing it ``theirs`` (its end of the
+    socket pair) and writing its stdout and stderr to ``output_fd``."""
+    # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
+    # machinery (a child watcher per process on 3.11).
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output_fd,
+        stderr=output_fd,
+        pass_fds=(theirs.fileno(),),
+        start_new_session=True,
+    )
+
+
+def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:
+    return Init(
+        handler=spec.handler,
+        function_name=spec.function,
+        function_version=spec.version,
+        memory_mb=spec.memory,
+        timeout=spec.timeout,
+        log_limit=options.log_limit,
+        log_group=f"/aws/lambda/{spec.function}",
+        log_stream=log_stream(spec),
+        code_dir=str(spec.code_dir),
+    )
+
+
+def log_stream(spec: FunctionSpec) -> str:
+    return f"{time.strftime('%Y/%m/%d')}/[{spec.version}]triggerfish"
+
+
+def output_file(name: str, directory: str) -> int:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    else:  # pragma: no cover - platforms without memfd
+        fd, path = tempfile.mkstemp(dir=directory)
+        os.unlink(path)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+    return fd
+
+
+def read_output(fd: int, options: WorkerOptions) -> str:
+    """What a process wrote to its output file, capped at the log limit."""
+    limit = options.log_limit
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, limit + 1, 0)
+    return cap_output(data, limit, max(0, size - limit - 1))
+
+
+def read_status_kb(pid: int, field: bytes) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

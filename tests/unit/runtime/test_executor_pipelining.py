@@ -1,0 +1,168 @@
+"""Invocations from the bus are handed to an environment as soon as it answers, and
+queued behind a short running call: limits, crashes and emitted events stay per
+invocation, and an invocation queued behind one that killed its environment runs
+elsewhere instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
+from triggerfish.runtime.executor import ProcessExecutor
+
+Spec = Callable[..., FunctionSpec]
+Request = Callable[..., InvocationRequest]
+
+
+def _pid(result: InvocationResult) -> int:
+    assert result.status == "ok", result.error_document()
+    pid: int = orjson.loads(result.result or b"")["pid"]
+    return pid
+
+
+def _handed_over(executor: ProcessExecutor, spec: FunctionSpec) -> int:
+    (stats,) = [s for s in executor.pool_stats() if s.function == spec.function]
+    return stats.handed_over
+
+
+async def _warm(executor: ProcessExecutor, spec: FunctionSpec, payload: Any, make: Request) -> int:
+    """One quick call, so the environment is warm and known to answer fast."""
+    return _pid(await executor.invoke(spec, make(payload)))
+
+
+async def _around(
+    executor: ProcessExecutor, spec: FunctionSpec, make: Request, payload: Any, *, quick: Any
+) -> tuple[InvocationResult, InvocationResult, InvocationResult]:
+    """``payload`` between two ``quick`` calls, all three at once on one warm environment:
+    the last is queued behind ``payload`` once the first has answered."""
+    return await asyncio.gather(
+        executor.invoke(spec, make(quick)),
+        executor.invoke(spec, make(payload)),
+        executor.invoke(spec, make(quick)),
+    )
+
+
+async def test_a_crash_fails_only_the_running_invocation_the_queued_one_runs_elsewhere(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("crash", max_concurrency=1)
+    warm = await _warm(executor, spec, {"how": "fine"}, make_request)
+    quick, crashing, queued = await _around(
+        executor, spec, make_request, {"how": "exit", "code": 7}, quick={"how": "fine"}
+    )
+    assert _pid(quick) == warm
+    assert crashing.status == "crashed"
+    assert "exit status 7" in (crashing.error_message or "")
+    assert _pid(queued) != warm
+    assert queued.cold_start
+    assert _handed_over(executor, spec) >= 2
+
+
+async def test_a_timeout_fails_only_the_running_invocation(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", timeout=0.5, max_concurrency=1)
+    warm = await _warm(executor, spec, {"seconds": 0}, make_request)
+    quick, late, queued = await _around(
+        executor, spec, make_request, {"seconds": 30}, quick={"seconds": 0}
+    )
+    assert _pid(quick) == warm
+    assert late.status == "timeout"
+    assert late.error_message == "Task timed out after 0.50 seconds"
+    assert _pid(queued) != warm
+    assert _handed_over(executor, spec) >= 2
+
+
+async def test_a_queued_invocation_gets_its_whole_timeout_from_when_it_starts(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", timeout=1.0, max_concurrency=1)
+    warm = await _warm(executor, spec, {"seconds": 0}, make_request)
+    results = await asyncio.gather(
+        executor.invoke(spec, make_request({"seconds": 0})),
+        executor.invoke(spec, make_request({"seconds": 0.6})),
+        executor.invoke(spec, make_request({"seconds": 0.6})),
+    )
+    # Run one after the other in the same environment, 1.2 s in all: each within its
+    # own second.
+    assert [_pid(result) for result in results] == [warm] * 3
+    assert _handed_over(executor, spec) >= 2
+
+
+async def test_out_of_memory_fails_only_the_running_invocation(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("memory_hog", memory=128, max_concurrency=1)
+    assert (await executor.invoke(spec, make_request({"mb": 1}))).status == "ok"
+    quick, hog, queued = await _around(executor, spec, make_request, {"mb": 1024}, quick={"mb": 1})
+    assert quick.status == "ok"
+    assert hog.status == "oom"
+    assert queued.status == "ok", queued.error_document()
+    assert queued.cold_start
+    assert _handed_over(executor, spec) >= 2
+
+
+async def test_emitted_events_stay_with_their_invocation(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("emitter", max_concurrency=1)
+    await executor.invoke(spec, make_request({}))
+    results = await asyncio.gather(*(executor.invoke(spec, make_request({})) for _ in range(6)))
+    for result in results:
+        assert result.status == "ok"
+        assert [(e.topic, e.type) for e in result.emitted] == [
+            ("orders", "order.created"),
+            ("audit", "order.seen"),
+        ]
+    assert _handed_over(executor, spec) >= 5
+
+
+async def test_concurrency_limit_holds_while_invocations_are_handed_over(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", max_concurrency=2)
+    results = await asyncio.gather(
+        *(executor.invoke(spec, make_request({"seconds": 0.001})) for _ in range(40))
+    )
+    assert len({_pid(result) for result in results}) <= 2
+    (stats,) = executor.pool_stats()
+    assert stats.busy == 0
+    assert stats.idle <= 2
+    assert stats.invocations == 40
+
+
+async def test_synchronous_callers_are_never_queued_behind_a_running_call(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", max_concurrency=1)
+    await _warm(executor, spec, {"seconds": 0}, make_request)
+    running = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.5})))
+    await asyncio.sleep(0.1)
+    throttled = await executor.invoke(spec, make_request({"seconds": 0}), wait=0.05)
+    assert throttled.status == "throttled"
+    assert (await running).status == "ok"
+    assert _handed_over(executor, spec) == 0
+
+
+async def test_stopping_answers_a_queued_invocation_throttled_so_it_is_retried(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", max_concurrency=1)
+    await _warm(executor, spec, {"seconds": 0}, make_request)
+    calls = asyncio.gather(
+        executor.invoke(spec, make_request({"seconds": 0})),
+        executor.invoke(spec, make_request({"seconds": 30})),
+        executor.invoke(spec, make_request({"seconds": 0})),
+    )
+    await asyncio.sleep(0.3)
+    async with asyncio.timeout(10):
+        await executor.stop(grace=0.2)
+        quick, running, queued = await calls
+    assert quick.status == "ok"
+    assert running.status != "ok"
+    assert queued.status == "throttled"
+    assert "stopping" in (queued.error_message or "")
