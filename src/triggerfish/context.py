@@ -161,7 +161,8 @@ class Context:
         id: str | None = None,
         extensions: Mapping[str, str | int | bool] | None = None,
     ) -> None:
-        """Publish an event on ``topic`` once this invocation succeeds.
+        """Publish an event on ``topic`` once this invocation succeeds. ``topic`` is an
+        internal topic or ``"<broker>:<address>"`` for a broker under ``brokers:``.
 
         When the invocation was triggered by a CloudEvent, the new event carries
         ``causationid`` (that event's id) and ``correlationid`` (the chain's first id)

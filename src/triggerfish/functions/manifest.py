@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from triggerfish.bus.names import TOPIC_RULE
 from triggerfish.errors import ConfigError
+from triggerfish.functions.brokers import BrokerConfig, Destinations
 from triggerfish.functions.fields import (
     EXPECTED,
     NAME_RE,
@@ -83,6 +84,10 @@ class FunctionConfig(StrictModel):
         default_factory=AsyncRetry, description="a mapping with max_attempts and max_age"
     )
     dead_letter: TopicName | None = Field(default=None, description=TOPIC_RULE)
+    destinations: Destinations = Field(
+        default_factory=Destinations,
+        description="a mapping with on_success and on_failure targets",
+    )
     triggers: list[TriggerConfig] = Field(
         default_factory=list, description="a list of triggers, each a mapping with a topic"
     )
@@ -101,8 +106,12 @@ class FunctionConfig(StrictModel):
         return self
 
     def version_config(self) -> dict[str, Any]:
-        """What a version stores and its digest covers: everything but code and triggers."""
-        return self.model_dump(mode="json", exclude={"code", "triggers"})
+        """What a version stores and its digest covers: everything but code and triggers
+        (and destinations when there are none, so digests made before they existed hold)."""
+        exclude = {"code", "triggers"}
+        if self.destinations == Destinations():
+            exclude.add("destinations")
+        return self.model_dump(mode="json", exclude=exclude)
 
 
 class Manifest(StrictModel):
@@ -117,7 +126,26 @@ class Manifest(StrictModel):
     webhooks: dict[Name, WebhookConfig] = Field(
         default_factory=dict, description="a mapping of webhook names to {topic, secret, ...}"
     )
+    brokers: dict[Name, BrokerConfig] = Field(
+        default_factory=dict, description="a mapping of broker names to {kind, url, ...}"
+    )
     _path: Path = PrivateAttr(default_factory=lambda: Path(MANIFEST_NAMES[0]))
+
+    @model_validator(mode="after")
+    def _known_brokers(self) -> Manifest:
+        for name, config in self.functions.items():
+            for key in ("on_success", "on_failure"):
+                text = getattr(config.destinations, key)
+                broker = text.split(":", 1)[0] if text and ":" in text else None
+                if broker is not None and broker not in self.brokers:
+                    known = ", ".join(sorted(self.brokers)) or "none declared"
+                    raise PydanticCustomError(
+                        PLAIN,
+                        "functions.{function}.destinations.{key}: no broker named '{broker}'"
+                        " (brokers: {known}); declare it under 'brokers:'",
+                        {"function": name, "key": key, "broker": broker, "known": known},
+                    )
+        return self
 
     @property
     def path(self) -> Path:
@@ -273,7 +301,7 @@ def _message(file: str, error: Any, root: type[BaseModel]) -> str:
     kind = error["type"]
     got = _show(error.get("input"))
     if kind == PLAIN:
-        return f"{file}: {where}: {error['msg']}"
+        return f"{file}: {error['msg']}" if not loc else f"{file}: {where}: {error['msg']}"
     if kind == EXPECTED:
         return f"{file}: {where}: {error['msg']}, got {got}"
     description, allowed = _describe(root, loc)
