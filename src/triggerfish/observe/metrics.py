@@ -7,8 +7,12 @@ Two kinds of figure:
   init-duration histograms, labelled by function and version (and status where it
   applies);
 - read when scraped: the environments of each function version (busy = concurrency,
-  idle, warm = both) from the executor's pool statistics, and each trigger's backlog,
-  leased and retrying events from the bus.
+  idle, warm = both) from the executor's pool statistics, each trigger's backlog,
+  leased and retrying events from the bus, and the counters of each running broker
+  source (``SourceManager.stats``: connected, connections, reconnects, messages
+  received, published and dropped), which the source keeps itself, and the counters of
+  each named broker's sink relay (``Sinks.stats``: connected, published, failures,
+  reconnects, rejected, pending).
 
 No global default registry is touched, so several nodes (or tests) in one process keep
 separate figures. Label children are cached per function version and status, so
@@ -17,12 +21,12 @@ counting an invocation costs a dictionary lookup and a few additions.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from triggerfish.bus.base import GroupInfo
@@ -110,6 +114,10 @@ class Metrics:
         )
         self._scale = _ScaleCollector(ns, pool_stats)
         r.register(self._scale)
+        self._sources = _SourceCollector(ns)
+        r.register(self._sources)
+        self._sinks = _SinkCollector(ns)
+        r.register(self._sinks)
         self._children: dict[tuple[str, str, str], _Children] = {}
 
     def observe(self, record: InvocationRecord) -> None:
@@ -131,16 +139,25 @@ class Metrics:
             children.cold_starts.inc()
             children.init.observe(record.init_duration_ms / 1000)
 
-    async def render(self) -> bytes:
-        """The text exposition, with the scaling figures read now."""
+    async def render(
+        self, *, sources: Iterable[Mapping[str, Any]] = (), sinks: Iterable[Any] = ()
+    ) -> bytes:
+        """The text exposition, with the scaling figures read now; ``sources``: the
+        counters of the running sources (``SourceManager.stats()``); ``sinks``: those of
+        the named brokers' relays (``Sinks.stats()``, objects with ``SinkStats``'s
+        attributes)."""
         groups: Sequence[GroupInfo] = ()
         if self._groups is not None:
             groups = await self._groups()
         self._scale.groups = groups
+        self._sources.stats = list(sources)
+        self._sinks.stats = list(sinks)
         try:
             return generate_latest(self.registry)
         finally:
             self._scale.groups = ()
+            self._sources.stats = []
+            self._sinks.stats = []
 
     def _make_children(self, function: str, version: str, status: str) -> _Children:
         return _Children(
@@ -252,3 +269,118 @@ class _ScaleCollector(Collector):
                 f"{ns}_trigger_waiting_retry", "Events waiting for a retry.", labels=tg
             ),
         ]
+
+
+class _SourceCollector(Collector):
+    """The counters of running sources, labelled by kind, trigger and url (redacted).
+
+    The counts live in each source and start at zero when it starts (a redeploy that
+    changes the trigger restarts its source): Prometheus reads that as a counter reset.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self._ns = namespace
+        self.stats: list[Mapping[str, Any]] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        ns = self._ns
+        ktu = ["kind", "trigger", "url"]
+        connected = GaugeMetricFamily(
+            f"{ns}_source_connected",
+            "1 while the source is connected to its broker, else 0.",
+            labels=ktu,
+        )
+        connections = CounterMetricFamily(
+            f"{ns}_source_connections", "Connections to the broker that succeeded.", labels=ktu
+        )
+        reconnects = CounterMetricFamily(
+            f"{ns}_source_reconnects",
+            "Failures (cannot connect, connection lost) followed by a wait and a new attempt.",
+            labels=ktu,
+        )
+        messages = CounterMetricFamily(
+            f"{ns}_source_messages",
+            "Broker messages received, published to the bus as events, or dropped "
+            "(they cannot become events).",
+            labels=[*ktu, "outcome"],
+        )
+        last = GaugeMetricFamily(
+            f"{ns}_source_last_message_timestamp_seconds",
+            "Unix time of the last batch of messages taken from the broker.",
+            labels=ktu,
+        )
+        for stats in self.stats:
+            labels = [str(stats["kind"]), str(stats["trigger"]), str(stats["url"])]
+            connected.add_metric(labels, 1 if stats["connected"] else 0)
+            connections.add_metric(labels, int(stats["connections"]))
+            reconnects.add_metric(labels, int(stats["reconnects"]))
+            for outcome in ("received", "published", "dropped"):
+                messages.add_metric([*labels, outcome], int(stats[outcome]))
+            if stats.get("last_message_at"):
+                last.add_metric(labels, float(stats["last_message_at"]))
+        return [connected, connections, reconnects, messages, last]
+
+
+class _SinkCollector(Collector):
+    """The counters of each named broker's sink relay, labelled by kind, broker and url
+    (redacted). Like the sources', they start at zero when the relay starts (a deploy
+    that changes the broker's definition restarts it)."""
+
+    def __init__(self, namespace: str) -> None:
+        self._ns = namespace
+        self.stats: list[Any] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        ns = self._ns
+        kbu = ["kind", "broker", "url"]
+        connected = GaugeMetricFamily(
+            f"{ns}_sink_connected",
+            "1 while the sink holds a connection to its broker, else 0.",
+            labels=kbu,
+        )
+        published = CounterMetricFamily(
+            f"{ns}_sink_published", "Events the broker confirmed.", labels=kbu
+        )
+        failures = CounterMetricFamily(
+            f"{ns}_sink_failures",
+            "Events whose send failed (cannot connect, connection lost, refused for now), "
+            "counted at each try; each is sent again later.",
+            labels=kbu,
+        )
+        reconnects = CounterMetricFamily(
+            f"{ns}_sink_reconnects",
+            "Connections made after a previous one was lost.",
+            labels=kbu,
+        )
+        rejected = CounterMetricFamily(
+            f"{ns}_sink_rejected",
+            "Events the broker can never take, moved to _sink.<broker>.dlq.",
+            labels=kbu,
+        )
+        pending = GaugeMetricFamily(
+            f"{ns}_sink_pending",
+            "Events waiting on _sink.<broker> to be sent, as of the relay's last look.",
+            labels=kbu,
+        )
+        last = GaugeMetricFamily(
+            f"{ns}_sink_last_published_timestamp_seconds",
+            "Unix time of the last event the broker confirmed.",
+            labels=kbu,
+        )
+        for stats in self.stats:
+            labels = [str(stats.kind), str(stats.broker), str(stats.url)]
+            connected.add_metric(labels, 1 if stats.connected else 0)
+            published.add_metric(labels, int(stats.published))
+            failures.add_metric(labels, int(stats.failures))
+            reconnects.add_metric(labels, int(stats.reconnects))
+            rejected.add_metric(labels, int(stats.rejected))
+            pending.add_metric(labels, int(stats.pending))
+            if stats.last_published_at:
+                last.add_metric(labels, float(stats.last_published_at))
+        return [connected, published, failures, reconnects, rejected, pending, last]

@@ -59,6 +59,17 @@ class SourceManager:
     def kind(self, name: str) -> SourceKind | None:
         return self._kinds.get(name)
 
+    def stats(self) -> list[dict[str, Any]]:
+        """The counters of every running source that keeps some (the broker sources:
+        ``BrokerSource.stats``), for metrics; read without waiting for the lock, so a
+        scrape never waits for a refresh."""
+        gathered = []
+        for _record, source in list(self._running.values()):
+            stats = getattr(source, "stats", None)
+            if callable(stats):
+                gathered.append(stats())
+        return gathered
+
     def validate(self, triggers: Sequence[TriggerConfig], *, origin: str) -> None:
         """Check every trigger's source options before a deploy stores them."""
         for index, trigger in enumerate(triggers):

@@ -42,6 +42,16 @@ def handler(event, context):
     return None
 """
 
+#: The same, for triggers with ``batch_size``: the event is a list of events.
+BATCH_RECORDER = """
+import json, os
+
+def handler(event, context):
+    with open(os.environ["OUT"], "a") as out:
+        for one in event:
+            out.write(json.dumps(one) + "\\n")
+"""
+
 
 class BrokerCase:
     kind: str
@@ -271,11 +281,7 @@ class PostgresOutboxCase(BrokerCase):
         await conn.close()
 
     async def teardown(self) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(PG_URL)
-        await conn.execute(f'DROP TABLE IF EXISTS "{self.name}"')
-        await conn.close()
+        await drop_table(self.name)
 
 
 CASES: list[type[BrokerCase]] = [
@@ -289,6 +295,15 @@ CASES: list[type[BrokerCase]] = [
     PostgresOutboxCase,
 ]
 DURABLE = [case for case in CASES if case.durable]
+
+
+async def drop_table(name: str) -> None:
+    """Drop table ``name`` of the test database, if it is there."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL)
+    await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+    await conn.close()
 
 
 def unique_name(prefix: str = "tf") -> str:
@@ -347,3 +362,16 @@ def source_stats(node: Node) -> list[dict[str, Any]]:
 async def connected(node: Node) -> bool:
     stats = source_stats(node)
     return bool(stats) and all(s["connected"] for s in stats)
+
+
+async def deploy_recorder(
+    node: Node, tmp_path: Path, source: dict[str, Any], **trigger: Any
+) -> Path:
+    """Deploy a recorder of what ``source`` brings (``BATCH_RECORDER`` when ``trigger``
+    has a ``batch_size``) and wait for the source to connect; the recorder's file."""
+    out = tmp_path / "handled.jsonl"
+    settings = {"environment": {"OUT": str(out)}, "triggers": [{"source": source, **trigger}]}
+    code = BATCH_RECORDER if "batch_size" in trigger else RECORDER
+    await node.deploy_manifest(write_project(tmp_path / "project", {"record": (code, settings)}))
+    await eventually(lambda: connected(node), what="the source to connect")
+    return out

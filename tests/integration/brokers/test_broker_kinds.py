@@ -12,35 +12,18 @@ import pytest
 from integration.brokers.cases import (
     AMQP_URL,
     HOST,
-    RECORDER,
     REDIS_URL,
     connected,
+    deploy_recorder,
     eventually,
     handled,
     source_stats,
     unique_name,
 )
-from support.projects import write_project
 from support.services import require_port
 from triggerfish.node import Node
 
 pytestmark = pytest.mark.integration
-
-
-async def deploy(node: Node, tmp_path: Path, source: dict[str, object]) -> Path:
-    out = tmp_path / "handled.jsonl"
-    manifest = write_project(
-        tmp_path / "project",
-        {
-            "record": (
-                RECORDER,
-                {"environment": {"OUT": str(out)}, "triggers": [{"source": source}]},
-            )
-        },
-    )
-    await node.deploy_manifest(manifest)
-    await eventually(lambda: connected(node), what="the source to connect")
-    return out
 
 
 async def test_redis_claims_back_entries_a_dead_consumer_left_pending(
@@ -60,7 +43,7 @@ async def test_redis_claims_back_entries_a_dead_consumer_left_pending(
         assert len(taken[0][1]) == 1
 
         source = {"kind": "redis", "url": REDIS_URL, "stream": stream, "group": group}
-        out = await deploy(node, tmp_path, {**source, "claim_idle": 0.2})
+        out = await deploy_recorder(node, tmp_path, {**source, "claim_idle": 0.2})
         events = await eventually(lambda: handled(out), what="the claimed entry")
         assert events[0]["data"] == {"order": 7}
         assert events[0]["deliverycount"] >= 2
@@ -84,7 +67,7 @@ async def test_redis_source_reconnects_after_its_connection_is_cut(
     url = f"{REDIS_URL}?client_name={name}"
     client = redis.from_url(REDIS_URL)
     try:
-        out = await deploy(node, tmp_path, {"kind": "redis", "url": url, "stream": stream})
+        out = await deploy_recorder(node, tmp_path, {"kind": "redis", "url": url, "stream": stream})
         killed = 0
         for entry in await client.client_list():
             if entry.get("name") == name:
@@ -124,7 +107,7 @@ async def test_amqp_rejects_what_cannot_be_an_event_to_the_dead_letter_exchange(
             "arguments": arguments,
             "format": "cloudevent",
         }
-        out = await deploy(node, tmp_path, source)
+        out = await deploy_recorder(node, tmp_path, source)
         good = {"specversion": "1.0", "id": "e1", "source": "shop", "type": "order.created",
                 "data": {"order": 1}}  # fmt: skip
         for body in (b"not an event", json.dumps(good).encode()):

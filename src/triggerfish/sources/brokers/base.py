@@ -19,14 +19,16 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from types import TracebackType
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from triggerfish.errors import AdapterError, ConfigError
+from triggerfish.events.create import now_rfc3339
 from triggerfish.sources.base import SourceContext
 from triggerfish.sources.brokers.convert import Converter, DroppedMessage, Message
 from triggerfish.sources.brokers.urls import check_scheme, expand_url, public_url, redact_url
@@ -69,6 +71,21 @@ def require(module: str, extra: str = "brokers") -> Any:
             f"this source needs the Python package behind {module!r}: "
             f"pip install 'triggerfish[{extra}]'"
         ) from exc
+
+
+def backoff_delay(backoff: float, max_backoff: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failures in a row (0 for the first wait):
+    ``backoff`` doubling up to ``max_backoff``, with jitter down to half of it."""
+    ceiling: float = min(max_backoff, backoff * 2**failures)
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass(slots=True)
@@ -142,9 +159,10 @@ class BrokerSource(Generic[OptionsT]):
         become an event). Raises when the bus fails: acknowledge nothing then."""
         events = []
         kept = []
+        stamp = now_rfc3339()  # the events of one batch were taken at the same moment
         for message in messages:
             try:
-                events.append(self.converter.event(message))
+                events.append(self.converter.event(message, time=stamp))
                 kept.append(True)
             except DroppedMessage as exc:
                 kept.append(False)
@@ -167,10 +185,7 @@ class BrokerSource(Generic[OptionsT]):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
         self._stats.connected = False
 
     async def _run(self) -> None:
@@ -188,8 +203,7 @@ class BrokerSource(Generic[OptionsT]):
                 self._stats.connected = False
                 self._stats.reconnects += 1
                 self._stats.last_error = f"{type(exc).__name__}: {exc}"
-                base = min(self.options.max_backoff, self.options.backoff * 2**failures)
-                delay = base * random.uniform(0.5, 1.0)
+                delay = backoff_delay(self.options.backoff, self.options.max_backoff, failures)
                 failures += 1
                 log.warning(
                     "%s source of trigger %s: %s at %s (%s); reconnecting in %.1f s "
@@ -237,3 +251,50 @@ async def take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
     while len(items) < limit and not queue.empty():
         items.append(queue.get_nowait())
     return items
+
+
+class Overlap:
+    """Lets a consume loop read its next batch from the broker while the previous one
+    is committed to the bus and acknowledged: at most one batch in hand, and batches
+    committed in the order they were read. ``submit`` waits for the batch before (and
+    raises its error), so a failed commit stops the loop before anything later is
+    acknowledged. Leaving the block on an error or a cancel cancels the batch in hand:
+    it was not acknowledged, so its broker delivers it again.
+
+    ``async with Overlap() as overlap: ... await overlap.submit(self.handle(batch))``
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+
+    async def submit(self, work: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await self.drain()
+        except BaseException:
+            work.close()
+            raise
+        self._task = asyncio.create_task(work)
+
+    async def drain(self) -> None:
+        """Wait until the batch in hand is committed and acknowledged."""
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def __aenter__(self) -> Overlap:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            await self.drain()
+            return
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -7,6 +7,11 @@ the subscriptions, and queues QoS 1 and 2 messages, while Triggerfish is away: t
 arrive when it comes back (the broker's own limits apply, such as Mosquitto's
 ``max_queued_messages``; QoS 0 messages are not queued).
 
+In MQTT 5 the client asks for ``2 * batch`` QoS 1/2 messages in flight (Receive
+Maximum), so the broker sends the next batch while one is being committed; in MQTT
+3.1.1 the broker's own limit applies (Mosquitto's ``max_inflight_messages``, 20 by
+default).
+
 Acknowledgements are manual: the client does not acknowledge a QoS 1 message (PUBACK)
 or complete a QoS 2 one (PUBCOMP) on receipt, but after the batch holding it was
 committed to the trigger's topic. What that gives, with ``qos`` the subscription's
@@ -64,6 +69,31 @@ class MqttOptions(BrokerOptions):
         return str(value) if isinstance(value, int | float) else value
 
 
+def receive_maximum(batch: int) -> int:
+    """MQTT 5 Receive Maximum for a source taking ``batch`` messages per commit: room
+    for the next batch while one is committed."""
+    return min(65535, max(20, 2 * batch))
+
+
+def connect_client(aiomqtt: Any, url: str, identifier: str, **kwargs: Any) -> Any:
+    """An aiomqtt client (not yet connected) for an ``mqtt://`` or ``mqtts://`` URL, with
+    the user and password it holds; ``kwargs`` go to ``aiomqtt.Client`` as they are."""
+    parts = urlsplit(url)
+    if parts.scheme == "mqtts":
+        import ssl
+
+        kwargs["tls_context"] = ssl.create_default_context()
+    return aiomqtt.Client(
+        parts.hostname or "localhost",
+        parts.port or (8883 if parts.scheme == "mqtts" else 1883),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        identifier=identifier,
+        timeout=10,
+        **kwargs,
+    )
+
+
 class MqttSource(BrokerSource[MqttOptions]):
     kind = "mqtt"
     default_type = "mqtt.message"
@@ -74,7 +104,6 @@ class MqttSource(BrokerSource[MqttOptions]):
 
     def _client(self, aiomqtt: Any) -> Any:
         options = self.options
-        parts = urlsplit(self.url)
         v5 = options.protocol == "5"
         kwargs: dict[str, Any] = {}
         if v5:
@@ -83,6 +112,9 @@ class MqttSource(BrokerSource[MqttOptions]):
             properties = properties_mod.Properties(packettypes.PacketTypes.CONNECT)
             if options.persistent:
                 properties.SessionExpiryInterval = options.session_expiry
+            # Unacknowledged QoS 1/2 messages the broker may send: without it Mosquitto
+            # keeps 20 in flight, and a batch waits for its commit before more come.
+            properties.ReceiveMaximum = receive_maximum(options.batch)
             kwargs.update(
                 protocol=aiomqtt.ProtocolVersion.V5,
                 clean_start=not options.persistent,
@@ -92,19 +124,8 @@ class MqttSource(BrokerSource[MqttOptions]):
             kwargs.update(
                 protocol=aiomqtt.ProtocolVersion.V311, clean_session=not options.persistent
             )
-        if parts.scheme == "mqtts":
-            import ssl
-
-            kwargs["tls_context"] = ssl.create_default_context()
-        client = aiomqtt.Client(
-            parts.hostname or "localhost",
-            parts.port or (8883 if parts.scheme == "mqtts" else 1883),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            identifier=self.client_id,
-            keepalive=options.keepalive,
-            timeout=10,
-            **kwargs,
+        client = connect_client(
+            aiomqtt, self.url, self.client_id, keepalive=options.keepalive, **kwargs
         )
         # aiomqtt has no switch for manual acknowledgements: set it on its paho client
         # before connecting, or messages queued for the session would be acknowledged

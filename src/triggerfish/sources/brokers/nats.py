@@ -7,9 +7,11 @@ Triggerfish nodes share the messages instead of each taking all). Core NATS keep
 nothing: a message published while no node is subscribed, or in flight when one
 stops, is lost. At most once by nature.
 
-``jetstream`` reads a stream through a durable pull consumer with explicit acks. A
-batch is published to the trigger's topic in one commit, then each message is acked;
-a message not acked within ``ack_wait`` seconds (Triggerfish was killed) is delivered
+``jetstream`` reads a stream through a durable pull consumer with explicit acks, with
+pull requests on a private inbox (``pull.py``): the messages of a request arrive
+together, and the next request goes out while they are committed. A batch is
+published to the trigger's topic in one commit, then each message is acked; a message
+not acked within ``ack_wait`` seconds (Triggerfish was killed) is delivered
 again, and the consumer, kept by the server under its durable name, resumes where it
 stopped after a restart. The event id is ``<stream>-<stream sequence>``, so a message
 delivered twice is stored once. The stream itself must exist (it is the user's).
@@ -26,11 +28,13 @@ from triggerfish.sources.brokers.base import (
     BrokerKind,
     BrokerOptions,
     BrokerSource,
+    Overlap,
     require,
     safe_name,
     take,
 )
 from triggerfish.sources.brokers.convert import Message
+from triggerfish.sources.brokers.pull import ACK, TERM, Puller, ack_metadata
 
 SCHEMES = ("nats", "tls", "ws", "wss")
 _CLOSED = object()
@@ -132,11 +136,16 @@ class JetStreamSource(BrokerSource[JetStreamOptions]):
     async def consume(self) -> None:
         nats = require("nats")
         api = require("nats.js.api")
-        errors = require("nats.errors")
         js_errors = require("nats.js.errors")
-        nc = await nats.connect(
-            self.url, allow_reconnect=False, connect_timeout=5, error_cb=self._error
+        puller = Puller(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.options.stream}.{self.durable}",
+            batch=self.options.batch,
+            expires=self.options.fetch_wait,
         )
+        nc = await nats.connect(
+            self.url, allow_reconnect=False, connect_timeout=5, error_cb=self._error,
+            closed_cb=puller.closed,
+        )  # fmt: skip
         try:
             js = nc.jetstream()
             try:
@@ -154,38 +163,37 @@ class JetStreamSource(BrokerSource[JetStreamOptions]):
                         max_ack_pending=max(1000, self.options.batch * 4),
                     ),
                 )
-            sub = await js.pull_subscribe_bind(durable=self.durable, stream=self.options.stream)
+            await puller.start(nc)
             self.connected()
-            while True:
-                try:
-                    batch = await sub.fetch(self.options.batch, timeout=self.options.fetch_wait)
-                except errors.TimeoutError:
-                    if nc.is_closed:
-                        raise ConnectionError("the NATS connection closed") from None
-                    continue
-                kept = await self.commit([self._message(m) for m in batch])
-                for msg, ok in zip(batch, kept, strict=True):
-                    await (msg.ack() if ok else msg.term())
+            async with Overlap() as overlap:
+                while True:
+                    # Messages keep arriving while the batch before is being committed.
+                    batch = await puller.take()
+                    await overlap.submit(self._handle(nc, batch))
         finally:
             if not nc.is_closed:
                 await nc.close()
+
+    async def _handle(self, nc: Any, batch: list[Any]) -> None:
+        kept = await self.commit([self._message(m) for m in batch])
+        for msg, ok in zip(batch, kept, strict=True):
+            await nc.publish(msg.reply, ACK if ok else TERM)
 
     async def _error(self, exc: Exception) -> None:
         self._stats.last_error = f"{type(exc).__name__}: {exc}"
 
     def _message(self, msg: Any) -> Message:
         headers, content_type = _headers(msg)
-        meta = msg.metadata
-        sequence = meta.sequence.stream
+        stream, sequence, delivered = ack_metadata(msg.reply)
         return Message(
             payload=msg.data,
             subject=msg.subject,
-            stable_id=f"{meta.stream}-{sequence}",
-            message_id=(headers or {}).get("Nats-Msg-Id") or str(sequence),
+            stable_id=f"{stream}-{sequence}",
+            message_id=(headers or {}).get("Nats-Msg-Id") or sequence,
             headers=headers,
             content_type=content_type,
-            delivery_count=meta.num_delivered,
-            extensions={"natsstream": meta.stream},
+            delivery_count=delivered,
+            extensions={"natsstream": stream},
         )
 
 

@@ -1,9 +1,10 @@
 """Redis sources: Streams with consumer groups (at least once) and Pub/Sub (at most once).
 
 ``redis`` reads a stream through a consumer group (``XREADGROUP``). A batch of entries
-is published to the trigger's topic in one commit, then acknowledged (``XACK``). On
-each connection the consumer first reads back its own pending entries (delivered
-before a crash, never acknowledged), and every few seconds it claims (``XAUTOCLAIM``)
+is published to the trigger's topic in one commit, then acknowledged (``XACK``); the
+next batch is read while one is being committed. On each connection the consumer
+first reads back its own pending entries (delivered before a crash, never
+acknowledged), and every few seconds it claims (``XAUTOCLAIM``)
 entries that another consumer of the group left pending for longer than
 ``claim_idle`` seconds: a node that died loses nothing. The event id is the entry id,
 so an entry delivered twice is stored once.
@@ -24,7 +25,13 @@ from pydantic import Field, field_validator
 
 from triggerfish.errors import ConfigError
 from triggerfish.events.model import ExtensionValue
-from triggerfish.sources.brokers.base import BrokerKind, BrokerOptions, BrokerSource, require
+from triggerfish.sources.brokers.base import (
+    BrokerKind,
+    BrokerOptions,
+    BrokerSource,
+    Overlap,
+    require,
+)
 from triggerfish.sources.brokers.convert import Message
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -76,19 +83,22 @@ class RedisStreamsSource(BrokerSource[RedisStreamsOptions]):
             self.connected()
             await self._own_pending(client)
             next_claim = 0.0
-            while True:
-                if time.monotonic() >= next_claim:
-                    await self._claim(client)
-                    next_claim = time.monotonic() + min(self.options.claim_idle, 10.0)
-                reply = await client.xreadgroup(
-                    self.group,
-                    self.consumer,
-                    {self.options.stream: ">"},
-                    count=self.options.batch,
-                    block=int(self.options.block * 1000),
-                )
-                for _stream, entries in reply or []:
-                    await self._handle(client, entries, redelivered=False)
+            async with Overlap() as overlap:
+                while True:
+                    if time.monotonic() >= next_claim:
+                        await overlap.drain()
+                        await self._claim(client)
+                        next_claim = time.monotonic() + min(self.options.claim_idle, 10.0)
+                    # The next read goes out while the batch before is being committed.
+                    reply = await client.xreadgroup(
+                        self.group,
+                        self.consumer,
+                        {self.options.stream: ">"},
+                        count=self.options.batch,
+                        block=int(self.options.block * 1000),
+                    )
+                    for _stream, entries in reply or []:
+                        await overlap.submit(self._handle(client, entries, redelivered=False))
         finally:
             await client.aclose()
 
