@@ -11,10 +11,20 @@ the same number of concurrent clients for the same time, over several interleave
 - ``native-http``: ``POST /v1/functions/noop/invoke`` with a Bearer token;
 - ``ff-http``: ``POST /`` on ``functions-framework --target handler --asgi``.
 
-The plain-HTTP systems are driven by the same client (asyncio, httpx, one
-keep-alive connection per client). Clients are spread over ``--procs`` processes so that
-one interpreter's lock does not cap the load. Every figure counts successful calls only;
-latency is the call time as the client sees it.
+The plain-HTTP systems are driven by the same client, ``wrk`` by default (written in C,
+so on a small machine the servers, not the client, are measured; a Lua script sets the
+POST body and headers), else bare HTTP/1.1 or httpx from Python (``--client``): one
+keep-alive connection per client either way. boto3 always runs in Python, its clients
+spread over ``--procs`` processes so that one interpreter's lock does not cap the load.
+Every request/s figure counts successful calls only; latency is the call time as the
+client sees it; "cpu us" is the CPU time (user and system) that the system's processes
+spent per successful call: the server and, for Triggerfish, its function's workers.
+
+Fairness: each system serves the same no-op handler, gets the same connections, the same
+request body (``{}``) and the same time, in interleaved rounds on the same machine.
+functions-framework runs its handler inside its one server process; every Triggerfish
+invocation also crosses a process boundary to a warm worker (``--workers`` of them) and
+is recorded (an invocation record, metrics), as it is in production.
 """
 
 from __future__ import annotations
@@ -34,12 +44,29 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+local token = os.getenv("BENCH_TOKEN")
+if token ~= nil and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH %d %d %d %d %d %d %d %.3f %.3f\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 SYSTEMS = ("lambda-boto3", "lambda-http", "native-http", "ff-http")
 PEER = "ff-http"
@@ -62,6 +89,7 @@ class Target:
     token: str = ""
     key_id: str = ""
     secret: str = ""
+    pid: int = 0  # the server's process: its CPU and its children's is measured
 
 
 @dataclass
@@ -72,6 +100,51 @@ class Figures:
     calls: int
     errors: int
     first_error: str = ""
+    cpu_us_per_call: float = 0.0  # the system's processes, server and workers
+
+
+def children_map() -> dict[int, list[int]]:
+    """Each live process's children, from ``/proc``; empty where it is not there to read."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(roots: Iterable[int]) -> list[int]:
+    """``roots`` and all their live descendants."""
+    kids = children_map()
+    out: list[int] = []
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its live descendants;
+    0.0 where ``/proc`` is not there to read."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for pid in process_tree([root]) if os.path.isdir("/proc") else ():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # utime and stime are fields 14-15 of stat(5); index 0 here is field 3.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def free_port() -> int:
@@ -109,7 +182,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def triggerfish(work: Path, workers: int) -> Iterator[Target]:
+def triggerfish(work: Path, workers: int, source: Path | None = None) -> Iterator[Target]:
+    """``source``: run Triggerfish from this source tree (its ``src`` first on the path)."""
     code = work / "project" / "noop"
     code.mkdir(parents=True)
     (code / "main.py").write_text(HANDLER)
@@ -128,6 +202,8 @@ def triggerfish(work: Path, workers: int) -> Iterator[Target]:
     # Calls beyond the workers wait for one (as a peer's queue would), not 429.
     env = {**os.environ, "TRIGGERFISH_THROTTLE_WAIT": "60"}
     env.pop("TRIGGERFISH_TOKEN", None)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source / "src"), env.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", "triggerfish"]
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -150,7 +226,13 @@ def triggerfish(work: Path, workers: int) -> Iterator[Target]:
             f"{url}/v1/keys", headers={"Authorization": f"Bearer {token}"}, json={"name": "bench"}
         ).json()
         yield Target(
-            "", url, "/v1/functions/noop/invoke", token, key_id=key["id"], secret=key["secret"]
+            "",
+            url,
+            "/v1/functions/noop/invoke",
+            token,
+            key_id=key["id"],
+            secret=key["secret"],
+            pid=process.pid,
         )
     finally:
         stop(process)
@@ -183,7 +265,7 @@ def functions_framework(work: Path) -> Iterator[Target]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, process, "functions-framework", log)
-        yield Target(PEER, url)
+        yield Target(PEER, url, pid=process.pid)
     finally:
         stop(process)
 
@@ -322,6 +404,51 @@ def boto3_load(target: Target, clients: int, seconds: float) -> tuple[list[float
     return samples, errors[0], first[0] if first else ""
 
 
+def wrk_load(target: Target, clients: int, seconds: float, threads: int, work: Path) -> Figures:
+    script = work / "invoke.lua"
+    if not script.exists():
+        script.write_text(WRK_SCRIPT)
+    command = [
+        *("wrk", "-t", str(min(threads, clients)), "-c", str(clients)),
+        *("-d", f"{seconds:g}s", "--timeout", "60s", "-s", str(script)),
+        target.url + target.path,
+    ]
+    env = {**os.environ, "BENCH_TOKEN": target.token}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    fields = line.split()[1:]
+    requests, duration_us, *error_counts = (int(x) for x in fields[:7])
+    p50_us, p99_us = float(fields[7]), float(fields[8])
+    errors = sum(error_counts)
+    ok = requests - error_counts[3]  # non-2xx answers are counted in requests too
+    first = ""
+    if errors:
+        first = f"wrk: connect/read/write/status/timeout errors {error_counts}"
+        if error_counts[3]:
+            first += "; a probe call answered: " + probe(target)
+    return Figures(
+        requests_per_s=ok / (duration_us / 1e6),
+        p50_ms=p50_us / 1000,
+        p99_ms=p99_us / 1000,
+        calls=ok,
+        errors=errors,
+        first_error=first,
+    )
+
+
+def probe(target: Target) -> str:
+    headers = {"content-type": "application/json"}
+    if target.token:
+        headers["authorization"] = f"Bearer {target.token}"
+    try:
+        reply = httpx.post(target.url + target.path, content=b"{}", headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return f"{reply.status_code} {reply.text[:200]}"
+
+
 def _worker(args: tuple[str, Target, int, float]) -> tuple[list[float], int, str]:
     kind, target, clients, seconds = args
     load = {"boto3": boto3_load, "httpx": http_load, "raw": raw_load}[kind]
@@ -361,12 +488,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="the no-op's warm environments (2)")
     parser.add_argument(
         "--client",
-        choices=("raw", "httpx"),
-        default="raw",
-        help="HTTP client of native-http and ff-http: bare HTTP/1.1 (raw, default) or httpx",
+        choices=("wrk", "raw", "httpx"),
+        default="wrk" if shutil.which("wrk") else "raw",
+        help="HTTP client of the plain-HTTP systems: wrk (the default when installed), "
+        "bare HTTP/1.1 from Python (raw) or httpx",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=1,
+        help="wrk's threads (1: it leaves the cores "
+        "to the servers, and one thread drives 32 connections well past 10,000 req/s)",
     )
     parser.add_argument("--quick", action="store_true", help="2 s, 1 round")
     parser.add_argument("--only", action="append", choices=SYSTEMS, help="run only these")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run Triggerfish from this source tree (say, `git archive HEAD` unpacked) "
+        "as the systems base:..., interleaved with the others: an A/B in one run",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     return parser.parse_args(argv)
 
@@ -376,20 +518,23 @@ def render(runs: dict[str, list[Figures]], clients: int, client: str) -> str:
         return statistics.median(pick(f) for f in runs[system]) if runs.get(system) else 0.0
 
     peer_rps = median(PEER, lambda f: f.requests_per_s)
+    order = [*SYSTEMS, *(f"base:{system}" for system in SYSTEMS)]
     lines = [
         f"warm synchronous invoke, {clients} concurrent clients, HTTP client {client} "
         "(median of rounds)",
-        f"{'system':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs ff':>8}  rounds (req/s)",
+        f"{'system':<19}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu us':>8}{'vs ff':>8}"
+        "  rounds (req/s)",
     ]
-    for system in SYSTEMS:
+    for system in order:
         if not runs.get(system):
             continue
         rps = median(system, lambda f: f.requests_per_s)
         ratio = f"{rps / peer_rps:.2f}x" if peer_rps else "-"
         rounds = ", ".join(f"{f.requests_per_s:,.0f}" for f in runs[system])
         lines.append(
-            f"{system:<14}{rps:>9,.0f}{median(system, lambda f: f.p50_ms):>9.2f}"
-            f"{median(system, lambda f: f.p99_ms):>9.2f}{ratio:>8}  {rounds}"
+            f"{system:<19}{rps:>9,.0f}{median(system, lambda f: f.p50_ms):>9.2f}"
+            f"{median(system, lambda f: f.p99_ms):>9.2f}"
+            f"{median(system, lambda f: f.cpu_us_per_call):>8.0f}{ratio:>8}  {rounds}"
         )
         errors = sum(f.errors for f in runs[system])
         if errors:
@@ -403,6 +548,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 2.0 if args.quick else args.seconds
     repeat = 1 if args.quick else args.repeat
     systems = args.only or list(SYSTEMS)
+    if args.baseline is not None:
+        # Each system beside its baseline, so that the two see the same moment.
+        systems = [
+            name
+            for system in systems
+            for name in ((system,) if system == PEER else (system, f"base:{system}"))
+        ]
     runs: dict[str, list[Figures]] = {system: [] for system in systems}
     context = multiprocessing.get_context("spawn")
     with (
@@ -410,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         context.Pool(args.procs) as pool,
         triggerfish(Path(tmp) / "tf", args.workers) as tf,
         functions_framework(Path(tmp) / "peer") as ff,
+        contextlib.ExitStack() as more,
     ):
         targets = {
             "lambda-boto3": ("boto3", tf),
@@ -417,17 +570,34 @@ def main(argv: list[str] | None = None) -> int:
             "native-http": (args.client, tf),
             "ff-http": (args.client, ff),
         }
+        if args.baseline is not None:
+            base = more.enter_context(
+                triggerfish(Path(tmp) / "base", args.workers, args.baseline.resolve())
+            )
+            targets["base:lambda-boto3"] = ("boto3", base)
+            targets["base:lambda-http"] = (args.client, replace(base, path=LAMBDA_PATH))
+            targets["base:native-http"] = (args.client, base)
+
+        def run(kind: str, target: Target, seconds: float) -> Figures:
+            before = tree_cpu(target.pid)
+            if kind == "wrk":
+                figures = wrk_load(target, args.clients, seconds, args.wrk_threads, Path(tmp))
+            else:
+                figures = measure(pool, kind, target, args.clients, args.procs, seconds)
+            if figures.calls:
+                figures.cpu_us_per_call = (tree_cpu(target.pid) - before) / figures.calls * 1e6
+            return figures
+
         for system in systems:  # warm up: environments started, connections open
-            kind, target = targets[system]
-            measure(pool, kind, target, args.clients, args.procs, 1.0)
+            run(*targets[system], 1.0)
         for round_ in range(repeat):
             for system in systems:
-                kind, target = targets[system]
-                figures = measure(pool, kind, target, args.clients, args.procs, seconds)
+                figures = run(*targets[system], seconds)
                 runs[system].append(figures)
                 print(
-                    f"round {round_ + 1} {system:<13} {figures.requests_per_s:>8,.0f} req/s  "
-                    f"p50 {figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:7.2f} ms"
+                    f"round {round_ + 1} {system:<18} {figures.requests_per_s:>8,.0f} req/s  "
+                    f"p50 {figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:7.2f} ms  "
+                    f"server cpu {figures.cpu_us_per_call:5.0f} us/call"
                     + (f"  errors {figures.errors}" if figures.errors else ""),
                     flush=True,
                 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -10,9 +9,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.responses import JSONResponse
 
 from triggerfish.api.deps import node_of, require
+from triggerfish.api.invoke import Params, invoke_sync
 from triggerfish.errors import ConfigError
 from triggerfish.functions.manifest import parse_function_config
-from triggerfish.runtime.base import InvocationResult
 
 router = APIRouter(prefix="/v1", tags=["functions"])
 
@@ -68,18 +67,6 @@ async def delete_function(name: str, request: Request) -> None:
     await node_of(request).delete_function(name)
 
 
-def invocation_headers(result: InvocationResult, version: str) -> dict[str, str]:
-    headers = {
-        "X-Triggerfish-Invocation-Id": result.request_id,
-        "X-Triggerfish-Status": result.status,
-        "X-Triggerfish-Executed-Version": version,
-        "X-Triggerfish-Duration-Ms": f"{result.duration_ms:.3f}",
-    }
-    if result.status != "ok":
-        headers["X-Triggerfish-Function-Error"] = "Unhandled"
-    return headers
-
-
 @router.post("/functions/{name}/invoke", dependencies=[Depends(require("invoke"))])
 async def invoke(
     name: str,
@@ -90,7 +77,9 @@ async def invoke(
 ) -> Response:
     """Synchronous by default: the handler's result (or its error with
     ``X-Triggerfish-Function-Error``, status 200, as Lambda does). ``mode=async``: 202 once
-    the payload is durable; it runs with the function's async retry policy."""
+    the payload is durable; it runs with the function's async retry policy. A valid
+    synchronous call is answered in front of the router (``api.invoke``), with the same
+    reply."""
     node = node_of(request)
     payload = await request.body() or b"{}"
     if mode == "async":
@@ -98,14 +87,8 @@ async def invoke(
         return JSONResponse(
             {"function": name, "event_id": stored.id, "offset": stored.offset}, status_code=202
         )
-    result = await node.invoker.invoke(name, payload, qualifier=qualifier)
-    version = await node.version_of(name, qualifier)
-    headers = invocation_headers(result, version)
-    if log:
-        tail = result.logs.encode()[-4096:]
-        headers["X-Triggerfish-Log-Result"] = base64.b64encode(tail).decode()
-    body = result.result if result.status == "ok" else orjson.dumps(result.error_document())
-    return Response(body or b"null", media_type="application/json", headers=headers)
+    reply = await invoke_sync(node, name, payload, Params(qualifier=qualifier, log=log))
+    return reply.response()
 
 
 @router.get("/triggers", dependencies=[Depends(require("read"))])

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from triggerfish import errors
+from triggerfish.api.raw import Reply
 
 PROBLEM = "application/problem+json"
 
@@ -45,19 +48,29 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-async def triggerfish_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, errors.TriggerfishError)
+def problem_reply(exc: errors.TriggerfishError) -> Reply:
+    """The problem document of an error, for the plain-ASGI paths (``api.raw``)."""
     status, kind = next((st, k) for family, st, k in STATUS if isinstance(exc, family))
-    extra: dict[str, Any] = {}
-    headers: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "type": f"https://triggerfish.dev/problems/{kind}",
+        "title": kind.replace("-", " "),
+        "status": status,
+        "detail": str(exc),
+    }
     field = getattr(exc, "field", None)
     if field:
-        extra["field"] = field
+        body["field"] = field
+    reply = Reply(status, orjson.dumps(body), media_type=PROBLEM.encode())
     if isinstance(exc, errors.ThrottledError):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        reply.header("Retry-After", str(max(1, round(exc.retry_after))))
     if isinstance(exc, errors.AuthError) and not isinstance(exc, errors.PermissionDeniedError):
-        headers["WWW-Authenticate"] = 'Bearer realm="triggerfish"'
-    return problem(status, kind, str(exc), headers=headers, **extra)
+        reply.header("WWW-Authenticate", 'Bearer realm="triggerfish"')
+    return reply
+
+
+async def triggerfish_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.TriggerfishError)
+    return problem_reply(exc).response()
 
 
 async def request_validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from triggerfish.api.app import create_app
+from triggerfish.api.app import create_asgi
 from triggerfish.cli.output import console
 from triggerfish.config import load_settings
 from triggerfish.functions.manifest import Manifest, load_manifest
@@ -83,11 +84,15 @@ def up(
                 console.print(hint, markup=False)
         console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
 
-    app = create_app(node, on_start=after_start)
+    app = create_asgi(node, on_start=after_start)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        # The C parser and event loop (uvicorn[standard] brings them; a platform without
+        # wheels for them falls back); no access log: the invocation records are the log.
+        http="httptools" if find_spec("httptools") else "h11",
+        loop="uvloop" if find_spec("uvloop") else "asyncio",
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace),

@@ -4,6 +4,9 @@ and asynchronous (the payload goes through the bus with the function's async pol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 
 from triggerfish.bus.base import Bus, PublishResult
@@ -59,13 +62,21 @@ class Invoker:
         self._async_limit = async_limit
 
     async def invoke(
-        self, function: str, payload: bytes, *, qualifier: str = "live"
+        self,
+        function: str,
+        payload: bytes,
+        *,
+        qualifier: str = "live",
+        client_context: Mapping[str, Any] | None = None,
     ) -> InvocationResult:
         """Run the function now and return its outcome; raises ThrottledError when it
-        stays at its concurrency limit for longer than ``throttle_wait``."""
+        stays at its concurrency limit for longer than ``throttle_wait``.
+        ``client_context``: the caller's, for the handler's ``context.client_context``."""
         check_payload(payload, self._sync_limit, "synchronous")
         spec = await self._resolve(function, qualifier)
-        request = InvocationRequest(request_id=new_id(), payload=payload)
+        request = InvocationRequest(
+            request_id=new_id(), payload=payload, client_context=client_context
+        )
         result = await self._executor.invoke(spec, request, wait=self._throttle_wait)
         if result.status == "ok" and result.emitted:
             try:

@@ -1,9 +1,10 @@
 """Invocation records: every invocation, written to the store in batches.
 
 Records are buffered and flushed every ``interval`` seconds or ``batch`` records, so
-recording costs the hot path an append, not a transaction. A record is a report of
-what happened, not an event: the last ``interval`` of records can be lost in a crash,
-never an event.
+recording costs the hot path an append, not a transaction; a flush is one transaction
+with one prepared statement for the whole batch (``SqlStore.record_invocations``). A
+record is a report of what happened, not an event: the last ``interval`` of records
+(0.2 s) can be lost in a crash, never an event.
 
 Each record also feeds the node's ``Metrics`` at once, when it is given one, so the
 Prometheus counters move with every invocation, before the record is written.

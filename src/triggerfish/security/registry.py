@@ -2,7 +2,9 @@
 
 On first start an admin token is created, written to the data directory (mode 0600)
 and shown once. Token checks run on every ``/v1`` request, so records are cached;
-issuing or revoking a token through the registry updates the cache.
+issuing or revoking a token through the registry updates the cache. A token that
+verified once is remembered by its text (at most ``VERIFIED_CACHE`` of them), so the
+next request with it skips parsing and hashing; revoking any token forgets them all.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from triggerfish.security.tokens import (
 )
 from triggerfish.store.records import StoredToken
 from triggerfish.store.sql import SqlStore
+
+VERIFIED_CACHE = 1024
 
 
 def _to_stored(record: TokenRecord) -> StoredToken:
@@ -51,11 +55,13 @@ class TokenRegistry:
         self._store = store
         self._admin_file = AdminTokenFile(admin_file)
         self._records: dict[str, TokenRecord] = {}
+        self._verified: dict[str, TokenRecord] = {}  # token text -> its record
 
     async def start(self) -> str | None:
         """Load the tokens; create the admin token on first start and return its text
         (None when it already existed)."""
         self._records = {t.id: _from_stored(t) for t in await self._store.list_tokens()}
+        self._verified.clear()
         text, created = self._admin_file.ensure()
         admin = record_for_token(text, name="admin", scopes=[ADMIN])
         if admin.id not in self._records:
@@ -65,7 +71,12 @@ class TokenRegistry:
         return text if created else None
 
     def authorize(self, token_text: str, scope: str) -> TokenRecord:
-        record = verify(token_text, self._records.get)
+        record = self._verified.get(token_text)
+        if record is None:
+            record = verify(token_text, self._records.get)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token_text] = record
         require(record, scope)
         return record
 
@@ -77,6 +88,7 @@ class TokenRegistry:
 
     async def revoke(self, token_id: str) -> None:
         await self._store.revoke_token(token_id)
+        self._verified.clear()
         if token_id in self._records:
             self._records[token_id] = revoke(self._records[token_id])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -167,6 +168,50 @@ def invocation_row(record: InvocationRecord) -> dict[str, Any]:
     row["stack_trace"] = list(record.stack_trace)
     row["recorded_id"] = record.recorded_id or new_id()
     return row
+
+
+def invocation_insert(dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+    """The raw ``INSERT`` of one invocation row in ``dialect``'s SQL and paramstyle,
+    and the order of its parameters (see ``invocation_values``)."""
+    compiled = invocations.insert().compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
+def invocation_values(record: InvocationRecord, recorded_id: str) -> tuple[Any, ...]:
+    """One row for the raw ``INSERT`` on SQLite, in table order: JSON columns as text
+    (what ``sa.JSON`` stores there), the flag as 0 or 1."""
+    return (
+        record.id,
+        record.function,
+        record.version,
+        record.trigger,
+        orjson.dumps(record.event_ids).decode(),
+        record.attempt,
+        record.status,
+        record.started_at,
+        record.duration_ms,
+        record.billed_duration_ms,
+        record.memory_size_mb,
+        record.max_memory_used_mb,
+        record.init_duration_ms,
+        1 if record.cold_start else 0,
+        record.error_type,
+        record.error_message,
+        orjson.dumps(record.stack_trace).decode(),
+        record.logs,
+        record.result,
+        record.request_bytes,
+        recorded_id,
+    )
+
+
+#: The parameter order ``invocation_values`` follows.
+INVOCATION_VALUES_ORDER = (
+    *("id", "function", "version", "trigger", "event_ids", "attempt", "status"),
+    *("started_at", "duration_ms", "billed_duration_ms", "memory_size_mb"),
+    *("max_memory_used_mb", "init_duration_ms", "cold_start", "error_type"),
+    *("error_message", "stack_trace", "logs", "result", "request_bytes", "recorded_id"),
+)
 
 
 def invocation_record(row: Any) -> InvocationRecord:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from triggerfish.errors import ConflictError, NotFoundError, ValidationError
+from triggerfish.ids import new_id
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Documents
 from triggerfish.store.engine import Database
@@ -47,6 +48,7 @@ class SqlStore:
         self._read = self._db.read
         self._write = self._db.write
         self.documents = Documents(self._read, self._write)
+        self._insert_invocation: str | None = None
 
     async def start(self) -> None:
         """Connect and create the tables that are missing."""
@@ -305,12 +307,28 @@ class SqlStore:
     # -- invocations ---------------------------------------------------------------
 
     async def record_invocations(self, records: Sequence[InvocationRecord]) -> None:
-        """Store a batch of invocation records in one statement."""
+        """Store a batch of invocation records in one statement. Each gets its
+        ``recorded_id`` inside the write transaction, so those ids increase in the
+        order the batches commit. On SQLite the rows go to the driver as tuples
+        through a raw ``INSERT`` compiled once (a few microseconds a record, where
+        the expression layer spends about 25)."""
         if not records:
             return
-        rows = [t.invocation_row(record) for record in records]
         async with self._write() as conn:
-            await conn.execute(t.invocations.insert(), rows)
+            if conn.dialect.paramstyle == "qmark":
+                if self._insert_invocation is None:
+                    sql, order = t.invocation_insert(conn.dialect)
+                    if order != t.INVOCATION_VALUES_ORDER:  # pragma: no cover - schema drift
+                        raise AssertionError(f"invocation columns changed: {order}")
+                    self._insert_invocation = sql
+                values = [
+                    t.invocation_values(record, record.recorded_id or new_id())
+                    for record in records
+                ]
+                await conn.exec_driver_sql(self._insert_invocation, values)
+            else:
+                rows = [t.invocation_row(record) for record in records]
+                await conn.execute(t.invocations.insert(), rows)
 
     async def list_invocations(
         self,

@@ -1,6 +1,6 @@
 """The Lambda API (``/2015-03-31``): Invoke and the function look-ups, for AWS SDKs."""
 
-from triggerfish.api.lambda_.invoke import LambdaInvokeMiddleware
+from triggerfish.api.lambda_.invoke import INVOKE_PATH, Invocations
 from triggerfish.api.lambda_.routes import create_router
 
-__all__ = ["LambdaInvokeMiddleware", "create_router"]
+__all__ = ["INVOKE_PATH", "Invocations", "create_router"]

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from triggerfish.api.lambda_.errors import LambdaError
+from triggerfish.api.raw import RawRequest
 from triggerfish.security.sigv4 import UNSIGNED, verify
 
 if TYPE_CHECKING:
@@ -31,23 +33,23 @@ MISSING = (
 )
 
 
-def _headers(request: Request) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for raw_name, raw_value in request.scope["headers"]:
+    for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     return headers
 
 
-def _raw_path(request: Request) -> str:
+def _raw_path(scope: Scope) -> str:
     # Clients of services other than S3 sign the path as it was sent (still encoded),
     # encoded once more; ``verify`` does that second encoding.
-    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     return raw.split(b"?", 1)[0].decode("latin-1")
 
 
-async def authenticate(node: Node, request: Request, body: bytes, scope: str) -> str:
+async def authenticate(node: Node, request: Request | RawRequest, body: bytes, scope: str) -> str:
     """The access key id or token id that made the request; raises ``LambdaError``
     (or an ``AuthError`` / ``S3AuthError`` the error mapping names)."""
     authorization = request.headers.get("authorization", "")
@@ -59,10 +61,10 @@ async def authenticate(node: Node, request: Request, body: bytes, scope: str) ->
     if not authorization.startswith("AWS4-HMAC-SHA256 ") and not signed_query:
         raise LambdaError(403, "MissingAuthenticationTokenException", MISSING, kind=None)
     body_sha256 = hashlib.sha256(body).hexdigest()
-    headers = _headers(request)
+    headers = request.headers if isinstance(request, RawRequest) else _headers(request.scope)
     credentials = await verify(
         request.method,
-        _raw_path(request),
+        _raw_path(request.scope),
         parse_qsl(query_text, keep_blank_values=True),
         headers,
         node.access_keys.secret,

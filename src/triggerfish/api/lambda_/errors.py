@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from triggerfish import errors
+from triggerfish.api.raw import Reply
 from triggerfish.security.sigv4 import S3AuthError
 
 log = logging.getLogger("triggerfish.lambda")
@@ -102,7 +103,7 @@ def lambda_error(exc: Exception) -> LambdaError:
     return LambdaError(500, "ServiceException", "an internal error occurred", kind="Service")
 
 
-def error_response(error: LambdaError, request_id: str | None = None) -> Response:
+def error_reply(error: LambdaError, request_id: str | None = None) -> Reply:
     # Lambda writes "Message" for a missing resource and "message" elsewhere; botocore
     # reads either.
     key = "Message" if error.code == "ResourceNotFoundException" else "message"
@@ -110,14 +111,16 @@ def error_response(error: LambdaError, request_id: str | None = None) -> Respons
     if error.kind is not None:
         body["Type"] = error.kind
     body.update(error.extra)
-    headers = {
-        "x-amzn-ErrorType": error.code,
-        "x-amzn-RequestId": request_id or new_request_id(),
-        **error.headers,
-    }
-    return Response(
-        orjson.dumps(body), status_code=error.status, media_type="application/json", headers=headers
-    )
+    reply = Reply(error.status, orjson.dumps(body))
+    reply.header("x-amzn-ErrorType", error.code)
+    reply.header("x-amzn-RequestId", request_id or new_request_id())
+    for name, value in error.headers.items():
+        reply.header(name, value)
+    return reply
+
+
+def error_response(error: LambdaError, request_id: str | None = None) -> Response:
+    return error_reply(error, request_id).response()
 
 
 def new_request_id() -> str:

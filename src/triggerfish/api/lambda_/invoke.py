@@ -8,57 +8,63 @@ exist and the caller may invoke. ``X-Amz-Executed-Version`` carries the version 
 (``$LATEST`` when that was asked for); ``X-Amz-Log-Type: Tail`` adds the last 4 KB of
 the log, base64-encoded, as ``X-Amz-Log-Result``. Errors are Lambda's (see ``errors``).
 
-``LambdaInvokeMiddleware`` serves this one operation in front of the application's
-router: an invoke is the hot path, and a plain ASGI layer spends a fraction of the
-time the router and its dependency machinery would.
+``X-Amz-Client-Context`` (base64 JSON, at most 3,583 bytes) reaches the handler as
+``context.client_context`` (``.custom``, ``.env``, ``.client`` in Python).
+
+``api.fastpath`` serves this operation in front of the whole application: an invoke is
+the hot path, and plain ASGI spends a fraction of the time that the framework's
+middleware, router and dependency machinery would.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from triggerfish.api.lambda_.auth import authenticate
-from triggerfish.api.lambda_.errors import (
-    LambdaError,
-    error_response,
-    invalid_parameter,
-    lambda_error,
-)
+from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
 from triggerfish.api.lambda_.shapes import LATEST, qualifier_or_live, split_name
+from triggerfish.api.raw import RawRequest, Reply
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
 
 LOG_TAIL_BYTES = 4096
+#: Lambda's limit on the ``X-Amz-Client-Context`` header (base64 text).
+CLIENT_CONTEXT_BYTES = 3583
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or ``RequestTooLargeException`` as soon as it passes ``limit``."""
-    too_large = LambdaError(
-        413,
-        "RequestTooLargeException",
-        f"Request must be smaller than {limit} bytes for the Invoke operation",
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+def client_context(header: str | None) -> Mapping[str, Any] | None:
+    """The caller's client context: the ``X-Amz-Client-Context`` header is a JSON
+    object (``client``, ``custom``, ``env``), base64-encoded, as AWS SDKs send it."""
+    if not header:
+        return None
+    if len(header) > CLIENT_CONTEXT_BYTES:
+        raise LambdaError(
+            400,
+            "InvalidRequestContentException",
+            f"X-Amz-Client-Context is {len(header)} bytes; the limit is "
+            f"{CLIENT_CONTEXT_BYTES} bytes of base64",
+        )
+    try:
+        fields = orjson.loads(base64.b64decode(header, validate=True))
+    except (binascii.Error, ValueError):
+        fields = None
+    if not isinstance(fields, dict):
+        raise LambdaError(
+            400,
+            "InvalidRequestContentException",
+            "X-Amz-Client-Context must be a base64-encoded JSON object, such as "
+            '{"custom": {...}, "env": {...}, "client": {...}}',
+        )
+    return fields
 
 
 class Invocations:
@@ -83,62 +89,59 @@ class Invocations:
             self._numbers[key] = number
         return number
 
-    async def handle(self, name: str, request: Request) -> Response:
+    async def handle(self, name: str, request: RawRequest) -> Reply:
         node = self._node
-        body = await read_body(request, node.settings.sync_payload_limit)
+        limit = node.settings.sync_payload_limit
+        body = await request.body(limit, lambda: _too_large(limit))
         await authenticate(node, request, body, "invoke")
-        function, qualifier = split_name(name, request.query_params.get("Qualifier"))
-        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
-        log_type = request.headers.get("x-amz-log-type", "None")
+        headers = request.headers
+        function, qualifier = split_name(name, request.query.get("Qualifier"))
+        kind = headers.get("x-amz-invocation-type", "RequestResponse")
+        log_type = headers.get("x-amz-log-type", "None")
         if kind not in INVOCATION_TYPES:
             raise invalid_parameter(
                 f"X-Amz-Invocation-Type {kind!r} is not one of {', '.join(INVOCATION_TYPES)}"
             )
         if log_type not in ("None", "Tail"):
             raise invalid_parameter(f"X-Amz-Log-Type {log_type!r} is not None or Tail")
+        context = client_context(headers.get("x-amz-client-context"))
         target = qualifier_or_live(qualifier)
         payload = body or b"{}"
         if kind == "DryRun":
             await node.resolve(function, target)
-            return Response(status_code=204)
+            return Reply(204, media_type=None)
         if kind == "Event":
             stored = await node.invoker.invoke_async(function, payload, qualifier=target)
-            return Response(status_code=202, headers={"x-amzn-RequestId": stored.id})
-        result = await node.invoker.invoke(function, payload, qualifier=target)
+            return Reply(202, headers=[(b"x-amzn-requestid", stored.id.encode())], media_type=None)
+        result = await node.invoker.invoke(
+            function, payload, qualifier=target, client_context=context
+        )
         if target == LATEST:
             executed = LATEST
         else:
             version = await node.version_of(function, target)
             executed = str(await self.version_number(function, version))
-        headers = {"X-Amz-Executed-Version": executed, "x-amzn-RequestId": result.request_id}
+        reply = Reply(
+            200,
+            headers=[
+                (b"x-amz-executed-version", executed.encode()),
+                (b"x-amzn-requestid", result.request_id.encode()),
+            ],
+        )
         if result.status == "ok":
-            out = result.result or b"null"
+            reply.body = result.result or b"null"
         else:
-            headers["X-Amz-Function-Error"] = "Unhandled"
-            out = orjson.dumps(result.error_document())
+            reply.header("X-Amz-Function-Error", "Unhandled")
+            reply.body = orjson.dumps(result.error_document())
         if log_type == "Tail":
             tail = result.logs.encode("utf-8")[-LOG_TAIL_BYTES:]
-            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode("ascii")
-        return Response(out, media_type="application/json", headers=headers)
+            reply.header("X-Amz-Log-Result", base64.b64encode(tail).decode("ascii"))
+        return reply
 
 
-class LambdaInvokeMiddleware:
-    """Answers ``POST /2015-03-31/functions/{name}/invocations`` before the router;
-    passes every other request to ``app``."""
-
-    def __init__(self, app: ASGIApp, *, node: Node) -> None:
-        self.app = app
-        self.invocations = Invocations(node)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = INVOKE_PATH.match(scope["path"])
-            if match is not None:
-                request = Request(scope, receive)
-                try:
-                    response = await self.invocations.handle(match.group(1), request)
-                except Exception as exc:
-                    response = error_response(lambda_error(exc))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _too_large(limit: int) -> LambdaError:
+    return LambdaError(
+        413,
+        "RequestTooLargeException",
+        f"Request must be smaller than {limit} bytes for the Invoke operation",
+    )
