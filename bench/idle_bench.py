@@ -24,13 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
-from bench.invoke_bench import free_port, stop, wait_healthy
+from bench.invoke_bench import free_port, process_tree, stop, wait_healthy
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,32 +43,6 @@ class Footprint:
     rss_mb: float
     cpu_percent: float  # of one core, over the window
     window_s: float
-
-
-def children_map() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def tree(roots: Iterable[int]) -> list[int]:
-    kids = children_map()
-    out: list[int] = []
-    todo = list(roots)
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, []))
-    return out
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,12 +64,12 @@ def rss_bytes(pid: int) -> int:
 
 
 def measure(roots: list[int], seconds: float) -> Footprint:
-    before_pids = tree(roots)
+    before_pids = process_tree(roots)
     before = sum(cpu_seconds(pid) for pid in before_pids)
     began = time.monotonic()
     time.sleep(seconds)
     window = time.monotonic() - began
-    after_pids = tree(roots)
+    after_pids = process_tree(roots)
     # A process that ended inside the window took its own time with it, unless its parent
     # (in the tree) reaped it: then it is in the parent's cutime. Both ways are counted.
     after = sum(cpu_seconds(pid) for pid in after_pids)
@@ -156,7 +130,7 @@ def triggerfish(work: Path, functions: int, idle_ttl: float, seconds: float) -> 
                 response = client.post(f"/v1/functions/idle-{i}/invoke", json={"i": i})
                 response.raise_for_status()
         progress(f"triggerfish: {functions} functions invoked once; waiting for idle_ttl")
-        settle(lambda: len(tree([process.pid])), idle_ttl)
+        settle(lambda: len(process_tree([process.pid])), idle_ttl)
         return measure([process.pid], seconds)
     finally:
         stop(process)

@@ -20,8 +20,9 @@ from triggerfish.config import Settings
 from triggerfish.dispatch.dispatcher import REDRIVE_GROUP, Dispatcher
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.invoker import Invoker
-from triggerfish.errors import NotFoundError
+from triggerfish.errors import ConfigError, NotFoundError
 from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.brokers import BrokerConfig, Destinations, parse_target
 from triggerfish.functions.build import Builder
 from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import FunctionConfig, load_manifest
@@ -33,6 +34,7 @@ from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.security.access_keys import AccessKeys, function_credentials
 from triggerfish.security.registry import TokenRegistry
+from triggerfish.sinks import Sinks, delete_broker, save_broker
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.brokers import broker_kinds
 from triggerfish.sources.buckets import BucketKind, BucketStore
@@ -41,6 +43,7 @@ from triggerfish.sources.manager import SourceManager
 from triggerfish.sources.routes import HttpRouteKind
 from triggerfish.sources.schedule import ScheduleKind
 from triggerfish.sources.webhooks import save_webhook
+from triggerfish.store.records import LIVE, AliasRecord
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish")
@@ -64,7 +67,11 @@ class Node:
         self.recorder = Recorder(self.store, metrics=self.metrics)
         prices = Prices(settings.price_per_request, settings.price_per_gb_second)
         self.costs = CostMeter(self.store, prices=prices)
-        self.emitter = Emitter(self.bus)
+        # Named brokers that emits and destinations may target, one relay each.
+        self.sinks = Sinks(self.bus, self.store, retention=settings.retention)
+        self.emitter = Emitter(
+            self.bus, known_broker=self.sinks.known, destinations_of=self.destinations_of
+        )
         self.tokens = TokenRegistry(self.store, settings.token_path)
         self.dispatcher = Dispatcher(
             self.bus,
@@ -95,6 +102,7 @@ class Node:
             default_retention=settings.retention,
         )
         self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self._destinations: dict[tuple[str, str], Destinations] = {}  # by function, version
         self.generation = 0  # grows with every change of functions or triggers
         self._housekeeping: asyncio.Task[None] | None = None
         self.running = False
@@ -109,6 +117,7 @@ class Node:
         self.admin_token = await self.tokens.start()
         await self.recorder.start()
         await self.executor.start()
+        await self.sinks.start()
         await self.dispatcher.start()
         await self.sources.start()
         for function in await self.store.list_functions():
@@ -127,6 +136,7 @@ class Node:
         grace = self.settings.shutdown_grace
         await self.sources.stop()
         await self.dispatcher.stop(grace=grace)
+        await self.sinks.stop()
         await self.executor.stop(grace=grace)
         await self.recorder.stop()
         await self.buckets.stop()
@@ -173,6 +183,8 @@ class Node:
         if spec is None:
             version = await self.store.resolve(function, qualifier)
             spec = self.deployer.spec_for(version, qualifier=qualifier)
+            config = FunctionConfig.model_validate(version.config)
+            self._destinations[(function, version.version)] = config.destinations
             spec = await self._with_aws_environment(spec)
             self._specs[key] = spec
         return spec
@@ -191,6 +203,10 @@ class Node:
         }
         return dataclasses.replace(spec, environment={**aws, **spec.environment})
 
+    def destinations_of(self, spec: FunctionSpec) -> Destinations | None:
+        """The destinations of the function version ``spec`` runs (known once resolved)."""
+        return self._destinations.get((spec.function, spec.version))
+
     async def version_of(self, function: str, qualifier: str = "live") -> str:
         return (await self.resolve(function, qualifier)).version
 
@@ -198,13 +214,48 @@ class Node:
         self, name: str, config: FunctionConfig, code_zip: bytes, *, origin: str = "config: "
     ) -> DeployResult:
         self.sources.validate(config.triggers, origin=origin)
+        await self._check_destinations(config, origin=origin)
         result = await self.deployer.deploy(name, config, code_zip)
         await self._changed()
         await self._provision(name)
         return result
 
+    async def _check_destinations(self, config: FunctionConfig, *, origin: str) -> None:
+        """Destinations must name brokers this server has; their topics are created."""
+        existing: set[str] | None = None
+        for key in ("on_success", "on_failure"):
+            text = getattr(config.destinations, key)
+            if text is None:
+                continue
+            target = parse_target(text)
+            if target.broker is not None:
+                if not self.sinks.known(target.broker):
+                    known = ", ".join(self.sinks.names) or "none"
+                    raise ConfigError(
+                        f"{origin}destinations.{key}: no broker named {target.broker!r} on "
+                        f"this server (brokers: {known}); declare it under 'brokers:' in "
+                        "triggerfish.yaml and deploy"
+                    )
+                continue
+            if existing is None:
+                existing = {topic.name for topic in await self.bus.topics()}
+            if target.address not in existing:
+                await self.bus.create_topic(target.address, retention=self.settings.retention)
+                existing.add(target.address)
+
+    async def put_broker(self, name: str, config: BrokerConfig) -> None:
+        """Store a named broker and (re)start its relay."""
+        await save_broker(self.store, name, config)
+        await self.sinks.refresh()
+
+    async def delete_broker(self, name: str) -> None:
+        await delete_broker(self.store, name)
+        await self.sinks.refresh()
+
     async def deploy_manifest(self, path: Path) -> list[DeployResult]:
         manifest = load_manifest(path)
+        for broker, broker_config in manifest.brokers.items():
+            await self.put_broker(broker, broker_config)
         for topic, topic_config in manifest.topics.items():
             await self.bus.create_topic(topic, retention=topic_config.retention)
         for webhook, webhook_config in manifest.webhooks.items():
@@ -222,6 +273,20 @@ class Node:
         await self.store.delete_function(name)
         await self._changed()
         await self.executor.retire(name)
+
+    # -- aliases -----------------------------------------------------------------------
+
+    async def set_alias(self, function: str, alias: str, version: str | int) -> AliasRecord:
+        """Point ``alias`` at a version; triggers and calls that name it follow at once."""
+        record = await self.store.set_alias(function, alias, version)
+        await self._changed()
+        if alias == LIVE:
+            await self._provision(function)
+        return record
+
+    async def delete_alias(self, function: str, alias: str) -> None:
+        await self.store.delete_alias(function, alias)
+        await self._changed()
 
     async def describe_functions(self) -> list[dict[str, Any]]:
         out = []

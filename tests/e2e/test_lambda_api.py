@@ -4,26 +4,22 @@ and requests that are not signed as they should be."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from support.lambda_api import lambda_client, new_key
 from support.projects import write_project
 from support.server import Server, wait_for
 from support.services import in_ci
-from triggerfish.store.sql import SqlStore
 
 pytestmark = pytest.mark.e2e
 
@@ -61,29 +57,6 @@ def lambda_ready(server: Server) -> None:
             pytest.skip(message)
 
 
-def new_key(server: Server) -> tuple[str, str]:
-    result = server.cli("keys", "create", "--name", "lambda-tests", "--json", check=True)
-    body = json.loads(result.stdout)
-    return body["id"], body["secret"]
-
-
-def lambda_client(server: Server, key: tuple[str, str]) -> BaseClient:
-    return boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        region_name="eu-west-3",
-        # A throttled call must reach the test, not be retried by botocore.
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-
-
-async def set_alias(data_dir: Path, function: str, alias: str, version: int) -> None:
-    async with SqlStore(f"sqlite+aiosqlite:///{data_dir / 'store.db'}") as store:
-        await store.set_alias(function, alias, version)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("lambda")
@@ -97,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 root / "project", {"echo": (ECHO.format(version=version), settings), "slow": slow}
             )
             server.cli("deploy", str(manifest), check=True)
-        asyncio.run(set_alias(server.data_dir, "echo", "stable", 1))
+        server.cli("alias", "set", "echo", "stable", "1", check=True)
         yield server
     finally:
         server.stop()

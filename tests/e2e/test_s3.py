@@ -21,6 +21,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from support.lambda_api import new_key
 from support.server import Server
 from support.services import in_ci
 
@@ -38,12 +39,6 @@ def s3_ready(server: Server) -> None:
             if in_ci():
                 pytest.fail(message)
             pytest.skip(message)
-
-
-def new_key(server: Server, name: str = "tests") -> tuple[str, str]:
-    result = server.cli("keys", "create", "--name", name, "--json", check=True)
-    body = json.loads(result.stdout)
-    return body["id"], body["secret"]
 
 
 def s3_client(server: Server, key: tuple[str, str], **config: Any) -> BaseClient:

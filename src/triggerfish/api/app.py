@@ -1,4 +1,7 @@
-"""The ASGI application: the control API, event ingest and health, over one Node."""
+"""The ASGI application: the control API, event ingest and health, over one Node.
+
+``create_app`` builds the FastAPI application; ``create_asgi`` puts the invoke fast
+path (``api.fastpath``) in front of it, which is what ``triggerfish up`` serves."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from triggerfish import __version__
 from triggerfish.api import (
+    aliases,
+    brokers,
     builds,
     costs,
     functions,
@@ -24,6 +29,7 @@ from triggerfish.api import (
     topics,
     webhooks,
 )
+from triggerfish.api.fastpath import FastPath
 from triggerfish.api.s3 import S3Middleware, default_domains
 from triggerfish.errors import TriggerfishError
 
@@ -65,11 +71,13 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, problems.http_error)
     app.include_router(topics.router)
     app.include_router(functions.router)
+    app.include_router(aliases.router)
     app.include_router(invocations.router)
     app.include_router(builds.router)
     app.include_router(costs.router)
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
+    app.include_router(brokers.router)
     app.include_router(keys.create_router(node.access_keys))
     app.include_router(lambda_.create_router(node))
     app.add_middleware(
@@ -78,8 +86,6 @@ def create_app(
         keys=node.access_keys,
         domains=default_domains(node.settings.host),
     )
-    # Answers Lambda invokes before FastAPI's router: the fast path of the Lambda API.
-    app.add_middleware(lambda_.LambdaInvokeMiddleware, node=node)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
@@ -88,3 +94,14 @@ def create_app(
     # Last: it answers every method under /fn for the functions' HTTP routes.
     app.include_router(http_routes.router)
     return app
+
+
+def create_asgi(
+    node: Node,
+    *,
+    manage_node: bool = True,
+    on_start: Callable[[Node], Awaitable[None]] | None = None,
+) -> FastPath:
+    """``create_app`` behind the invoke fast path: the application ``up`` serves."""
+    app = create_app(node, manage_node=manage_node, on_start=on_start)
+    return FastPath(app, node=node)

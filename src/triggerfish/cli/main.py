@@ -21,7 +21,7 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import costs, dlq, keys, up
+from triggerfish.cli import aliases, costs, dlq, keys, up
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
@@ -43,6 +43,7 @@ app.command("costs")(costs.costs)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
 app.add_typer(keys.app, name="keys", help="Access keys for the S3-compatible API.")
+app.add_typer(aliases.app, name="alias", help="Point aliases at versions: promote, roll back.")
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
@@ -90,6 +91,8 @@ def deploy(
             api.json("PUT", f"/v1/topics/{topic}", json={"retention": topic_config.retention})
         for webhook, webhook_config in manifest.webhooks.items():
             api.json("PUT", f"/v1/webhooks/{webhook}", json=webhook_config.model_dump(mode="json"))
+        for broker, broker_config in manifest.brokers.items():
+            api.json("PUT", f"/v1/brokers/{broker}", json=broker_config.model_dump(mode="json"))
         for name, config in manifest.functions.items():
             code_dir = manifest.code_dir(name)
             with console.status(f"packaging and deploying {name} ...") as status:

@@ -20,7 +20,7 @@ from triggerfish.bus.base import Bus, Delivery
 from triggerfish.dispatch import shapes
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import Subscription
-from triggerfish.errors import TriggerfishError
+from triggerfish.errors import NotFoundError, TriggerfishError
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
@@ -47,9 +47,9 @@ LEASE_MARGIN = 30.0  # seconds of lease beyond the function's timeout
 # Seconds a lease call waits. The bus wakes it when an event is published, released or
 # due for a retry, so an idle trigger costs one wake-up in this long.
 FETCH_WAIT = 300.0
-PREFETCH = 4  # invocations leased per environment the function may run at once
+PREFETCH = 8  # invocations leased per environment the function may run at once
 MAX_FETCH = 256
-ACK_DELAY = 0.002  # seconds acknowledgements wait to share one bus call
+ACK_DELAY = 0.01  # seconds acknowledgements wait to share one bus call
 
 
 class TriggerRunner:
@@ -123,9 +123,12 @@ class TriggerRunner:
             try:
                 spec = await self._resolve(sub.function, sub.qualifier)
                 # Lease a few rounds ahead of the free environments, so leasing is not a
-                # round trip per invocation; the lease keeper extends what waits.
-                room = spec.max_concurrency * PREFETCH - len(self._inflight)
-                if room <= 0:
+                # round trip per invocation; the lease keeper extends what waits. Once
+                # leased ahead, lease again only when half of that has drained: one
+                # bigger lease call rather than one per finished invocation.
+                window = spec.max_concurrency * PREFETCH
+                room = window - len(self._inflight)
+                if room <= 0 or (room < window // 2 and len(self._inflight) > window // 4):
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
@@ -141,6 +144,12 @@ class TriggerRunner:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
+            except NotFoundError as exc:
+                # The alias the trigger names does not exist (yet, or any more): its events
+                # wait in the topic until it does.
+                log.warning("trigger %s: %s; retrying in %.1fs", sub.id, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
             except Exception:
                 # A store or bus hiccup (or a function deleted under the trigger) must not
                 # end the trigger: log it and try again, a bit later each time.

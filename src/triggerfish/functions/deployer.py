@@ -75,7 +75,7 @@ class Deployer:
                 id=trigger.group_id(name),
                 function=name,
                 topic=trigger.bus_topic(name),
-                qualifier=LIVE,
+                qualifier=trigger.alias,
                 config=trigger.model_dump(mode="json"),
             )
             for trigger in config.triggers

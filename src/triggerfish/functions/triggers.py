@@ -198,6 +198,12 @@ class TriggerConfig(StrictModel):
     start: Literal["latest", "earliest"] = Field(
         default="latest", description='"latest" or "earliest"'
     )
+    alias: str = Field(
+        default="live",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the alias of the function the trigger invokes (1 to 64 letters, digits, "
+        "'-' or '_'); live by default",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TriggerConfig:

@@ -6,72 +6,24 @@ errors in Lambda's shape (see ``errors``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from triggerfish.api.lambda_.aliases import add_alias_routes
 from triggerfish.api.lambda_.auth import authenticate
 from triggerfish.api.lambda_.errors import LambdaRoute, invalid_parameter
 from triggerfish.api.lambda_.invoke import Invocations
+from triggerfish.api.lambda_.paging import Item, json_response, max_items, page
 from triggerfish.api.lambda_.shapes import LATEST, configuration, qualifier_or_live, split_name
+from triggerfish.api.raw import RawRequest
 from triggerfish.errors import NotFoundError
 from triggerfish.store.records import VersionRecord
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
-
-DEFAULT_MAX_ITEMS = 50
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def max_items(request: Request) -> int:
-    text = request.query_params.get("MaxItems")
-    if text is None:
-        return DEFAULT_MAX_ITEMS
-    if not text.isdigit() or not 1 <= int(text) <= 10000:
-        raise invalid_parameter("MaxItems must be an integer from 1 to 10000")
-    return int(text)
-
-
-def encode_marker(function: str, position: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([function, position])).decode("ascii")
-
-
-def decode_marker(marker: str | None) -> tuple[str, int] | None:
-    if not marker:
-        return None
-    try:
-        function, position = orjson.loads(base64.urlsafe_b64decode(marker.encode("ascii")))
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
-        raise invalid_parameter("Marker is not one this API returned") from None
-    if not isinstance(function, str) or not isinstance(position, int):
-        raise invalid_parameter("Marker is not one this API returned")
-    return function, position
-
-
-Item = tuple[tuple[str, int], dict[str, Any]]
-
-
-def page(items: list[Item], request: Request, field: str) -> dict[str, Any]:
-    """The items after the request's ``Marker``, at most ``MaxItems`` of them, under
-    ``field``, with the ``NextMarker`` of the next page when there is one."""
-    limit = max_items(request)
-    after = decode_marker(request.query_params.get("Marker"))
-    if after is not None:
-        items = [item for item in items if item[0] > after]
-    shown = items[:limit]
-    out: dict[str, Any] = {field: [body for _key, body in shown]}
-    if len(items) > limit:
-        out["NextMarker"] = encode_marker(*shown[-1][0])
-    return out
 
 
 def create_router(node: Node) -> APIRouter:
@@ -103,9 +55,10 @@ def create_router(node: Node) -> APIRouter:
 
     @router.post("/functions/{name}/invocations", summary="Invoke (Lambda)")
     async def invoke(name: str, request: Request) -> Response:
-        """Served by ``LambdaInvokeMiddleware`` when the application has it (see
+        """Served by ``api.fastpath`` in front of the application when it has it (see
         ``invoke``); this route documents the operation and serves it otherwise."""
-        return await invocations.handle(name, request)
+        reply = await invocations.handle(name, RawRequest(request.scope, request.receive))
+        return reply.response()
 
     @router.get("/functions/{name}", summary="GetFunction (Lambda)")
     async def get_function(name: str, request: Request) -> Response:
@@ -154,4 +107,5 @@ def create_router(node: Node) -> APIRouter:
         items = await all_versions(function)
         return json_response(page(items, request, "Versions"))
 
+    add_alias_routes(router, node)
     return router

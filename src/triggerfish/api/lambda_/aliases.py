@@ -1,0 +1,148 @@
+"""Lambda's alias operations: ``CreateAlias``, ``GetAlias``, ``UpdateAlias``,
+``DeleteAlias`` and ``ListAliases``, in Lambda's shapes, over Triggerfish's aliases.
+
+An alias points at one version number. ``FunctionVersion: $LATEST`` is taken as the
+newest version at the time of the call (Lambda's alias would follow later versions:
+Triggerfish's ``live`` alias is the one that follows deploys). Weighted aliases
+(``RoutingConfig``) are refused, and descriptions are not kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from triggerfish.api.lambda_.auth import authenticate
+from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
+from triggerfish.api.lambda_.paging import Item, json_response, page
+from triggerfish.api.lambda_.shapes import LATEST, function_arn, split_name
+from triggerfish.store.records import AliasRecord
+
+if TYPE_CHECKING:
+    from triggerfish.node import Node
+
+
+def add_alias_routes(router: APIRouter, node: Node) -> None:
+    """Add the alias operations to the Lambda API's ``router``."""
+
+    async def shape(record: AliasRecord) -> dict[str, Any]:
+        versions = await node.store.list_versions(record.function)
+        number = next((v.number for v in versions if v.version == record.version), None)
+        revision = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{record.function}:{record.name}:{record.version}"
+        )
+        return {
+            "AliasArn": function_arn(record.function, record.name),
+            "Name": record.name,
+            "FunctionVersion": str(number),
+            "Description": "",
+            "RevisionId": str(revision),
+        }
+
+    async def find(function: str, alias: str) -> AliasRecord:
+        for record in await node.store.list_aliases(function):
+            if record.name == alias:
+                return record
+        raise LambdaError(
+            404,
+            "ResourceNotFoundException",
+            f"Alias not found: {function_arn(function, alias)}",
+        )
+
+    async def read_body(request: Request, scope: str) -> dict[str, Any]:
+        raw = await request.body()
+        await authenticate(node, request, raw, scope)
+        try:
+            body = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise invalid_parameter(f"the request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise invalid_parameter("the request body must be a JSON object")
+        if body.get("RoutingConfig"):
+            raise invalid_parameter(
+                "weighted aliases (RoutingConfig) are not supported: point the alias at one version"
+            )
+        return body
+
+    async def version_of(function: str, body: dict[str, Any], *, required: bool) -> int | None:
+        value = body.get("FunctionVersion")
+        if value is None:
+            if required:
+                raise invalid_parameter("FunctionVersion is required: a version number")
+            return None
+        if value == LATEST:
+            versions = await node.store.list_versions(function)
+            if not versions:
+                raise LambdaError(
+                    404, "ResourceNotFoundException", f"function {function!r} has no versions"
+                )
+            return versions[-1].number
+        if not isinstance(value, str) or not value.isdigit():
+            raise invalid_parameter(
+                f"FunctionVersion must be a version number or $LATEST, not {value!r}"
+            )
+        return int(value)
+
+    def plain(name: str) -> str:
+        function, qualifier = split_name(name, None)
+        if qualifier is not None:
+            raise invalid_parameter("alias operations take an unqualified function name")
+        return function
+
+    @router.post("/functions/{name}/aliases", summary="CreateAlias (Lambda)")
+    async def create_alias(name: str, request: Request) -> Response:
+        function = plain(name)
+        body = await read_body(request, "deploy")
+        alias = body.get("Name")
+        if not isinstance(alias, str) or not alias:
+            raise invalid_parameter("Name is required: the alias's name")
+        number = await version_of(function, body, required=True)
+        if any(r.name == alias for r in await node.store.list_aliases(function)):
+            raise LambdaError(
+                409,
+                "ResourceConflictException",
+                f"Alias already exists: {function_arn(function, alias)}",
+            )
+        assert number is not None
+        return json_response(await shape(await node.set_alias(function, alias, number)), 201)
+
+    @router.get("/functions/{name}/aliases/{alias}", summary="GetAlias (Lambda)")
+    async def get_alias(name: str, alias: str, request: Request) -> Response:
+        function = plain(name)
+        await authenticate(node, request, await request.body(), "read")
+        return json_response(await shape(await find(function, alias)))
+
+    @router.put("/functions/{name}/aliases/{alias}", summary="UpdateAlias (Lambda)")
+    async def update_alias(name: str, alias: str, request: Request) -> Response:
+        function = plain(name)
+        body = await read_body(request, "deploy")
+        current = await find(function, alias)
+        number = await version_of(function, body, required=False)
+        if number is None:
+            return json_response(await shape(current))
+        return json_response(await shape(await node.set_alias(function, alias, number)))
+
+    @router.delete("/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)")
+    async def delete_alias(name: str, alias: str, request: Request) -> Response:
+        function = plain(name)
+        await authenticate(node, request, await request.body(), "deploy")
+        await find(function, alias)
+        await node.delete_alias(function, alias)
+        return Response(status_code=204)
+
+    @router.get("/functions/{name}/aliases", summary="ListAliases (Lambda)")
+    async def list_aliases(name: str, request: Request) -> Response:
+        function = plain(name)
+        await authenticate(node, request, await request.body(), "read")
+        wanted = request.query_params.get("FunctionVersion")
+        items: list[Item] = []
+        for position, record in enumerate(await node.store.list_aliases(function)):
+            body = await shape(record)
+            if wanted is None or body["FunctionVersion"] == wanted:
+                items.append(((function, position), body))
+        return json_response(page(items, request, "Aliases"))
