@@ -247,6 +247,29 @@ def test_payload_over_the_limits_is_413(api: httpx.Client) -> None:
     assert "limit" in str(body["detail"])
 
 
+def test_ingest_over_the_limit_is_413_and_stores_nothing(api: httpx.Client) -> None:
+    before = api.get("/v1/topics/chain").json()
+    event = {"specversion": "1.0", "id": "huge", "source": "t", "type": "big"}
+    big = json.dumps({**event, "data": {"blob": "x" * (1024 * 1024 + 10)}})
+    headers = {"content-type": "application/cloudevents+json"}
+    body = problem(api.post("/v1/topics/chain/events", content=big, headers=headers), 413)
+    assert "over the limit of 1048576 bytes" in str(body["detail"])
+    assert api.get("/v1/topics/chain").json()["last_offset"] == before["last_offset"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer tfk_wrong_token", "Basic abc"])
+def test_ingest_needs_a_valid_token(server: Server, header: str | None) -> None:
+    headers = {"content-type": "application/cloudevents+json"}
+    if header:
+        headers["Authorization"] = header
+    event = {"specversion": "1.0", "id": "refused", "source": "t", "type": "x"}
+    response = httpx.post(f"{server.url}/v1/topics/chain/events", json=event, headers=headers)
+    problem(response, 401)
+    with server.client() as api:
+        stored = api.get("/v1/topics/chain/events").json()["events"]
+    assert all(item["event"]["id"] != "refused" for item in stored)
+
+
 @pytest.mark.parametrize("header", [None, "Bearer tfk_wrong_token", "Basic abc"])
 def test_v1_needs_a_valid_token(server: Server, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from triggerfish.api.deps import node_of, require
+from triggerfish.api.publish import publish_reply
 from triggerfish.bus.base import GroupInfo, StoredEvent, TopicInfo
 from triggerfish.bus.names import check_topic_name
 from triggerfish.errors import ValidationError
-from triggerfish.events.http import parse_http
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"])
 
@@ -58,27 +58,11 @@ def stored_json(item: StoredEvent) -> dict[str, Any]:
 
 
 @router.post("/{topic}/events", status_code=202, dependencies=[Depends(require("publish"))])
-async def publish_events(topic: str, request: Request) -> JSONResponse:
-    node = node_of(request)
-    body = await request.body()
-    events = parse_http(request.headers, body, max_size=node.settings.async_payload_limit)
-    if not events:
-        raise ValidationError("the batch holds no event", field="body")
-    results = await node.bus.publish(topic, events)
-    accepted = [
-        {"id": r.id, "source": r.source, "offset": r.offset, "duplicate": r.duplicate}
-        for r in results
-    ]
-    duplicates = sum(1 for r in results if r.duplicate)
-    return JSONResponse(
-        {
-            "topic": topic,
-            "accepted": accepted,
-            "stored": len(results) - duplicates,
-            "duplicates": duplicates,
-        },
-        status_code=202,
-    )
+async def publish_events(topic: str, request: Request) -> Response:
+    """Served by ``api.fastpath`` in front of the application when it has it (see
+    ``api.publish``); this route documents the operation and serves it otherwise."""
+    reply = await publish_reply(node_of(request), topic, request.headers, await request.body())
+    return reply.response()
 
 
 @router.get("", dependencies=[Depends(require("read"))])

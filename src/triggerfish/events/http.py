@@ -145,16 +145,22 @@ def _parse_binary(headers: dict[str, str], body: bytes) -> Event:
     return event
 
 
+def body_too_large(max_size: int, size: int | None = None) -> PayloadTooLargeError:
+    """The error for an ingest body over ``max_size`` bytes (``size`` when known)."""
+    what = f"is {size} bytes, over" if size is not None else "is over"
+    return PayloadTooLargeError(
+        f"the request body {what} the limit of {max_size} bytes; send a smaller event "
+        "(put large payloads in a bucket and send a reference)",
+        field="data",
+    )
+
+
 def parse_http(
     headers: Mapping[str, str], body: bytes, *, max_size: int | None = None
 ) -> list[Event]:
     """The events an HTTP request carries: one in binary and structured mode, any in batch."""
     if max_size is not None and len(body) > max_size:
-        raise PayloadTooLargeError(
-            f"the request body is {len(body)} bytes, over the limit of {max_size} bytes; "
-            "send a smaller event (put large payloads in a bucket and send a reference)",
-            field="data",
-        )
+        raise body_too_large(max_size, len(body))
     normalised = _normalise(headers)
     mode = content_mode(normalised.get("content-type"))
     if mode == "structured":

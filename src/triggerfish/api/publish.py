@@ -1,0 +1,76 @@
+"""Event ingest, ``POST /v1/topics/{topic}/events``, in plain ASGI.
+
+The FastAPI route in ``api.topics`` documents the operation and serves what this path
+leaves to it (a missing or refused token, which it explains); both answer through
+``publish_reply``, so the two paths give the same reply. ``NativePublish.accepts``
+decides from the headers alone, before the body is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import orjson
+
+from triggerfish.api.raw import RawRequest, Reply
+from triggerfish.errors import TriggerfishError, ValidationError
+from triggerfish.events.http import body_too_large, parse_http
+from triggerfish.security.tokens import bearer_token
+
+if TYPE_CHECKING:
+    from triggerfish.node import Node
+
+PREFIX = "/v1/topics/"
+SUFFIX = "/events"
+
+
+def topic_of(path: str) -> str | None:
+    """The topic of an ingest path, or None for any other path."""
+    if path.startswith(PREFIX) and path.endswith(SUFFIX):
+        topic = path[len(PREFIX) : -len(SUFFIX)]
+        if topic and "/" not in topic:
+            return topic
+    return None
+
+
+async def publish_reply(node: Node, topic: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    """Store the events of one request on ``topic``: 202 once they are durable."""
+    events = parse_http(headers, body, max_size=node.settings.async_payload_limit)
+    if not events:
+        raise ValidationError("the batch holds no event", field="body")
+    results = await node.bus.publish(topic, events)
+    duplicates = sum(1 for r in results if r.duplicate)
+    document = {
+        "topic": topic,
+        "accepted": [
+            {"id": r.id, "source": r.source, "offset": r.offset, "duplicate": r.duplicate}
+            for r in results
+        ],
+        "stored": len(results) - duplicates,
+        "duplicates": duplicates,
+    }
+    return Reply(202, orjson.dumps(document))
+
+
+class NativePublish:
+    """Serves event ingest on ``node`` without the router."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def accepts(self, request: RawRequest) -> bool:
+        """True when this path serves the request: a token that may publish."""
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return False
+        try:
+            self._node.tokens.authorize(token, "publish")
+        except TriggerfishError:
+            return False
+        return True
+
+    async def handle(self, topic: str, request: RawRequest) -> Reply:
+        limit = self._node.settings.async_payload_limit
+        body = await request.body(limit, lambda: body_too_large(limit))
+        return await publish_reply(self._node, topic, request.headers, body)
