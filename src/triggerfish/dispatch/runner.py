@@ -140,6 +140,10 @@ class TriggerRunner:
                     lease=self._lease,
                     wait=FETCH_WAIT,
                 )
+                if deliveries:
+                    # The lease call may have waited through a deploy or an alias move:
+                    # run the version the alias names now (resolving is a cache look-up).
+                    spec = await self._resolve(sub.function, sub.qualifier)
                 await self._dispatch(topic, spec, deliveries)
                 backoff = 0.5
             except asyncio.CancelledError:
