@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.invoke_bench import free_port, process_tree, stop, wait_healthy
+from bench.invoke_bench import deployed_node, process_tree
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -102,28 +101,7 @@ def write_project(root: Path, functions: int, idle_ttl: float) -> Path:
 
 def triggerfish(work: Path, functions: int, idle_ttl: float, seconds: float) -> Footprint:
     project = write_project(work, functions, idle_ttl)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = work / "data"
-    log = work / "triggerfish.log"
-    env = {k: v for k, v in os.environ.items() if k != "TRIGGERFISH_TOKEN"}
-    command = [sys.executable, "-m", "triggerfish"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*command, "up", "--port", str(port), "--data-dir", str(data)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        wait_healthy(f"{url}/healthz", process, "triggerfish up", log)
-        token = (data / "admin.token").read_text().split()[0]
-        subprocess.run(
-            [*command, "deploy", str(project)],
-            env={**env, "TRIGGERFISH_URL": url, "TRIGGERFISH_TOKEN": token},
-            check=True,
-            capture_output=True,
-        )
+    with deployed_node(work, project, dict(os.environ)) as (process, url, token):
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             for i in range(functions):
@@ -132,8 +110,6 @@ def triggerfish(work: Path, functions: int, idle_ttl: float, seconds: float) -> 
         progress(f"triggerfish: {functions} functions invoked once; waiting for idle_ttl")
         settle(lambda: len(process_tree([process.pid])), idle_ttl)
         return measure([process.pid], seconds)
-    finally:
-        stop(process)
 
 
 def settle(count: Callable[[], int], idle_ttl: float) -> None:

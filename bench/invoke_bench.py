@@ -182,6 +182,39 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def deployed_node(
+    work: Path, project: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """A fresh ``triggerfish up`` (data in ``work/data``) with ``project`` deployed:
+    its process, URL and admin token; stopped on exit."""
+    env = {k: v for k, v in env.items() if k != "TRIGGERFISH_TOKEN"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = work / "data"
+    log = work / "triggerfish.log"
+    command = [sys.executable, "-m", "triggerfish"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*command, "up", "--port", str(port), "--data-dir", str(data)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_healthy(f"{url}/healthz", process, "triggerfish up", log)
+        token = (data / "admin.token").read_text().split()[0]
+        subprocess.run(
+            [*command, "deploy", str(project)],
+            env={**env, "TRIGGERFISH_URL": url, "TRIGGERFISH_TOKEN": token},
+            check=True,
+            capture_output=True,
+        )
+        yield process, url, token
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
 def triggerfish(work: Path, workers: int, source: Path | None = None) -> Iterator[Target]:
     """``source``: run Triggerfish from this source tree (its ``src`` first on the path)."""
     code = work / "project" / "noop"
@@ -195,33 +228,11 @@ def triggerfish(work: Path, workers: int, source: Path | None = None) -> Iterato
         f"    max_concurrency: {workers}\n"
         f"    min_warm: {workers}\n"
     )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = work / "data"
-    log = work / "triggerfish.log"
     # Calls beyond the workers wait for one (as a peer's queue would), not 429.
     env = {**os.environ, "TRIGGERFISH_THROTTLE_WAIT": "60"}
-    env.pop("TRIGGERFISH_TOKEN", None)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source / "src"), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "triggerfish"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*command, "up", "--port", str(port), "--data-dir", str(data)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        wait_healthy(f"{url}/healthz", process, "triggerfish up", log)
-        token = (data / "admin.token").read_text().split()[0]
-        cli_env = {**env, "TRIGGERFISH_URL": url, "TRIGGERFISH_TOKEN": token}
-        subprocess.run(
-            [*command, "deploy", str(work / "project")],
-            env=cli_env,
-            check=True,
-            capture_output=True,
-        )
+    with deployed_node(work, work / "project", env) as (process, url, token):
         key = httpx.post(
             f"{url}/v1/keys", headers={"Authorization": f"Bearer {token}"}, json={"name": "bench"}
         ).json()
@@ -234,8 +245,6 @@ def triggerfish(work: Path, workers: int, source: Path | None = None) -> Iterato
             secret=key["secret"],
             pid=process.pid,
         )
-    finally:
-        stop(process)
 
 
 def ff_executable() -> str:
