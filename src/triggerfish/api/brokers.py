@@ -35,6 +35,7 @@ def _public(name: str, body: dict[str, Any], stats: dict[str, Any] | None) -> di
 
 async def _listing(request: Request) -> list[dict[str, Any]]:
     node = node_of(request)
+    await node.sinks.count_pending()
     stats = {s.broker: asdict(s) for s in node.sinks.stats()}
     documents = await node.store.documents.list(KIND)
     return [_public(name, body, stats.get(name)) for name, body in sorted(documents.items())]

@@ -17,5 +17,6 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     node = node_of(request)
+    await node.sinks.count_pending()
     body = await node.metrics.render(sources=node.sources.stats(), sinks=node.sinks.stats())
     return Response(body, media_type=node.metrics.content_type)

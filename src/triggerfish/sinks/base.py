@@ -50,7 +50,7 @@ class SinkStats:
     failures: int = 0  # events whose send failed, at each try (the relay retries them)
     reconnects: int = 0  # connections made after a previous one was lost
     rejected: int = 0  # events the broker can never take (moved to _sink.<name>.dlq)
-    pending: int = 0  # events waiting on _sink.<name>, as of the relay's last look
+    pending: int = 0  # events waiting on _sink.<name>, as of ``Sinks.count_pending``
     last_error: str = ""
     last_published_at: float = 0.0
 

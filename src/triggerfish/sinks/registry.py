@@ -76,8 +76,15 @@ class Sinks:
         return sorted(self._relays)
 
     def stats(self) -> list[SinkStats]:
-        """The counters of every named broker's sink, by name."""
+        """The counters of every named broker's sink, by name (``pending`` as of the last
+        ``count_pending``)."""
         return [relay.sink.stats for _config, relay in sorted(self._relays.values(), key=_name)]
+
+    async def count_pending(self) -> None:
+        """Bring every sink's ``pending`` up to date: read when the counters are shown,
+        not on each batch the relays send."""
+        for _config, relay in list(self._relays.values()):
+            await relay.count_pending()
 
     async def start(self) -> None:
         await self.refresh()

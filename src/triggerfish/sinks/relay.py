@@ -66,7 +66,6 @@ class SinkRelay:
                     self.topic, RELAY_GROUP, max_count=BATCH, lease=LEASE, wait=FETCH_WAIT
                 )
                 await self._relay(deliveries)
-                await self._count_pending()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -139,7 +138,8 @@ class SinkRelay:
         await self._bus.publish(self.dead_letter_topic, [letter], dedupe=False)
         log.error("sink relay %s: %s; moved to %s", self.sink.name, exc, self.dead_letter_topic)
 
-    async def _count_pending(self) -> None:
+    async def count_pending(self) -> None:
+        """Read how many events wait on ``_sink.<broker>`` into the sink's counters."""
         for group in await self._bus.groups(self.topic):
             if group.group == RELAY_GROUP and group.topic == self.topic:
                 self.sink.stats.pending = group.backlog + group.in_flight + group.waiting_retry
