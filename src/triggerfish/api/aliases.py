@@ -4,7 +4,7 @@ can be promoted, or rolled back, without a deploy."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from triggerfish.api.deps import node_of, require
 from triggerfish.errors import NotFoundError
 from triggerfish.store.records import AliasRecord
+
+if TYPE_CHECKING:
+    from triggerfish.node import Node
 
 router = APIRouter(prefix="/v1", tags=["aliases"])
 
@@ -22,35 +25,45 @@ class AliasBody(BaseModel):
     version: str | int = Field(description="a version id, or a version number")
 
 
-async def alias_view(request: Request, record: AliasRecord) -> dict[str, Any]:
-    versions = await node_of(request).store.list_versions(record.function)
-    number = next((v.number for v in versions if v.version == record.version), None)
+async def version_numbers(node: Node, function: str) -> dict[str, int]:
+    """The number of each version of ``function``, by version id (one store read for
+    any number of aliases)."""
+    return {v.version: v.number for v in await node.store.list_versions(function)}
+
+
+def alias_view(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
     return {
         "function": record.function,
         "alias": record.name,
         "version": record.version,
-        "number": number,
+        "number": numbers.get(record.version),
     }
+
+
+async def one_view(request: Request, record: AliasRecord) -> dict[str, Any]:
+    return alias_view(record, await version_numbers(node_of(request), record.function))
 
 
 @router.get("/functions/{name}/aliases", dependencies=[Depends(require("read"))])
 async def list_aliases(name: str, request: Request) -> dict[str, Any]:
-    records = await node_of(request).store.list_aliases(name)
-    return {"aliases": [await alias_view(request, record) for record in records]}
+    node = node_of(request)
+    records = await node.store.list_aliases(name)
+    numbers = await version_numbers(node, name)
+    return {"aliases": [alias_view(record, numbers) for record in records]}
 
 
 @router.get("/functions/{name}/aliases/{alias}", dependencies=[Depends(require("read"))])
 async def get_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
     for record in await node_of(request).store.list_aliases(name):
         if record.name == alias:
-            return await alias_view(request, record)
+            return await one_view(request, record)
     raise NotFoundError(f"function {name!r} has no alias {alias!r}")
 
 
 @router.put("/functions/{name}/aliases/{alias}", dependencies=[Depends(require("deploy"))])
 async def put_alias(name: str, alias: str, body: AliasBody, request: Request) -> dict[str, Any]:
     record = await node_of(request).set_alias(name, alias, body.version)
-    return await alias_view(request, record)
+    return await one_view(request, record)
 
 
 @router.delete(

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from triggerfish.api.aliases import version_numbers
 from triggerfish.api.lambda_.auth import authenticate
 from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
 from triggerfish.api.lambda_.paging import Item, json_response, page
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
 def add_alias_routes(router: APIRouter, node: Node) -> None:
     """Add the alias operations to the Lambda API's ``router``."""
 
-    async def shape(record: AliasRecord) -> dict[str, Any]:
-        versions = await node.store.list_versions(record.function)
-        number = next((v.number for v in versions if v.version == record.version), None)
+    def shape(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
+        number = numbers.get(record.version)
         revision = uuid.uuid5(
             uuid.NAMESPACE_URL, f"{record.function}:{record.name}:{record.version}"
         )
@@ -43,6 +43,9 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             "Description": "",
             "RevisionId": str(revision),
         }
+
+    async def one(record: AliasRecord) -> dict[str, Any]:
+        return shape(record, await version_numbers(node, record.function))
 
     async def find(function: str, alias: str) -> AliasRecord:
         for record in await node.store.list_aliases(function):
@@ -109,13 +112,13 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
                 f"Alias already exists: {function_arn(function, alias)}",
             )
         assert number is not None
-        return json_response(await shape(await node.set_alias(function, alias, number)), 201)
+        return json_response(await one(await node.set_alias(function, alias, number)), 201)
 
     @router.get("/functions/{name}/aliases/{alias}", summary="GetAlias (Lambda)")
     async def get_alias(name: str, alias: str, request: Request) -> Response:
         function = plain(name)
         await authenticate(node, request, await request.body(), "read")
-        return json_response(await shape(await find(function, alias)))
+        return json_response(await one(await find(function, alias)))
 
     @router.put("/functions/{name}/aliases/{alias}", summary="UpdateAlias (Lambda)")
     async def update_alias(name: str, alias: str, request: Request) -> Response:
@@ -124,8 +127,8 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         current = await find(function, alias)
         number = await version_of(function, body, required=False)
         if number is None:
-            return json_response(await shape(current))
-        return json_response(await shape(await node.set_alias(function, alias, number)))
+            return json_response(await one(current))
+        return json_response(await one(await node.set_alias(function, alias, number)))
 
     @router.delete("/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)")
     async def delete_alias(name: str, alias: str, request: Request) -> Response:
@@ -141,8 +144,10 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         await authenticate(node, request, await request.body(), "read")
         wanted = request.query_params.get("FunctionVersion")
         items: list[Item] = []
-        for position, record in enumerate(await node.store.list_aliases(function)):
-            body = await shape(record)
+        records = await node.store.list_aliases(function)
+        numbers = await version_numbers(node, function)
+        for position, record in enumerate(records):
+            body = shape(record, numbers)
             if wanted is None or body["FunctionVersion"] == wanted:
                 items.append(((function, position), body))
         return json_response(page(items, request, "Aliases"))
