@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from triggerfish.api.raw import RawRequest, Reply
-from triggerfish.errors import PayloadTooLargeError, TriggerfishError
-from triggerfish.security.tokens import bearer_token
+from triggerfish.api.raw import RawRequest, Reply, path_part, token_allows
+from triggerfish.errors import PayloadTooLargeError
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -41,11 +40,7 @@ DEFAULT = Params()
 
 def function_of(path: str) -> str | None:
     """The function name of an invoke path, or None for any other path."""
-    if path.startswith(PREFIX) and path.endswith(SUFFIX):
-        name = path[len(PREFIX) : -len(SUFFIX)]
-        if name and "/" not in name:
-            return name
-    return None
+    return path_part(path, PREFIX, SUFFIX)
 
 
 async def invoke_sync(node: Node, name: str, payload: bytes, params: Params) -> Reply:
@@ -82,12 +77,7 @@ class NativeInvoke:
     def accepts(self, request: RawRequest) -> Params | None:
         """The parameters when this path serves the request: a synchronous call with
         a token that may invoke. None leaves it to the route, which explains refusals."""
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            return None
-        try:
-            self._node.tokens.authorize(token, "invoke")
-        except TriggerfishError:
+        if not token_allows(self._node.tokens, request, "invoke"):
             return None
         if not request.scope.get("query_string"):
             return DEFAULT

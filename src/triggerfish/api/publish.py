@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from triggerfish.api.raw import RawRequest, Reply
-from triggerfish.errors import TriggerfishError, ValidationError
+from triggerfish.api.raw import RawRequest, Reply, path_part, token_allows
+from triggerfish.errors import ValidationError
 from triggerfish.events.http import body_too_large, parse_http
-from triggerfish.security.tokens import bearer_token
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -27,11 +26,7 @@ SUFFIX = "/events"
 
 def topic_of(path: str) -> str | None:
     """The topic of an ingest path, or None for any other path."""
-    if path.startswith(PREFIX) and path.endswith(SUFFIX):
-        topic = path[len(PREFIX) : -len(SUFFIX)]
-        if topic and "/" not in topic:
-            return topic
-    return None
+    return path_part(path, PREFIX, SUFFIX)
 
 
 async def publish_reply(node: Node, topic: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -61,14 +56,7 @@ class NativePublish:
 
     def accepts(self, request: RawRequest) -> bool:
         """True when this path serves the request: a token that may publish."""
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            return False
-        try:
-            self._node.tokens.authorize(token, "publish")
-        except TriggerfishError:
-            return False
-        return True
+        return token_allows(self._node.tokens, request, "publish")
 
     async def handle(self, topic: str, request: RawRequest) -> Reply:
         limit = self._node.settings.async_payload_limit

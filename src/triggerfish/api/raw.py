@@ -1,6 +1,7 @@
-"""Plain ASGI for the hot paths (the invoke operations), without a framework's request
-and response objects: a ``RawRequest`` reads the headers once into a dict and the body
-with a size limit; a ``Reply`` is written as two ASGI messages.
+"""Plain ASGI for the hot paths (the invoke operations and event ingest), without a
+framework's request and response objects: a ``RawRequest`` reads the headers once into
+a dict and the body with a size limit; a ``Reply`` is written as two ASGI messages;
+``path_part`` and ``token_allows`` decide whether a request is one the path serves.
 
 Both also serve the FastAPI routes that document the same operations
 (``RawRequest(request.scope, request.receive)``, ``reply.response()``), so there is one
@@ -10,12 +11,42 @@ implementation of each operation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from triggerfish.errors import TriggerfishError
+from triggerfish.security.tokens import bearer_token
+
+if TYPE_CHECKING:
+    from triggerfish.security.registry import TokenRegistry
+
 JSON = b"application/json"
+
+
+def path_part(path: str, prefix: str, suffix: str) -> str | None:
+    """The one path segment between ``prefix`` and ``suffix`` (``/v1/topics/{t}/events``),
+    or None when ``path`` is not of that form."""
+    if path.startswith(prefix) and path.endswith(suffix):
+        part = path[len(prefix) : -len(suffix)]
+        if part and "/" not in part:
+            return part
+    return None
+
+
+def token_allows(tokens: TokenRegistry, request: RawRequest, scope: str) -> bool:
+    """True when the request's Bearer token may use ``scope``; False leaves the request
+    to its route, which explains a refusal in full."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        return False
+    try:
+        tokens.authorize(token, scope)
+    except TriggerfishError:
+        return False
+    return True
 
 
 class Disconnected(Exception):
