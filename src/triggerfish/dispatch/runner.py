@@ -148,18 +148,17 @@ class TriggerRunner:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except NotFoundError as exc:
-                # The alias the trigger names does not exist (yet, or any more): its events
-                # wait in the topic until it does.
-                log.warning("trigger %s: %s; retrying in %.1fs", sub.id, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except Exception:
+            except Exception as exc:
                 # A store or bus hiccup (or a function deleted under the trigger) must not
-                # end the trigger: log it and try again, a bit later each time.
-                log.exception(
-                    "trigger %s: delivery loop failed; retrying in %.1fs", sub.id, backoff
-                )
+                # end the trigger: log it and try again, a bit later each time. A missing
+                # alias (not created yet, or deleted) is expected: its events wait in the
+                # topic until it exists, and one line says so.
+                if isinstance(exc, NotFoundError):
+                    log.warning("trigger %s: %s; retrying in %.1fs", sub.id, exc, backoff)
+                else:
+                    log.exception(
+                        "trigger %s: delivery loop failed; retrying in %.1fs", sub.id, backoff
+                    )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
