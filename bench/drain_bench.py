@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.invoke_bench import cpu_ticks, stat_fields
 from bench.triggerfish_core import FUNCTIONS, FUNCTIONS_TP, make_event
 from triggerfish.config import Settings
 from triggerfish.events.structured import event_from_dict
@@ -36,12 +37,9 @@ def worker_cpu(node: Node) -> float:
     total = 0.0
     for pool in node.executor._pools.values():
         for worker in [*pool.idle, *pool.busy]:
-            try:
-                with open(f"/proc/{worker.pid}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / tick
+            fields = stat_fields(worker.pid)
+            if fields is not None:
+                total += cpu_ticks(fields) / tick
     return total
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.invoke_bench import deployed_node, process_tree
+from bench.invoke_bench import cpu_ticks, deployed_node, process_tree, stat_fields
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,12 +46,8 @@ class Footprint:
 
 def cpu_seconds(pid: int) -> float:
     """User + system time of ``pid`` and of its children that it has waited for."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # utime, stime, cutime, cstime are fields 14-17 of stat(5); index 0 here is field 3.
-    return sum(int(value) for value in fields[11:15]) / TICKS
+    fields = stat_fields(pid)
+    return 0.0 if fields is None else cpu_ticks(fields, children=True) / TICKS
 
 
 def rss_bytes(pid: int) -> int:

@@ -103,19 +103,32 @@ class Figures:
     cpu_us_per_call: float = 0.0  # the system's processes, server and workers
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (index 0 is the state,
+    field 3 of stat(5)), or None when the process is gone. The command name may hold
+    spaces and parentheses, so fields start after the last ')'."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_ticks(fields: list[str], *, children: bool = False) -> int:
+    """utime + stime (fields 14-15 of stat(5)), plus cutime + cstime (16-17): the time
+    of children the process has waited for, when ``children``."""
+    return sum(int(value) for value in fields[11 : 15 if children else 13])
+
+
 def children_map() -> dict[int, list[int]]:
     """Each live process's children, from ``/proc``; empty where it is not there to read."""
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit():
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+        fields = stat_fields(entry)
+        if fields is not None:
+            kids.setdefault(int(fields[1]), []).append(int(entry))
     return kids
 
 
@@ -137,13 +150,9 @@ def tree_cpu(root: int) -> float:
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
     for pid in process_tree([root]) if os.path.isdir("/proc") else ():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        # utime and stime are fields 14-15 of stat(5); index 0 here is field 3.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
+        fields = stat_fields(pid)
+        if fields is not None:
+            total += cpu_ticks(fields) / tick
     return total
 
 
