@@ -48,57 +48,65 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.startswith(LAMBDA_PREFIX):
-                match = INVOKE_PATH.match(path)
-                if match is not None:
-                    await self._lambda(match.group(1), scope, receive, send)
-                    return
-            else:
-                name = function_of(path)
-                if name is not None and await self._native(name, scope, receive, send):
-                    return
-                topic = topic_of(path) if name is None else None
-                if topic is not None and await self._publish(topic, scope, receive, send):
-                    return
+            try:
+                reply = await self.answer(scope, receive)
+            except Disconnected:
+                return
+            if reply is not None:
+                await reply.send(send)
+                return
         await self.app(scope, receive, send)
 
-    async def _lambda(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            reply = await self.lambda_invoke.handle(name, RawRequest(scope, receive))
-        except Disconnected:
-            return
-        except Exception as exc:
-            reply = error_reply(lambda_error(exc))
-        await reply.send(send)
-
-    async def _native(self, name: str, scope: Scope, receive: Receive, send: Send) -> bool:
-        """False when the route should serve the request instead."""
-        request = RawRequest(scope, receive)
-        params = self.native_invoke.accepts(request)
-        if params is None:
+    def serves(self, scope: Scope) -> bool:
+        """True when ``scope`` (an HTTP request) is one ``answer`` may take."""
+        if scope["method"] != "POST":
             return False
-        await _answer(self.native_invoke.handle(name, request, params), send, f"invoking {name!r}")
-        return True
+        path: str = scope["path"]
+        if path.startswith(LAMBDA_PREFIX):
+            return INVOKE_PATH.match(path) is not None
+        return function_of(path) is not None or topic_of(path) is not None
 
-    async def _publish(self, topic: str, scope: Scope, receive: Receive, send: Send) -> bool:
-        """False when the route should serve the request instead."""
-        request = RawRequest(scope, receive)
-        if not self.native_publish.accepts(request):
-            return False
-        await _answer(self.native_publish.handle(topic, request), send, f"publishing to {topic!r}")
-        return True
+    async def answer(self, scope: Scope, receive: Receive) -> Reply | None:
+        """The reply to a POST, errors included; None when the application should serve
+        it instead (its body then still unread). Raises ``Disconnected`` when the client
+        left before it sent the whole body."""
+        path: str = scope["path"]
+        if path.startswith(LAMBDA_PREFIX):
+            match = INVOKE_PATH.match(path)
+            if match is None:
+                return None
+            try:
+                return await self.lambda_invoke.handle(match.group(1), RawRequest(scope, receive))
+            except Disconnected:
+                raise
+            except Exception as exc:
+                return error_reply(lambda_error(exc))
+        name = function_of(path)
+        if name is not None:
+            request = RawRequest(scope, receive)
+            params = self.native_invoke.accepts(request)
+            if params is None:
+                return None
+            work = self.native_invoke.handle(name, request, params)
+            return await _answer(work, f"invoking {name!r}")
+        topic = topic_of(path)
+        if topic is not None:
+            request = RawRequest(scope, receive)
+            if not self.native_publish.accepts(request):
+                return None
+            work = self.native_publish.handle(topic, request)
+            return await _answer(work, f"publishing to {topic!r}")
+        return None
 
 
-async def _answer(work: Awaitable[Reply], send: Send, what: str) -> None:
-    """Send the reply of ``work``, or its error as a problem document."""
+async def _answer(work: Awaitable[Reply], what: str) -> Reply:
+    """The reply of ``work``, or its error as a problem document."""
     try:
-        reply = await work
+        return await work
     except Disconnected:
-        return
+        raise
     except TriggerfishError as exc:
-        reply = problem_reply(exc)
+        return problem_reply(exc)
     except Exception:
         log.exception("%s failed", what)
-        reply = Reply(500, b"Internal Server Error", media_type=b"text/plain; charset=utf-8")
-    await reply.send(send)
+        return Reply(500, b"Internal Server Error", media_type=b"text/plain; charset=utf-8")

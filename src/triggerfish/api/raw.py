@@ -1,6 +1,7 @@
 """Plain ASGI for the hot paths (the invoke operations and event ingest), without a
 framework's request and response objects: a ``RawRequest`` reads the headers once into
-a dict and the body with a size limit; a ``Reply`` is written as two ASGI messages;
+a dict and the body with a size limit; a ``Reply`` is written as two ASGI messages (or
+as one HTTP/1.1 response by ``api.protocol``);
 ``path_part`` and ``token_allows`` decide whether a request is one the path serves.
 
 Both also serve the FastAPI routes that document the same operations
@@ -129,12 +130,17 @@ class Reply:
     def header(self, name: str, value: str) -> None:
         self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
 
-    async def send(self, send: Send) -> None:
+    def all_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` with the length and type of the body."""
         headers = self.headers
         if self.status != 204 and self.status >= 200:
             headers = [*headers, (b"content-length", str(len(self.body)).encode("ascii"))]
             if self.media_type is not None:
                 headers.append((b"content-type", self.media_type))
+        return headers
+
+    async def send(self, send: Send) -> None:
+        headers = self.all_headers()
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 

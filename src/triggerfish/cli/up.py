@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from triggerfish.api.app import create_asgi
+from triggerfish.api.protocol import hot_path_protocol
 from triggerfish.cli.output import console
 from triggerfish.config import load_settings
 from triggerfish.functions.manifest import Manifest, load_manifest
@@ -91,7 +92,8 @@ def up(
         port=settings.port,
         # The C parser and event loop (uvicorn[standard] brings them; a platform without
         # wheels for them falls back); no access log: the invocation records are the log.
-        http="httptools" if find_spec("httptools") else "h11",
+        # The invoke and ingest fast path answers in the connection (``api.protocol``).
+        http=hot_path_protocol(app),
         loop="uvloop" if find_spec("uvloop") else "asyncio",
         log_level=settings.log_level.lower(),
         access_log=False,
