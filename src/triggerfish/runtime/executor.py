@@ -226,12 +226,16 @@ class ProcessExecutor:
             request.trace_id,
             dict(request.client_context) if request.client_context else None,
         )
-        # Only callers that wait as long as it takes (events from the bus) may be handed
-        # to a busy environment: a synchronous caller must get ``throttled`` in time.
-        queueable = wait is None and runtime_family(spec.runtime) == "python"
+        # A waiting Python invocation is handed to an environment as it finishes one, in
+        # the same callback. Only callers that wait as long as it takes (events from the
+        # bus) may also be handed to a busy one: a synchronous caller must get
+        # ``throttled`` in time, so it only ever starts at once.
+        python = runtime_family(spec.runtime) == "python"
+        handed = message if python else None
+        queueable = wait is None and python
         counted = False
         while True:
-            turn = pool.try_acquire() or await pool.acquire(wait, message if queueable else None)
+            turn = pool.try_acquire() or await pool.acquire(wait, handed, behind=queueable)
             if turn is False:
                 return throttled(
                     spec,

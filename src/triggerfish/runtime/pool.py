@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 
 class _Waiter:
-    __slots__ = ("counted", "future", "message")
+    __slots__ = ("behind", "counted", "future", "message")
 
-    def __init__(self, future: asyncio.Future[bool | Call], message: Invoke | None) -> None:
+    def __init__(
+        self, future: asyncio.Future[bool | Call], message: Invoke | None, behind: bool
+    ) -> None:
         self.future = future
         self.message = message
+        self.behind = behind  # it may also wait behind a running call
         self.counted = message is not None  # in ``Pool.queueable``
 
 
@@ -97,16 +100,19 @@ class Pool:
             return True
         return False
 
-    async def acquire(self, wait: float | None, message: Invoke | None = None) -> bool | Call:
+    async def acquire(
+        self, wait: float | None, message: Invoke | None = None, *, behind: bool = False
+    ) -> bool | Call:
         """Wait for a slot, up to ``wait`` seconds (forever when None). False on timeout.
         With ``message``, the wait may end with a ``Call``: the invocation was handed to
-        an environment (see ``hand_over``)."""
+        an environment that just finished one (see ``hand_over``); with ``behind`` too,
+        it may be handed to one while it still runs another, to start right after it."""
         if self.try_acquire():
             return True
         if wait is not None and wait <= 0:
             return False
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), message)
+        waiter = _Waiter(loop.create_future(), message, behind)
         self._waiters.append(waiter)
         self.queueable += waiter.counted
         timer = None
@@ -142,12 +148,15 @@ class Pool:
 
     def hand_over(self, worker: Worker) -> bool:
         """Give the first waiting invocation that may be handed over to ``worker``
-        (the caller then ``worker.send()``s it); False when none waits."""
+        (the caller then ``worker.send()``s it); False when none waits. An environment
+        that runs nothing may take any waiter with a message; one that runs a call, only
+        those that may wait ``behind`` it."""
         waiters = self._waiters
         while waiters and waiters[0].future.done():
             waiters.popleft()
+        running = worker.in_flight > 0
         for waiter in waiters:
-            if waiter.message is None or waiter.future.done():
+            if waiter.message is None or waiter.future.done() or (running and not waiter.behind):
                 continue
             self._resolve(waiter, worker.submit(waiter.message, send=False))
             self.handed_over += 1

@@ -1,5 +1,5 @@
-"""Invocations from the bus are handed to an environment as soon as it answers, and
-queued behind a short running call: limits, crashes and emitted events stay per
+"""Waiting invocations are handed to an environment as soon as it answers, and those
+from the bus are also queued behind a short running call: limits, crashes and emitted events stay per
 invocation, and an invocation queued behind one that killed its environment runs
 elsewhere instead of failing."""
 
@@ -146,6 +146,22 @@ async def test_synchronous_callers_are_never_queued_behind_a_running_call(
     assert throttled.status == "throttled"
     assert (await running).status == "ok"
     assert _handed_over(executor, spec) == 0
+
+
+async def test_waiting_synchronous_callers_are_handed_over_as_the_environment_finishes(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", max_concurrency=1)
+    warm = await _warm(executor, spec, {"seconds": 0}, make_request)
+    results = await asyncio.gather(
+        *(executor.invoke(spec, make_request({"seconds": 0.01}), wait=10) for _ in range(10))
+    )
+    assert {_pid(result) for result in results} == {warm}
+    # Each caller after the first got the environment in the callback of the answer
+    # before its own, never queued behind a running call.
+    assert _handed_over(executor, spec) == 9
+    (stats,) = executor.pool_stats()
+    assert (stats.busy, stats.idle, stats.invocations) == (0, 1, 11)
 
 
 async def test_stopping_answers_a_queued_invocation_throttled_so_it_is_retried(
