@@ -1,7 +1,7 @@
 """Waiting invocations are handed to an environment as soon as it answers, and those
-from the bus are also queued behind a short running call: limits, crashes and emitted events stay per
-invocation, and an invocation queued behind one that killed its environment runs
-elsewhere instead of failing."""
+from the bus are also queued behind a short running call: limits, crashes and emitted
+events stay per invocation, and an invocation queued behind one that killed its
+environment runs elsewhere instead of failing."""
 
 from __future__ import annotations
 
