@@ -15,19 +15,33 @@ Two kinds of figure:
   reconnects, rejected, pending).
 
 No global default registry is touched, so several nodes (or tests) in one process keep
-separate figures. Label children are cached per function version and status, so
-counting an invocation costs a dictionary lookup and a few additions.
+separate figures.
+
+The invocation figures are plain numbers kept per function version and status, not
+``prometheus_client`` counters and histograms, whose every change takes a lock: counting
+an invocation costs a dictionary lookup and a few additions. Every ``observe`` comes
+from the event loop's thread (``Recorder.record``), and so does every scrape
+(``render``), so the numbers need no lock. ``_InvocationCollector`` turns them into the
+samples those counters and histograms would give, series for series in the same order:
+``_total``, ``_bucket``, ``_count``, ``_sum`` and ``_created`` (unless
+``PROMETHEUS_DISABLE_CREATED_SERIES`` turns the library's off), and a series shows from
+the first invocation of its function version (and status), at zero where nothing moved.
 """
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from triggerfish.bus.base import GroupInfo
 from triggerfish.store.records import InvocationRecord
@@ -54,6 +68,11 @@ DURATION_BUCKETS = (
     900.0,
 )
 INIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The upper bounds of the buckets, with the +Inf bucket every histogram ends with.
+_DURATION_BOUNDS = (*DURATION_BUCKETS, float("inf"))
+_INIT_BOUNDS = (*INIT_BUCKETS, float("inf"))
+# The library's text of a bucket's bound (``le``), typed: the library's is not.
+_le_text: Callable[[float], str] = floatToGoString
 
 PoolStatsSource = Callable[[], Iterable[Any]]
 GroupsSource = Callable[[], Awaitable[Sequence[GroupInfo]]]
@@ -74,70 +93,45 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._groups = groups
         ns = namespace
-        fv = ("function", "version")
-        fvs = ("function", "version", "status")
         r = self.registry
-        self._invocations = Counter(
-            f"{ns}_invocations", "Invocations recorded, by outcome.", fvs, registry=r
-        )
-        self._errors = Counter(
-            f"{ns}_invocation_errors",
-            "Invocations that failed: error, timeout, oom or crashed.",
-            fvs,
-            registry=r,
-        )
-        self._throttles = Counter(
-            f"{ns}_throttles", "Requests refused at the concurrency limit.", fv, registry=r
-        )
-        self._cold_starts = Counter(
-            f"{ns}_cold_starts", "Invocations that started a new environment.", fv, registry=r
-        )
-        self._gb_seconds = Counter(
-            f"{ns}_billed_gb_seconds",
-            "Memory size times billed duration, in GB-seconds.",
-            fv,
-            registry=r,
-        )
-        self._duration = Histogram(
-            f"{ns}_invocation_duration_seconds",
-            "Handler duration of invocations that ran.",
-            fvs,
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self._init = Histogram(
-            f"{ns}_init_duration_seconds",
-            "Init duration (module import) of cold starts.",
-            fv,
-            buckets=INIT_BUCKETS,
-            registry=r,
-        )
+        invocations = _InvocationCollector(ns)
+        r.register(invocations)
+        self._series = invocations.series
+        self._versions = invocations.versions
         self._scale = _ScaleCollector(ns, pool_stats)
         r.register(self._scale)
         self._sources = _SourceCollector(ns)
         r.register(self._sources)
         self._sinks = _SinkCollector(ns)
         r.register(self._sinks)
-        self._children: dict[tuple[str, str, str], _Children] = {}
 
     def observe(self, record: InvocationRecord) -> None:
         """Count one recorded invocation."""
-        key = (record.function, record.version, record.status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = self._make_children(*key)
-        children.invocations.inc()
-        if record.status == "throttled":
-            children.throttles.inc()
+        status = record.status
+        series = self._series.get((record.function, record.version, status))
+        if series is None:
+            series = self._add_series(record.function, record.version, status)
+        series.invocations += 1
+        if status == "throttled":
+            series.version.throttles += 1
             return
-        if children.errors is not None:
-            children.errors.inc()
-        children.duration.observe(record.duration_ms / 1000)
+        if series.failed:
+            series.errors += 1
+        seconds = record.duration_ms / 1000
+        series.duration_sum += seconds
+        index = bisect_left(_DURATION_BOUNDS, seconds)
+        if seconds <= _DURATION_BOUNDS[index]:  # false for NaN only, which fits no bucket
+            series.duration_buckets[index] += 1
         if record.billed_duration_ms:
-            children.gb_seconds.inc(record.memory_size_mb * record.billed_duration_ms / 1024e3)
+            series.version.gb_seconds += record.memory_size_mb * record.billed_duration_ms / 1024e3
         if record.init_duration_ms is not None:
-            children.cold_starts.inc()
-            children.init.observe(record.init_duration_ms / 1000)
+            version = series.version
+            version.cold_starts += 1
+            seconds = record.init_duration_ms / 1000
+            version.init_sum += seconds
+            index = bisect_left(_INIT_BOUNDS, seconds)
+            if seconds <= _INIT_BOUNDS[index]:
+                version.init_buckets[index] += 1
 
     async def render(
         self, *, sources: Iterable[Mapping[str, Any]] = (), sinks: Iterable[Any] = ()
@@ -159,47 +153,151 @@ class Metrics:
             self._sources.stats = []
             self._sinks.stats = []
 
-    def _make_children(self, function: str, version: str, status: str) -> _Children:
-        return _Children(
-            invocations=self._invocations.labels(function, version, status),
-            errors=self._errors.labels(function, version, status) if status in FAILED else None,
-            throttles=self._throttles.labels(function, version),
-            cold_starts=self._cold_starts.labels(function, version),
-            gb_seconds=self._gb_seconds.labels(function, version),
-            duration=self._duration.labels(function, version, status),
-            init=self._init.labels(function, version),
-        )
+    def _add_series(self, function: str, version: str, status: str) -> _Series:
+        of_version = self._versions.get((function, version))
+        if of_version is None:
+            of_version = self._versions[function, version] = _VersionSeries()
+        series = self._series[function, version, status] = _Series(of_version, status in FAILED)
+        return series
 
 
-class _Children:
+class _VersionSeries:
+    """The figures of one function version."""
+
+    __slots__ = ("cold_starts", "created", "gb_seconds", "init_buckets", "init_sum", "throttles")
+
+    def __init__(self) -> None:
+        self.created = time.time()
+        self.throttles = 0
+        self.cold_starts = 0
+        self.gb_seconds = 0.0
+        self.init_buckets = [0] * len(_INIT_BOUNDS)  # not cumulative
+        self.init_sum = 0.0
+
+
+class _Series:
+    """The figures of one function version and status."""
+
     __slots__ = (
-        "cold_starts",
-        "duration",
+        "created",
+        "duration_buckets",
+        "duration_sum",
         "errors",
-        "gb_seconds",
-        "init",
+        "failed",
         "invocations",
-        "throttles",
+        "version",
     )
 
-    def __init__(
-        self,
-        *,
-        invocations: Counter,
-        errors: Counter | None,
-        throttles: Counter,
-        cold_starts: Counter,
-        gb_seconds: Counter,
-        duration: Histogram,
-        init: Histogram,
-    ) -> None:
-        self.invocations = invocations
-        self.errors = errors
-        self.throttles = throttles
-        self.cold_starts = cold_starts
-        self.gb_seconds = gb_seconds
-        self.duration = duration
-        self.init = init
+    def __init__(self, version: _VersionSeries, failed: bool) -> None:
+        self.created = time.time()
+        self.version = version
+        self.failed = failed  # counted as an error too
+        self.invocations = 0
+        self.errors = 0
+        self.duration_buckets = [0] * len(_DURATION_BOUNDS)  # not cumulative
+        self.duration_sum = 0.0
+
+
+class _InvocationCollector(Collector):
+    """The invocation counters and histograms, read from ``series`` (by function,
+    version and status) and ``versions`` (by function and version) when scraped."""
+
+    def __init__(self, namespace: str) -> None:
+        self._ns = namespace
+        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.versions: dict[tuple[str, str], _VersionSeries] = {}
+        self._duration_le = [_le_text(bound) for bound in _DURATION_BOUNDS]
+        self._init_le = [_le_text(bound) for bound in _INIT_BOUNDS]
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        # Read when scraped, as the library reads it: ``disable_created_metrics()``
+        # may have turned the ``_created`` series off since.
+        created = prometheus_metrics._use_created
+        families = self._families()
+        invocations, errors, throttles, cold_starts, gb_seconds, duration, init = families
+        for (function, version, status), series in self.series.items():
+            labels = {"function": function, "version": version, "status": status}
+            at = series.created if created else None
+            _counter(invocations, labels, series.invocations, at)
+            if series.failed:
+                _counter(errors, labels, series.errors, at)
+            _histogram(
+                duration,
+                labels,
+                self._duration_le,
+                series.duration_buckets,
+                series.duration_sum,
+                at,
+            )
+        for (function, version), figures in self.versions.items():
+            labels = {"function": function, "version": version}
+            at = figures.created if created else None
+            _counter(throttles, labels, figures.throttles, at)
+            _counter(cold_starts, labels, figures.cold_starts, at)
+            _counter(gb_seconds, labels, figures.gb_seconds, at)
+            _histogram(init, labels, self._init_le, figures.init_buckets, figures.init_sum, at)
+        return families
+
+    def _families(self) -> list[Metric]:
+        ns = self._ns
+        return [
+            Metric(f"{ns}_invocations", "Invocations recorded, by outcome.", "counter"),
+            Metric(
+                f"{ns}_invocation_errors",
+                "Invocations that failed: error, timeout, oom or crashed.",
+                "counter",
+            ),
+            Metric(f"{ns}_throttles", "Requests refused at the concurrency limit.", "counter"),
+            Metric(f"{ns}_cold_starts", "Invocations that started a new environment.", "counter"),
+            Metric(
+                f"{ns}_billed_gb_seconds",
+                "Memory size times billed duration, in GB-seconds.",
+                "counter",
+            ),
+            Metric(
+                f"{ns}_invocation_duration_seconds",
+                "Handler duration of invocations that ran.",
+                "histogram",
+            ),
+            Metric(
+                f"{ns}_init_duration_seconds",
+                "Init duration (module import) of cold starts.",
+                "histogram",
+            ),
+        ]
+
+
+def _counter(family: Metric, labels: dict[str, str], value: float, created: float | None) -> None:
+    """The samples of one series of a ``prometheus_client`` counter."""
+    name = family.name
+    family.samples.append(Sample(f"{name}_total", dict(labels), float(value), None, None))
+    if created is not None:
+        family.samples.append(Sample(f"{name}_created", dict(labels), created, None, None))
+
+
+def _histogram(
+    family: Metric,
+    labels: dict[str, str],
+    le: list[str],
+    buckets: list[int],
+    total: float,
+    created: float | None,
+) -> None:
+    """The samples of one series of a ``prometheus_client`` histogram: cumulative
+    buckets, the count, the sum."""
+    name = family.name
+    samples = family.samples
+    count = 0.0
+    for bound, in_bucket in zip(le, buckets, strict=True):
+        count += in_bucket
+        samples.append(Sample(f"{name}_bucket", {**labels, "le": bound}, count, None, None))
+    samples.append(Sample(f"{name}_count", dict(labels), count, None, None))
+    samples.append(Sample(f"{name}_sum", dict(labels), total, None, None))
+    if created is not None:
+        samples.append(Sample(f"{name}_created", dict(labels), created, None, None))
 
 
 class _ScaleCollector(Collector):

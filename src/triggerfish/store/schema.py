@@ -180,12 +180,16 @@ def invocation_insert(dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
 def invocation_values(record: InvocationRecord, recorded_id: str) -> tuple[Any, ...]:
     """One row for the raw ``INSERT`` on SQLite, in table order: JSON columns as text
     (what ``sa.JSON`` stores there), the flag as 0 or 1."""
+    # Most records have no event ids (direct invocations) and no stack trace: "[]" is
+    # what ``orjson`` writes for those, without the call.
+    event_ids = record.event_ids
+    stack_trace = record.stack_trace
     return (
         record.id,
         record.function,
         record.version,
         record.trigger,
-        orjson.dumps(record.event_ids).decode(),
+        orjson.dumps(event_ids).decode() if event_ids else "[]",
         record.attempt,
         record.status,
         record.started_at,
@@ -197,7 +201,7 @@ def invocation_values(record: InvocationRecord, recorded_id: str) -> tuple[Any, 
         1 if record.cold_start else 0,
         record.error_type,
         record.error_message,
-        orjson.dumps(record.stack_trace).decode(),
+        orjson.dumps(stack_trace).decode() if stack_trace else "[]",
         record.logs,
         record.result,
         record.request_bytes,

@@ -322,8 +322,8 @@ class SqlStore:
                         raise AssertionError(f"invocation columns changed: {order}")
                     self._insert_invocation = sql
                 values = [
-                    t.invocation_values(record, record.recorded_id or new_id())
-                    for record in records
+                    t.invocation_values(record, record.recorded_id or recorded_id)
+                    for record, recorded_id in zip(records, new_id.many(len(records)), strict=True)
                 ]
                 await conn.exec_driver_sql(self._insert_invocation, values)
             else:

@@ -77,6 +77,83 @@ async def test_a_record_is_built_from_an_executor_result(store: SqlStore) -> Non
     assert stored.event_ids == ("e1",)
 
 
+def test_a_record_takes_every_figure_of_its_result() -> None:
+    result = InvocationResult(
+        request_id="req",
+        status="error",
+        result=b"null",
+        error_type="ValueError",
+        error_message="bad size",
+        stack_trace=["  line 1\n"],
+        logs="START\n",
+        started_at=5.0,
+        duration_ms=2.5,
+        billed_duration_ms=3,
+        memory_size_mb=128,
+        max_memory_used_mb=30,
+        init_duration_ms=50.0,
+    )
+
+    made = InvocationRecord.from_result(
+        result,
+        function="resize",
+        version="0123456789ab",
+        trigger="resize.orders",
+        event_ids=("e1", "e2"),
+        attempt=3,
+        request_bytes=9,
+    )
+
+    assert made == InvocationRecord(
+        id="req",
+        function="resize",
+        version="0123456789ab",
+        status="error",
+        started_at=5.0,
+        trigger="resize.orders",
+        event_ids=("e1", "e2"),
+        attempt=3,
+        duration_ms=2.5,
+        billed_duration_ms=3,
+        memory_size_mb=128,
+        max_memory_used_mb=30,
+        init_duration_ms=50.0,
+        cold_start=True,
+        error_type="ValueError",
+        error_message="bad size",
+        stack_trace=["  line 1\n"],
+        logs="START\n",
+        result=b"null",
+        request_bytes=9,
+    )
+    assert InvocationRecord.from_result(result, function="f", version="v", id="other").id == (
+        "other"
+    )
+    result.stack_trace.append("  line 2\n")  # the record keeps its own copy
+    assert made.stack_trace == ["  line 1\n"]
+
+
+async def test_records_without_events_or_trace_round_trip(store: SqlStore) -> None:
+    bare = [record(), record(status="throttled", logs="")]
+    await store.record_invocations(bare)
+
+    for made in bare:
+        stored = await store.get_invocation(made.id)
+        assert dataclasses.replace(stored, recorded_id="") == made
+        assert (stored.event_ids, stored.stack_trace) == ((), [])
+
+
+async def test_records_are_stamped_in_the_order_they_are_written(store: SqlStore) -> None:
+    rows = [record(started_at=float(n)) for n in range(2_500)]  # past 1024 in one batch
+    await store.record_invocations(rows[:2_000])
+    await store.record_invocations(rows[2_000:])
+
+    # Following with ``after`` reads in the order of ``recorded_id``.
+    written = await store.list_invocations(after="0", limit=3_000)
+    assert [r.id for r in written] == [r.id for r in rows]
+    assert len({r.recorded_id for r in written}) == 2_500
+
+
 async def test_listing_is_newest_first_with_filters(store: SqlStore) -> None:
     rows = [
         record(function="resize", status="ok", started_at=100.0, trigger="resize.orders"),
