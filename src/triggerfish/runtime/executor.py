@@ -27,10 +27,12 @@ from a pre-started ``node`` process when one is ready (``node/launcher.py``);
 invocation timed out, ran out of memory or crashed, or whose handler could not be
 loaded, is discarded.
 
-Invocations that wait for a slot without a time limit (events from the bus, Python
-runtimes) are handed to an environment from the callback that reads its answer, and
-queued behind its running call while its calls are short (``PIPELINE_DEPTH``,
-``PIPELINE_WITHIN``); one whose environment died before starting it runs elsewhere.
+An invocation waiting for a slot is handed to an environment that has nothing more to
+run from the callback that reads its answer. Those that wait without a time limit
+(events from the bus) on Python runtimes are also queued behind a running call while
+its calls are short (``PIPELINE_DEPTH``, ``PIPELINE_WITHIN``); one whose environment
+died before starting it runs elsewhere. A synchronous caller is never queued behind a
+running call, so that it gets ``throttled`` in time.
 
 The executor never raises for a failed invocation: the result's status says what
 happened (``ok``, ``error``, ``timeout``, ``oom``, ``crashed``, ``throttled``). After
@@ -226,16 +228,14 @@ class ProcessExecutor:
             request.trace_id,
             dict(request.client_context) if request.client_context else None,
         )
-        # A waiting Python invocation is handed to an environment as it finishes one, in
-        # the same callback. Only callers that wait as long as it takes (events from the
-        # bus) may also be handed to a busy one: a synchronous caller must get
+        # A waiting invocation is handed to an environment as it finishes one, in the
+        # same callback. Only callers that wait as long as it takes (events from the
+        # bus) may also be handed to a busy Python one: a synchronous caller must get
         # ``throttled`` in time, so it only ever starts at once.
-        python = runtime_family(spec.runtime) == "python"
-        handed = message if python else None
-        queueable = wait is None and python
+        queueable = wait is None and runtime_family(spec.runtime) == "python"
         counted = False
         while True:
-            turn = pool.try_acquire() or await pool.acquire(wait, handed, behind=queueable)
+            turn = pool.try_acquire() or await pool.acquire(wait, message, behind=queueable)
             if turn is False:
                 return throttled(
                     spec,
