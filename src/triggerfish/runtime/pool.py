@@ -47,6 +47,7 @@ class Pool:
         self.launching: set[Worker] = set()  # started, init not finished
         self._waiters: deque[_Waiter] = deque()
         self.queueable = 0  # waiters that may be handed to an environment
+        self.queueable_behind = 0  # those of them that may wait behind a running call
         self.starting = 0  # environments being started
         self.waiting_memory = 0  # invocations with a slot, waiting for memory
         self.template: Template | None = None
@@ -115,6 +116,7 @@ class Pool:
         waiter = _Waiter(loop.create_future(), message, behind)
         self._waiters.append(waiter)
         self.queueable += waiter.counted
+        self.queueable_behind += waiter.counted and behind
         timer = None
         if wait is not None:
             timer = loop.call_later(wait, self._resolve, waiter, False)
@@ -151,10 +153,12 @@ class Pool:
         (the caller then ``worker.send()``s it); False when none waits. An environment
         that runs nothing may take any waiter with a message; one that runs a call, only
         those that may wait ``behind`` it."""
+        running = worker.in_flight > 0
+        if running and not self.queueable_behind:
+            return False  # without a look at synchronous waiters, one by one
         waiters = self._waiters
         while waiters and waiters[0].future.done():
             waiters.popleft()
-        running = worker.in_flight > 0
         for waiter in waiters:
             if waiter.message is None or waiter.future.done() or (running and not waiter.behind):
                 continue
@@ -172,6 +176,7 @@ class Pool:
         if waiter.counted:
             waiter.counted = False
             self.queueable -= 1
+            self.queueable_behind -= waiter.behind
 
     def refuse_waiters(self) -> None:
         """Every caller waiting for a slot gets ``False`` (the executor is stopping)."""
