@@ -82,9 +82,16 @@ class Recorder:
         return record
 
     async def flush(self) -> None:
+        """Write every buffered record, also those that come while it writes."""
         while self._buffer:
-            batch = self._buffer[: self._batch]
+            await self._write_some(len(self._buffer))
+
+    async def _write_some(self, count: int) -> None:
+        """Write the first ``count`` buffered records, ``batch`` at a time."""
+        while count > 0 and self._buffer:
+            batch = self._buffer[: min(count, self._batch)]
             del self._buffer[: len(batch)]
+            count -= len(batch)
             try:
                 # Shielded: a stop that cancels the flusher lets a write under way finish,
                 # so the final flush never writes the same records twice.
@@ -101,7 +108,10 @@ class Recorder:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             try:
-                await self.flush()
+                # What is buffered now; records that come during the write wait for the
+                # next turn (or a full batch), so a busy node writes a few large batches
+                # a second rather than one small batch after another.
+                await self._write_some(len(self._buffer))
             except Exception:
                 log.exception("could not write invocation records; will retry")
                 await asyncio.sleep(1.0)

@@ -55,6 +55,34 @@ async def test_a_record_round_trips_every_field(store: SqlStore) -> None:
         await store.get_invocation("nope")
 
 
+@pytest.mark.parametrize(
+    "odd_result",
+    [b'{"name": "caf\xc3\xa9 \xf0\x9f\x90\x9f", "quote": "\\""}', b"\xff\xfe not text"],
+    ids=["utf-8", "not-text"],
+)
+async def test_every_field_survives_a_batch_whatever_its_text(
+    store: SqlStore, odd_result: bytes
+) -> None:
+    batch = [
+        record(
+            started_at=time.time(),
+            duration_ms=0.123456789012,
+            init_duration_ms=None if n % 2 else 1e-7,
+            event_ids=(f"evt-{n}", 'quote"and\\slash'),
+            stack_trace=[f'  File "main.py", line {n}', "tab\there"],
+            logs=f"START\nline {n} \u00e9\u4e2d \x01\nEND\n",
+            error_message=None if n % 3 else "bad \n value",
+            result=odd_result if n == 2 else (None if n % 2 else b'{"n": %d}' % n),
+            request_bytes=2**40 + n,
+        )
+        for n in range(5)
+    ]
+    await store.record_invocations(batch)
+    for made in batch:
+        stored = await store.get_invocation(made.id)
+        assert dataclasses.replace(stored, recorded_id="") == made
+
+
 async def test_a_record_is_built_from_an_executor_result(store: SqlStore) -> None:
     result = InvocationResult(
         request_id=new_id(),
