@@ -5,9 +5,12 @@ the alias follow it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
@@ -20,9 +23,12 @@ pytestmark = pytest.mark.e2e
 
 VERSIONED = """
 import json
+import time
 
 def handler(event, context):
     print(json.dumps({{"seen": event, "v": {version}}}))
+    if isinstance(event, dict):
+        time.sleep(event.get("sleep", 0))
     return {{"v": {version}}}
 """
 
@@ -103,6 +109,37 @@ def test_a_trigger_follows_its_alias_from_one_event_to_the_next(server: Server) 
         assert handle("to-stable-2") == [ids[2]]
         server.cli("alias", "set", "greet", "stable", "1", check=True)
         assert handle("to-stable-1") == [ids[1]]
+
+
+def test_the_executed_version_is_the_one_that_ran_while_the_alias_moved(
+    server: Server, client: BaseClient
+) -> None:
+    server.cli("alias", "set", "greet", "midway", "1", check=True)
+    with server.client() as api:
+        ids = {v["number"]: v["version"] for v in api.get("/v1/functions/greet").json()["versions"]}
+    with ThreadPoolExecutor(2) as pool:
+        native = pool.submit(
+            lambda: httpx.post(
+                f"{server.url}/v1/functions/greet/invoke",
+                params={"qualifier": "midway"},
+                json={"sleep": 1.5},
+                headers={"Authorization": f"Bearer {server.token}"},
+                timeout=30,
+            )
+        )
+        boto = pool.submit(
+            client.invoke, FunctionName="greet", Qualifier="midway", Payload=b'{"sleep": 1.5}'
+        )
+        time.sleep(0.4)  # both calls run version 1 now
+        with server.client() as api:
+            moved = api.put("/v1/functions/greet/aliases/midway", json={"version": 2})
+            assert moved.status_code == 200, moved.text
+        ran_native, ran_boto = native.result(), boto.result()
+    assert ran_native.json() == {"v": 1}
+    assert ran_native.headers["x-triggerfish-executed-version"] == ids[1]
+    assert json.loads(ran_boto["Payload"].read()) == {"v": 1}
+    assert ran_boto["ExecutedVersion"] == "1"
+    assert invoke(server, "midway") == 2
 
 
 def test_alias_errors_say_what_is_wrong(server: Server) -> None:

@@ -47,7 +47,7 @@ async def invoke_sync(node: Node, name: str, payload: bytes, params: Params) -> 
     """Run ``name`` now: 200 with the handler's result, or with its error document and
     ``X-Triggerfish-Function-Error: Unhandled`` (as Lambda answers a function error)."""
     result = await node.invoker.invoke(name, payload or b"{}", qualifier=params.qualifier)
-    version = await node.version_of(name, params.qualifier)
+    version = result.version or await node.version_of(name, params.qualifier)
     reply = Reply(
         200,
         headers=[

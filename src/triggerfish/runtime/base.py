@@ -95,6 +95,7 @@ class InvocationResult:
     max_memory_used_mb: int = 0
     init_duration_ms: float | None = None  # set on a cold start
     emitted: list[EmitRequest] = field(default_factory=list)
+    version: str = ""  # the function version that ran (or would have run) it
 
     @property
     def cold_start(self) -> bool:

@@ -41,6 +41,7 @@ def emit_request(event: Emitted) -> EmitRequest:
 def throttled(spec: FunctionSpec, request: InvocationRequest, message: str) -> InvocationResult:
     return InvocationResult(
         request_id=request.request_id,
+        version=spec.version,
         status="throttled",
         error_type="TooManyRequestsException",
         error_message=message,
@@ -81,6 +82,7 @@ def failure(
     )
     return InvocationResult(
         request_id=request_id,
+        version=spec.version,
         status=status,
         error_type=error_type,
         error_message=message,
@@ -105,6 +107,7 @@ def done_result(
 ) -> InvocationResult:
     return InvocationResult(
         request_id=request.request_id,
+        version=spec.version,
         status=cast(Status, done.status),
         result=done.result,
         error_type=done.error_type,

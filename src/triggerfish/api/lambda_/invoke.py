@@ -119,7 +119,7 @@ class Invocations:
         if target == LATEST:
             executed = LATEST
         else:
-            version = await node.version_of(function, target)
+            version = result.version or await node.version_of(function, target)
             executed = str(await self.version_number(function, version))
         reply = Reply(
             200,
