@@ -9,13 +9,14 @@ event. No HTTP server and no client, so the figures move less with the machine's
 than the core benchmark's; ``--no-records`` leaves out invocation records (and their
 metrics) to show what they cost.
 
-    python -m bench.drain_bench [--events 20000] [--no-records]
+    python -m bench.drain_bench [--events 20000] [--no-records] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -80,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--no-records", action="store_true", help="skip invocation records")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     options = parser.parse_args()
     import uvloop
 
@@ -90,6 +92,8 @@ def main() -> None:
     print(f"  server CPU per event   {figures['server_us']:>8.1f} us")
     print(f"  workers CPU per event  {figures['workers_us']:>8.1f} us  (all environments)")
     print(f"  load average           {figures['load']:>8.2f}")
+    if options.json is not None:
+        options.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -124,6 +125,12 @@ class Node:
             await self._provision(function.name)
         self._housekeeping = asyncio.create_task(self._keep_house(), name="housekeeping")
         self.running = True
+        # What is alive now (modules, the application, the components) lives as long as
+        # the node: take it out of the cyclic collector's reach. A full collection walks
+        # every object the collector sees, some 60 ms here with the event loop and the
+        # bus threads stopped; after this it walks only what was made since start.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         """Stop taking work, let invocations in flight finish within the grace period
@@ -142,6 +149,7 @@ class Node:
         await self.buckets.stop()
         await self.bus.stop()
         await self.store.stop()
+        gc.unfreeze()  # what the node held can be collected again
 
     def source_kinds(self) -> list[SourceKind]:
         """The kinds of trigger source this node runs besides topics."""

@@ -7,15 +7,20 @@ Promises:
   returns, so everything committed survives a crash or ``kill -9`` of the Triggerfish
   process; only a power loss or kernel crash can lose the last commits. Pass
   ``synchronous="FULL"`` to fsync every commit and survive power loss too.
-- Every write (publish, fetch, ack, nack, ...) runs on ONE writer thread that merges the
-  calls queued while it was busy into one transaction (group commit): many concurrent
-  callers share one commit. Pure reads (``read``, ``topics``, ``groups``) use a second
-  connection on a reader thread and never wait behind the writer.
+- Every write (publish, fetch, ack, nack, ...) runs on ONE writer connection that
+  merges the calls queued while it was busy into one transaction (group commit): many
+  concurrent callers share one commit. Its thread runs them while it has work; while
+  it is idle, the event loop runs the small ones of each of its passes itself, which
+  saves two thread switches per call (see ``_sqlite_thread.py``). Pure reads
+  (``read``, ``topics``, ``groups``) use a second connection on a reader thread and
+  never wait behind the writer. WAL checkpoints run on a third connection and thread
+  (``_sqlite_checkpoint.py``), so no commit waits for one; the WAL stays bounded all
+  the same.
 - A lease held by a process that died simply runs out: the event becomes due again and
   the next ``fetch`` delivers it with ``attempt`` increased.
 - Publish times never go backwards within a topic, so offset order and time order agree.
 
-A ``fetch`` that finds nothing parks on the writer thread: the next publish (or
+A ``fetch`` that finds nothing parks with the writer: the next publish (or
 ``nack``, ``seek``) of its topic leases the new events for it inside the publish's own
 transaction and hands them over when that commits, with no second trip through the
 writer. It also wakes when the earliest retry or lease of its group that it knew of
@@ -41,6 +46,7 @@ from triggerfish.bus._common import (
     check_retention,
     check_topic_name,
 )
+from triggerfish.bus._sqlite_checkpoint import Checkpointer
 from triggerfish.bus._sqlite_leases import Parked, fetch_once, ignore_outcome, int_list
 from triggerfish.bus._sqlite_schema import SCHEMA, SCHEMA_VERSION, first_since, group_row, topic_row
 from triggerfish.bus._sqlite_thread import SqliteThread
@@ -56,6 +62,9 @@ from triggerfish.errors import AdapterError, ValidationError
 from triggerfish.events.model import Event, decode_event, encode_event
 
 Synchronous = Literal["NORMAL", "FULL"]
+
+#: Publishes of up to this many events may run on the event loop (about a millisecond).
+INLINE_EVENTS = 32
 
 
 class SqliteBus:
@@ -73,10 +82,18 @@ class SqliteBus:
         self._dedupe_window = dedupe_window
         self._clock = clock
         self._synchronous = synchronous
-        # Fetches waiting for events, by topic; touched on the writer thread only.
+        # Fetches waiting for events, by topic; touched only by jobs, which run one at a
+        # time (on the writer thread, or inline on the event loop).
         self._parked: dict[str, list[Parked]] = {}
+        self._checkpointer = Checkpointer(self._path, name="triggerfish-bus-checkpoint")
         self._writer = SqliteThread(
-            self._path, name="triggerfish-bus-writer", write=True, setup=self._setup_writer
+            self._path,
+            name="triggerfish-bus-writer",
+            write=True,
+            setup=self._setup_writer,
+            on_commit=self._checkpointer.committed,
+            # A commit that waits for the disk (FULL) must not hold up the event loop.
+            inline=synchronous == "NORMAL",
         )
         self._reader = SqliteThread(
             self._path, name="triggerfish-bus-reader", write=False, setup=self._setup_reader
@@ -87,13 +104,20 @@ class SqliteBus:
         """Write transactions committed so far (fewer than calls when group commit merges)."""
         return self._writer.commits
 
+    @property
+    def checkpoints(self) -> int:
+        """WAL checkpoints run so far (see ``_sqlite_checkpoint``)."""
+        return self._checkpointer.passes
+
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         await self._writer.start()
         await self._reader.start()
+        self._checkpointer.start()
 
     async def stop(self) -> None:
         await self._reader.stop()
+        await asyncio.to_thread(self._checkpointer.stop)
         await self._writer.stop()
         # The writer is gone: wake the fetches still parked; they find it stopped.
         parked, self._parked = self._parked, {}
@@ -112,6 +136,8 @@ class SqliteBus:
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # Checkpoints run beside the writer, never inside one of its commits.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ValidationError(
@@ -153,7 +179,7 @@ class SqliteBus:
             conn.execute("DELETE FROM topics WHERE id = ?", (topic_id,))
             self._serve(conn, name, fetch=False)
 
-        await self._writer.run(job)
+        await self._writer.run(job, heavy=True)
 
     async def topics(self) -> list[TopicInfo]:
         def job(conn: sqlite3.Connection) -> list[TopicInfo]:
@@ -225,7 +251,8 @@ class SqliteBus:
                 self._serve(conn, topic)
             return results
 
-        return await self._writer.run(job)
+        # Many events take milliseconds to store: not on the event loop.
+        return await self._writer.run(job, heavy=len(events) > INLINE_EVENTS)
 
     async def read(
         self, topic: str, *, after: int = 0, since: float | None = None, limit: int = 100
@@ -268,7 +295,7 @@ class SqliteBus:
                 conn.execute("DELETE FROM groups WHERE id = ?", row)
                 self._serve(conn, topic, fetch=False)
 
-        await self._writer.run(job)
+        await self._writer.run(job, heavy=True)
 
     async def groups(self, topic: str | None = None) -> list[GroupInfo]:
         def job(conn: sqlite3.Connection) -> list[GroupInfo]:
@@ -279,8 +306,11 @@ class SqliteBus:
                 params = (topic_row(conn, topic)[0],)
             rows = conn.execute(
                 "SELECT t.name, g.name, g.cursor,"
-                " (SELECT count(*) FROM events e"
-                "  WHERE e.topic_id = g.topic_id AND e.seq > g.cursor),"
+                # Offsets after the cursor have no gaps (retention removes the oldest
+                # first), so the backlog is a subtraction from the first of them: one
+                # index seek, where counting them stepped through every waiting event.
+                " coalesce(t.last_seq + 1 - (SELECT min(e.seq) FROM events e"
+                "  WHERE e.topic_id = g.topic_id AND e.seq > g.cursor), 0),"
                 " (SELECT count(*) FROM pending p WHERE p.group_id = g.id AND p.leased = 1),"
                 " (SELECT count(*) FROM pending p WHERE p.group_id = g.id AND p.leased = 0)"
                 f" FROM groups g JOIN topics t ON t.id = g.topic_id {where}"
@@ -449,7 +479,7 @@ class SqliteBus:
             self._serve(conn, topic)
             return count
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, heavy=True)
 
     # -- retention -----------------------------------------------------------------------
 
@@ -470,4 +500,4 @@ class SqliteBus:
                 ).rowcount
             return removed
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, heavy=True)

@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from triggerfish.bus.base import Delivery
 from triggerfish.bus.sqlite import SqliteBus
 
@@ -14,7 +16,12 @@ CHILD = Path(__file__).with_name("crash_child.py")
 LEASE = 0.5
 
 
-async def test_kill_9_loses_no_committed_event_and_dead_leases_return(tmp_path: Path) -> None:
+# 3,000 more events take some 250 commits: the WAL is checkpointed (on its own
+# thread, beside the commits) a few times before the kill.
+@pytest.mark.parametrize("more", [60, 3000])
+async def test_kill_9_loses_no_committed_event_and_dead_leases_return(
+    tmp_path: Path, more: int
+) -> None:
     path = tmp_path / "bus.db"
     child = await asyncio.create_subprocess_exec(
         sys.executable, str(CHILD), str(path), str(LEASE), stdout=asyncio.subprocess.PIPE
@@ -25,7 +32,7 @@ async def test_kill_9_loses_no_committed_event_and_dead_leases_return(tmp_path: 
     ready_at: int | None = None
     try:
         # Kill it while it is busy publishing, a little after it leased its events.
-        while ready_at is None or len(published) < ready_at + 60:
+        while ready_at is None or len(published) < ready_at + more:
             line = (await asyncio.wait_for(child.stdout.readline(), 60)).decode().split()
             assert line, "the child exited before it was killed"
             if line[0] == "published":

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from triggerfish.bus import _sqlite_checkpoint
 from triggerfish.bus._sqlite_thread import SqliteThread
 from triggerfish.bus.base import Delivery
 from triggerfish.bus.sqlite import SqliteBus
@@ -157,3 +159,100 @@ async def test_stop_ends_a_waiting_fetch_with_an_adapter_error(tmp_path: Path) -
     await bus.stop()
     with pytest.raises(AdapterError):
         await asyncio.wait_for(waiting, 2)
+
+
+async def test_the_wal_stays_bounded_while_publishers_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small bounds, so that a few megabytes show what gigabytes would.
+    monkeypatch.setattr(_sqlite_checkpoint, "CHECKPOINT_EVERY", 10)
+    monkeypatch.setattr(_sqlite_checkpoint, "WAL_LIMIT", 100)
+    path = tmp_path / "bus.db"
+    body = b'"' + b"x" * 2000 + b'"'  # a JSON string
+
+    async def publisher(n: int) -> None:
+        for k in range(150):
+            batch = [
+                Event(id=f"p{n}-{k}-{i}", source="/load", type="t", data=body) for i in range(5)
+            ]
+            await bus.publish("orders", batch)
+
+    async with SqliteBus(path) as bus:
+        await bus.create_topic("orders")
+        # About 45 MB of WAL frames: a WAL that never started again would hold them all.
+        await asyncio.gather(*(publisher(n) for n in range(8)))
+        assert bus.checkpoints > 0
+        wal_bytes = (tmp_path / "bus.db-wal").stat().st_size
+        assert (await bus.topic("orders")).count == 8 * 150 * 5
+    assert wal_bytes < 12 * 1024 * 1024
+
+
+async def test_a_job_of_the_loop_waits_behind_the_jobs_the_thread_has(tmp_path: Path) -> None:
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n TEXT)")
+
+    writer = SqliteThread(
+        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
+    )
+    await writer.start()
+    release = threading.Event()
+    running = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        running.set()
+        release.wait(5)
+        conn.execute("INSERT INTO t VALUES ('from another loop')")
+
+    async def other_loop() -> None:
+        await writer.run(slow)  # not the loop that started it: goes to the thread
+
+    other = threading.Thread(target=asyncio.run, args=(other_loop(),))
+    try:
+        other.start()
+        await asyncio.to_thread(running.wait, 5)
+        first = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES ('first')"))
+        second = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES ('second')"))
+        await asyncio.sleep(0.05)
+        assert not first.done()  # it waits for the thread's job, which still runs
+        release.set()
+        await asyncio.gather(first, second)
+        rows = await writer.run(lambda conn: conn.execute("SELECT n FROM t").fetchall())
+        assert rows == [("from another loop",), ("first",), ("second",)]
+    finally:
+        release.set()
+        await asyncio.to_thread(other.join, 5)
+        await writer.stop()
+
+
+async def test_jobs_queued_just_before_stop_still_commit(tmp_path: Path) -> None:
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+
+    writer = SqliteThread(
+        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
+    )
+    await writer.start()
+    queued = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)").rowcount)
+    await writer.stop()
+    assert queued.result() == 1
+    with closing(sqlite3.connect(tmp_path / "t.db")) as conn:
+        assert conn.execute("SELECT n FROM t").fetchall() == [(1,)]
+
+
+async def test_the_backlog_counts_what_retention_left(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    async with SqliteBus(tmp_path / "bus.db", clock=lambda: now[0]) as bus:
+        await bus.create_topic("orders", retention=60)
+        await bus.subscribe("orders", "billing", start="earliest")
+        await bus.publish("orders", [event(n) for n in range(3)])
+        now[0] += 100
+        await bus.publish("orders", [event(n) for n in range(3, 5)])
+
+        assert await bus.trim() == 3
+        [group] = await bus.groups("orders")
+        assert group.backlog == 2
+
+        [delivery] = await bus.fetch("orders", "billing", max_count=1, lease=30)
+        assert delivery.event.id == "evt-3"
+        [group] = await bus.groups("orders")
+        assert (group.backlog, group.in_flight) == (1, 1)
