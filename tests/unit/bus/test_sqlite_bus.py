@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -221,6 +222,36 @@ async def test_a_job_of_the_loop_waits_behind_the_jobs_the_thread_has(tmp_path: 
     finally:
         release.set()
         await asyncio.to_thread(other.join, 5)
+        await writer.stop()
+
+
+async def test_a_quiet_bus_commits_on_the_loop_a_busy_one_beside_it(tmp_path: Path) -> None:
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+
+    writer = SqliteThread(
+        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
+    )
+    await writer.start()
+    home = threading.current_thread().name
+
+    def job(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO t VALUES (1)")
+        time.sleep(0.002)  # a commit that takes a while
+        return threading.current_thread().name
+
+    try:
+        # Quiet: one job now and then runs on the loop, without a thread switch.
+        for _ in range(3):
+            assert await writer.run(job) == home
+            await asyncio.sleep(0.05)
+        # Busy: jobs back to back would take the whole loop; past its share of the
+        # loop's time they run on the writer's thread.
+        ran = [await writer.run(job) for _ in range(200)]
+        assert home in ran
+        assert "test-writer" in ran
+        assert ran.count(home) < len(ran) / 2
+    finally:
         await writer.stop()
 
 
