@@ -7,6 +7,9 @@ import socket
 
 import pytest
 
+#: The role the tests connect to the local PostgreSQL as (trust authentication).
+POSTGRES_USER = os.environ.get("TRIGGERFISH_TEST_PGUSER", "postgres")
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from support.projects import write_project
+from support.services import POSTGRES_USER
 from triggerfish.node import Node
 from triggerfish.sources.brokers import broker_kinds
 
@@ -27,7 +27,7 @@ REDIS_URL = f"redis://{HOST}:6379/0"
 NATS_URL = f"nats://{HOST}:4222"
 AMQP_URL = f"amqp://guest:guest@{HOST}:5672/"
 MQTT_URL = f"mqtt://{HOST}:1883"
-PG_USER = os.environ.get("TRIGGERFISH_TEST_PGUSER", "postgres")
+PG_USER = POSTGRES_USER
 PG_URL = f"postgresql://{PG_USER}@{HOST}:5432/test"
 
 RECORDER = """
