@@ -215,9 +215,6 @@ class Node:
         """The destinations of the function version ``spec`` runs (known once resolved)."""
         return self._destinations.get((spec.function, spec.version))
 
-    async def version_of(self, function: str, qualifier: str = "live") -> str:
-        return (await self.resolve(function, qualifier)).version
-
     async def deploy(
         self, name: str, config: FunctionConfig, code_zip: bytes, *, origin: str = "config: "
     ) -> DeployResult:

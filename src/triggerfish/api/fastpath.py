@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("triggerfish.api")
 
 LAMBDA_PREFIX = "/2015-03-31/functions/"
+#: An operation of the fast path (``"lambda"``, ``"invoke"`` or ``"publish"``) and the
+#: function or topic its path names.
+Route = tuple[str, str]
 
 
 class FastPath:
@@ -47,9 +50,10 @@ class FastPath:
         self.native_publish = NativePublish(node)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        route = self.route(scope) if scope["type"] == "http" else None
+        if route is not None:
             try:
-                reply = await self.answer(scope, receive)
+                reply = await self.answer(scope, receive, route)
             except Disconnected:
                 return
             if reply is not None:
@@ -57,46 +61,44 @@ class FastPath:
                 return
         await self.app(scope, receive, send)
 
-    def serves(self, scope: Scope) -> bool:
-        """True when ``scope`` (an HTTP request) is one ``answer`` may take."""
+    def route(self, scope: Scope) -> Route | None:
+        """What ``answer`` would serve ``scope`` (an HTTP request) as: the operation and
+        the function or topic it names; None for a request of the application's."""
         if scope["method"] != "POST":
-            return False
-        path: str = scope["path"]
-        if path.startswith(LAMBDA_PREFIX):
-            return INVOKE_PATH.match(path) is not None
-        return function_of(path) is not None or topic_of(path) is not None
-
-    async def answer(self, scope: Scope, receive: Receive) -> Reply | None:
-        """The reply to a POST, errors included; None when the application should serve
-        it instead (its body then still unread). Raises ``Disconnected`` when the client
-        left before it sent the whole body."""
+            return None
         path: str = scope["path"]
         if path.startswith(LAMBDA_PREFIX):
             match = INVOKE_PATH.match(path)
-            if match is None:
-                return None
+            return None if match is None else ("lambda", match.group(1))
+        name = function_of(path)
+        if name is not None:
+            return ("invoke", name)
+        topic = topic_of(path)
+        return None if topic is None else ("publish", topic)
+
+    async def answer(self, scope: Scope, receive: Receive, route: Route) -> Reply | None:
+        """The reply to a request of ``route``, errors included; None when the
+        application should serve it instead (its body then still unread). Raises
+        ``Disconnected`` when the client left before it sent the whole body."""
+        operation, name = route
+        request = RawRequest(scope, receive)
+        if operation == "lambda":
             try:
-                return await self.lambda_invoke.handle(match.group(1), RawRequest(scope, receive))
+                return await self.lambda_invoke.handle(name, request)
             except Disconnected:
                 raise
             except Exception as exc:
                 return error_reply(lambda_error(exc))
-        name = function_of(path)
-        if name is not None:
-            request = RawRequest(scope, receive)
+        if operation == "invoke":
             params = self.native_invoke.accepts(request)
             if params is None:
                 return None
-            work = self.native_invoke.handle(name, request, params)
-            return await _answer(work, f"invoking {name!r}")
-        topic = topic_of(path)
-        if topic is not None:
-            request = RawRequest(scope, receive)
-            if not self.native_publish.accepts(request):
-                return None
-            work = self.native_publish.handle(topic, request)
-            return await _answer(work, f"publishing to {topic!r}")
-        return None
+            return await _answer(
+                self.native_invoke.handle(name, request, params), f"invoking {name!r}"
+            )
+        if not self.native_publish.accepts(request):
+            return None
+        return await _answer(self.native_publish.handle(name, request), f"publishing to {name!r}")
 
 
 async def _answer(work: Awaitable[Reply], what: str) -> Reply:

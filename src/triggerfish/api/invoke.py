@@ -47,13 +47,12 @@ async def invoke_sync(node: Node, name: str, payload: bytes, params: Params) -> 
     """Run ``name`` now: 200 with the handler's result, or with its error document and
     ``X-Triggerfish-Function-Error: Unhandled`` (as Lambda answers a function error)."""
     result = await node.invoker.invoke(name, payload or b"{}", qualifier=params.qualifier)
-    version = result.version or await node.version_of(name, params.qualifier)
     reply = Reply(
         200,
         headers=[
             (b"x-triggerfish-invocation-id", result.request_id.encode()),
             (b"x-triggerfish-status", result.status.encode()),
-            (b"x-triggerfish-executed-version", version.encode()),
+            (b"x-triggerfish-executed-version", result.version.encode()),
             (b"x-triggerfish-duration-ms", f"{result.duration_ms:.3f}".encode()),
         ],
     )

@@ -1,7 +1,7 @@
 """The HTTP/1.1 protocol ``triggerfish up`` serves with: uvicorn's ``httptools``
 protocol, with the hot paths answered in the connection itself.
 
-For a request ``FastPath.serves`` (the invoke operations and event ingest), the
+For a request ``FastPath.route`` names (the invoke operations and event ingest), the
 protocol runs ``FastPath.answer`` in place of the ASGI application and writes the reply
 as one HTTP/1.1 response in one write, with uvicorn's default headers (``date``,
 ``server``). The request still goes through uvicorn's parser, its body through the same
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from triggerfish.api.raw import Disconnected, Reply
 
 if TYPE_CHECKING:
-    from triggerfish.api.fastpath import FastPath
+    from triggerfish.api.fastpath import FastPath, Route
 
 log = logging.getLogger("triggerfish.api")
 
@@ -67,16 +67,17 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
 
     class HotPathProtocol(HttpToolsProtocol):
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-            if app is not self.app or not fast.serves(cycle.scope):
+            route = fast.route(cycle.scope) if app is self.app else None
+            if route is None:
                 super()._start_asgi_task(cycle, app)
                 return
-            task = self.loop.create_task(_serve(cycle, app))
+            task = self.loop.create_task(_serve(cycle, app, route))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
 
-    async def _serve(cycle: Any, app: Any) -> None:
+    async def _serve(cycle: Any, app: Any, route: Route) -> None:
         try:
-            reply = await fast.answer(cycle.scope, cycle.receive)
+            reply = await fast.answer(cycle.scope, cycle.receive, route)
         except Disconnected:
             return
         except Exception:

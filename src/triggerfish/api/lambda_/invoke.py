@@ -119,8 +119,7 @@ class Invocations:
         if target == LATEST:
             executed = LATEST
         else:
-            version = result.version or await node.version_of(function, target)
-            executed = str(await self.version_number(function, version))
+            executed = str(await self.version_number(function, result.version))
         reply = Reply(
             200,
             headers=[
