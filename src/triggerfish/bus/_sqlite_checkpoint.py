@@ -19,7 +19,8 @@ with it. The bus turns that off on the writer (``wal_autocheckpoint = 0``) and r
   a checkpoint that copied all of it. Under writes without a pause, a checkpoint
   beside them never quite catches up, so the WAL could keep growing: once it holds
   ``WAL_LIMIT`` frames or more, ``restart_wanted`` asks the writer to run one
-  passive checkpoint itself between two transactions (``committed``). It copies only
+  passive checkpoint itself between two transactions on its thread (``committed``;
+  writes that never pause go to the thread, past the event loop's share). It copies only
   what came after the checkpointer's last pass, and lets the next transaction start
   the WAL again, which keeps the file bounded.
 
@@ -78,10 +79,12 @@ class Checkpointer:
         self._wake.set()
         self._thread.join()
 
-    def committed(self, connection: sqlite3.Connection) -> None:
-        """On the writer thread, after each commit: wake the checkpointer now and then,
-        and checkpoint here when the WAL must start again."""
-        if self.restart_wanted:
+    def committed(self, connection: sqlite3.Connection, inline: bool = False) -> None:
+        """After each commit of the writer's connection: wake the checkpointer now and
+        then, and checkpoint here when the WAL must start again, on the writer thread
+        only (``inline``: the commit ran on the event loop, which a checkpoint of
+        megabytes would hold up; writes that never pause soon go to the thread)."""
+        if self.restart_wanted and not inline:
             self.restart_wanted = False
             self._checkpoint(connection)
         self._since += 1

@@ -100,12 +100,12 @@ class SqliteThread:
         name: str,
         write: bool,
         setup: Callable[[sqlite3.Connection], None],
-        on_commit: Callable[[sqlite3.Connection], None] | None = None,
+        on_commit: Callable[[sqlite3.Connection, bool], None] | None = None,
         inline: bool = False,
         max_batch: int = 256,
     ) -> None:
-        """``on_commit(connection)`` runs after each commit, once its results are
-        handed back, wherever the batch ran."""
+        """``on_commit(connection, inline)`` runs after each commit, once its results
+        are handed back, wherever the batch ran (``inline``: on the home loop)."""
         self._path = path
         self._write = write
         self._setup = setup
@@ -295,7 +295,7 @@ class SqliteThread:
         if self._on_commit is not None:
             # After the hand-back: the callers resume before the hook's work.
             try:
-                self._on_commit(connection)
+                self._on_commit(connection, inline)
             except Exception:
                 log.exception("SQLite bus at %s: after-commit work failed", self._path)
 
