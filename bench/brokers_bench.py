@@ -41,7 +41,6 @@ import yaml
 
 from triggerfish.config import Settings
 from triggerfish.node import Node
-from triggerfish.sources.brokers import broker_kinds
 
 HOST = "127.0.0.1"
 RATE = 200.0
@@ -258,10 +257,6 @@ BROKERS: dict[str, type[Broker]] = {
 
 
 class BenchNode(Node):
-    def source_kinds(self) -> list[Any]:
-        kinds = {k.name: k for k in [*super().source_kinds(), *broker_kinds()]}
-        return list(kinds.values())
-
     async def stop(self) -> None:
         # Measuring must go on when closing fails; say so rather than stop the run.
         try:

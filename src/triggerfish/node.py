@@ -41,6 +41,7 @@ from triggerfish.sources.brokers import broker_kinds
 from triggerfish.sources.buckets import BucketKind, BucketStore
 from triggerfish.sources.files import FilesKind
 from triggerfish.sources.manager import SourceManager
+from triggerfish.sources.process import HostedKind, SourceProcess
 from triggerfish.sources.routes import HttpRouteKind
 from triggerfish.sources.schedule import ScheduleKind
 from triggerfish.sources.webhooks import save_webhook
@@ -95,6 +96,11 @@ class Node:
         )
         self.access_keys = AccessKeys(self.store, data / "access-keys.key")
         self.buckets = BucketStore(data / "buckets", self.bus, retention=settings.retention)
+        self.source_process = (
+            SourceProcess(self.bus, label=str(data.resolve()), log_level=settings.log_level)
+            if settings.source_process
+            else None
+        )
         self.sources = SourceManager(
             self.bus,
             self.store,
@@ -142,6 +148,8 @@ class Node:
                 await self._housekeeping
         grace = self.settings.shutdown_grace
         await self.sources.stop()
+        if self.source_process is not None:
+            await self.source_process.stop()
         await self.dispatcher.stop(grace=grace)
         await self.sinks.stop()
         await self.executor.stop(grace=grace)
@@ -152,14 +160,14 @@ class Node:
         gc.unfreeze()  # what the node held can be collected again
 
     def source_kinds(self) -> list[SourceKind]:
-        """The kinds of trigger source this node runs besides topics."""
-        return [
-            ScheduleKind(),
-            FilesKind(),
-            HttpRouteKind(),
-            BucketKind(self.buckets),
-            *broker_kinds(),
+        """The kinds of trigger source this node runs besides topics; the broker kinds
+        that run apart do so in the source process, unless the settings say not to."""
+        process = self.source_process
+        brokers: list[SourceKind] = [
+            HostedKind(kind, process) if process is not None and kind.runs_apart else kind
+            for kind in broker_kinds()
         ]
+        return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets), *brokers]
 
     async def _provision(self, function: str) -> None:
         """Start what a function's live version keeps ready: its ``min_warm``

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from triggerfish.bus.base import Bus
-from triggerfish.store.sql import SqlStore
+if TYPE_CHECKING:  # the source process imports this module without the store's drivers
+    from triggerfish.bus.base import Bus
+    from triggerfish.store.sql import SqlStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from typing import Any
 from support.projects import write_project
 from support.services import POSTGRES_USER
 from triggerfish.node import Node
-from triggerfish.sources.brokers import broker_kinds
 
 HOST = "127.0.0.1"
 REDIS_URL = f"redis://{HOST}:6379/0"
@@ -310,14 +309,6 @@ def unique_name(prefix: str = "tf") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-class BrokerNode(Node):
-    """A node that runs every broker source kind."""
-
-    def source_kinds(self) -> list[Any]:
-        kinds = {k.name: k for k in [*super().source_kinds(), *broker_kinds()]}
-        return list(kinds.values())
-
-
 def project(
     root: Path, case: BrokerCase, out: Path, *, function: str = "record", **trigger: Any
 ) -> Path:
@@ -357,6 +348,20 @@ async def eventually(predicate: Callable[[], Any], *, within: float = 30.0, what
 def source_stats(node: Node) -> list[dict[str, Any]]:
     running = node.sources._running.values()
     return [source.stats() for _record, source in running if hasattr(source, "stats")]
+
+
+async def stats_once(
+    node: Node, predicate: Callable[[dict[str, Any]], bool], *, what: str
+) -> dict[str, Any]:
+    """The first source's counters once ``predicate`` holds of them: the source process
+    reports them to the node a moment after they change."""
+
+    def check() -> dict[str, Any] | None:
+        stats = source_stats(node)
+        return stats[0] if stats and predicate(stats[0]) else None
+
+    found: dict[str, Any] = await eventually(check, what=what)
+    return found
 
 
 async def connected(node: Node) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.brokers.cases import CASES, HOST, BrokerCase, BrokerNode, unique_name
+from integration.brokers.cases import CASES, HOST, BrokerCase, unique_name
 from support.services import require_port
 from triggerfish.config import Settings
 from triggerfish.node import Node
@@ -28,7 +28,7 @@ async def case(request: pytest.FixtureRequest) -> AsyncIterator[BrokerCase]:
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
     settings = Settings(data_dir=tmp_path / "data", shutdown_grace=2.0)
-    made = BrokerNode(settings)
+    made = Node(settings)
     await made.start()
     yield made
     await made.stop()

@@ -9,12 +9,13 @@ import logging
 import sys
 from pathlib import Path
 
-from integration.brokers.cases import BrokerNode, connected, eventually
+from integration.brokers.cases import connected, eventually
 from triggerfish.config import Settings
+from triggerfish.node import Node
 
 
 async def main(data_dir: Path, manifest: Path, ready: Path) -> None:
-    node = BrokerNode(Settings(data_dir=data_dir, shutdown_grace=1.0))
+    node = Node(Settings(data_dir=data_dir, shutdown_grace=1.0))
     await node.start()
     await node.deploy_manifest(manifest)
     await eventually(lambda: connected(node), within=60, what="the sources to connect")

@@ -19,6 +19,7 @@ from integration.brokers.cases import (
     eventually,
     handled,
     source_stats,
+    stats_once,
     unique_name,
 )
 from support.services import require_port
@@ -64,7 +65,7 @@ async def test_a_backlog_beyond_the_prefetch_arrives_once_and_empties_the_queue(
             return bool(result.message_count == 0 and result.consumer_count == 1)
 
         await eventually(empty, what="every message acknowledged")
-        stats = source_stats(node)[0]
+        stats = await stats_once(node, lambda s: s["published"] >= 1200, what="the counters")
         assert stats["received"] == stats["published"] == 1200
     finally:
         await channel.queue_delete(name)

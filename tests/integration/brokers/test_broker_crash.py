@@ -81,6 +81,20 @@ class Child:
             await self.kill9()
 
 
+def naming(path: Path) -> list[int]:
+    """The processes whose command line names ``path`` (a node's source process does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(path.resolve()).encode() in argv:
+                found.append(int(entry.name))
+    return found
+
+
 def done(out: Path) -> set[int]:
     return {int(n) for n in out.read_text().split()} if out.exists() else set()
 
@@ -111,9 +125,12 @@ async def test_kill_9_between_delivery_and_success_loses_nothing(
         await eventually(
             lambda: all(len(done(out)) >= 5 for out in outs.values()), what="handling to start"
         )
+        assert naming(child.data), "the sources run in a process of their own"
         await child.kill9()
         unfinished = [kind for kind, out in outs.items() if len(done(out)) < 60]
         assert unfinished, "the kill came too late to prove anything"
+        # The killed node's source process sees its socket close and exits.
+        await eventually(lambda: not naming(child.data), within=10, what="no orphan")
         # Published while Triggerfish is down: the broker keeps them for it.
         for case in durable_cases:
             await case.publish([f'{{"n": {n}}}'.encode() for n in range(60, 80)])

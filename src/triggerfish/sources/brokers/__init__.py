@@ -1,7 +1,8 @@
 """Sources that take events from message brokers: Redis, NATS, RabbitMQ, MQTT and
 PostgreSQL. Each driver is imported only when a source of its kind starts."""
 
-from triggerfish.sources.base import SourceKind
+from typing import Any
+
 from triggerfish.sources.brokers.amqp import AmqpKind
 from triggerfish.sources.brokers.base import BrokerKind, BrokerOptions, BrokerSource
 from triggerfish.sources.brokers.mqtt import MqttKind
@@ -10,7 +11,7 @@ from triggerfish.sources.brokers.postgres import PostgresNotifyKind, PostgresOut
 from triggerfish.sources.brokers.redis import RedisPubSubKind, RedisStreamsKind
 
 
-def broker_kinds() -> list[SourceKind]:
+def broker_kinds() -> list[BrokerKind[Any]]:
     """One of each broker source kind, for ``Node.source_kinds``."""
     return [
         RedisStreamsKind(),

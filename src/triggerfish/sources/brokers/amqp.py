@@ -151,6 +151,7 @@ class AmqpSource(BrokerSource[AmqpOptions]):
 
 class AmqpKind(BrokerKind[AmqpOptions]):
     name = "amqp"
+    runs_apart = True
     schemes = ("amqp", "amqps")
     options_model = AmqpOptions
     source_class = AmqpSource

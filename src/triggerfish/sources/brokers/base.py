@@ -21,17 +21,21 @@ import re
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from triggerfish.errors import AdapterError, ConfigError
 from triggerfish.events.create import now_rfc3339
-from triggerfish.sources.base import SourceContext
+from triggerfish.events.model import Event
 from triggerfish.sources.brokers.convert import Converter, DroppedMessage, Message
 from triggerfish.sources.brokers.urls import check_scheme, expand_url, public_url, redact_url
+
+if TYPE_CHECKING:
+    from triggerfish.sources.base import SourceContext
 
 log = logging.getLogger("triggerfish.sources.brokers")
 
@@ -88,6 +92,37 @@ async def cancel_task(task: asyncio.Task[None] | None) -> None:
             await task
 
 
+class EventSink(Protocol):
+    """Where a broker source commits its events: the bus, or (in the source process)
+    the link that has the node commit them. Returns once the events are durable."""
+
+    async def publish(self, topic: str, events: Sequence[Event]) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerContext:
+    """What a broker source needs of its trigger: a ``SourceContext`` without the store,
+    and with any ``EventSink`` for a bus."""
+
+    trigger_id: str
+    topic: str
+    options: Mapping[str, Any]
+    config: Mapping[str, Any]
+    bus: EventSink
+    data_dir: Path
+
+    @classmethod
+    def of(cls, context: SourceContext) -> BrokerContext:
+        return cls(
+            context.trigger_id,
+            context.topic,
+            context.options,
+            context.config,
+            context.bus,
+            context.data_dir,
+        )
+
+
 @dataclass(slots=True)
 class SourceStats:
     kind: str
@@ -107,7 +142,7 @@ class BrokerSource(Generic[OptionsT]):
     kind: ClassVar[str]
     default_type: ClassVar[str]
 
-    def __init__(self, context: SourceContext, options: OptionsT) -> None:
+    def __init__(self, context: BrokerContext, options: OptionsT) -> None:
         self.context = context
         self.options = options
         self.url = expand_url(options.url, where=f"trigger {context.trigger_id}: source.url")
@@ -218,6 +253,9 @@ class BrokerKind(Generic[OptionsT]):
     """A ``SourceKind`` for one broker: checks options at deploy time, creates sources."""
 
     name: str  # the source kind, as in `source: {kind: ...}`
+    #: Run in the node's source process (``triggerfish.sources.process``): kinds whose
+    #: client decodes the broker's frames in Python at a cost like the dispatch's own.
+    runs_apart: ClassVar[bool] = False
     schemes: ClassVar[tuple[str, ...]]
     options_model: ClassVar[type[BrokerOptions]]
     source_class: ClassVar[type[BrokerSource[Any]]]
@@ -241,6 +279,9 @@ class BrokerKind(Generic[OptionsT]):
         self.parse(options, where=where)
 
     def create(self, context: SourceContext) -> BrokerSource[Any]:
+        return self.create_for(BrokerContext.of(context))
+
+    def create_for(self, context: BrokerContext) -> BrokerSource[Any]:
         options = self.parse(context.options, where=f"trigger {context.trigger_id}: source")
         return self.source_class(context, options)
 

@@ -188,6 +188,7 @@ class MqttSource(BrokerSource[MqttOptions]):
 
 class MqttKind(BrokerKind[MqttOptions]):
     name = "mqtt"
+    runs_apart = True
     schemes = ("mqtt", "mqtts", "tcp")
     options_model = MqttOptions
     source_class = MqttSource
