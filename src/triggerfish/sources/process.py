@@ -132,8 +132,9 @@ class SourceProcess:
             theirs.close()
         self._process = process
         self.starts += 1
-        link = await Link.open(ours, ToNode)
+        link: Link | None = None
         try:
+            link = await Link.open(ours, ToNode)
             self._link = link
             for start in self._sources.values():
                 link.send(start)
@@ -142,7 +143,10 @@ class SourceProcess:
         finally:
             self._link = None
             self._stats = {}
-            link.close()
+            if link is not None:
+                link.close()
+            else:
+                ours.close()
             for stopped in self._stopped.values():
                 if not stopped.done():
                     stopped.set_result(None)
