@@ -30,6 +30,7 @@ import faulthandler
 import gc
 import os
 import resource
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +61,8 @@ from triggerfish.runtime.report import end_line, error_lines, report_line, start
 
 #: Below this the interpreter itself cannot run; smaller memory sizes use this bound.
 MIN_DATA_LIMIT_MB = 48
+#: Bytes asked of the protocol socket per read.
+READ_SIZE = 65536
 
 
 class _Failure(Exception):
@@ -118,24 +121,46 @@ def restore() -> InitFailed | None:
 
 class Channel:
     """The environment's end of the protocol socket, as blocking reads and writes on
-    its descriptor (no ``socket`` or ``asyncio`` import: they cost cold-start time)."""
+    its descriptor (no ``socket`` or ``asyncio`` import: they cost cold-start time).
+
+    It waits for input in ``poll``, never in a blocking ``read``: a read sleeping on the
+    socket is also woken each time the executor takes one of this side's frames (the
+    kernel signals "writable" on the same wait queue, which a read does not filter), a
+    wake-up the executor's thread pays for. A poll for ``POLLIN`` is woken for input
+    only. Whatever arrived beyond the current frame stays buffered for the next.
+    """
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._reader = open(fd, "rb", buffering=65536, closefd=False)  # noqa: SIM115
+        self._buffer = bytearray()
+        self._input = select.poll()
+        self._input.register(fd, select.POLLIN)
         self._decoder: msgspec.msgpack.Decoder[Init | Invoke] = msgspec.msgpack.Decoder(
             ToEnvironment
         )
 
     def receive(self) -> Init | Invoke | None:
-        header = self._reader.read(HEADER_SIZE)
-        if len(header) < HEADER_SIZE:
+        """The next message, or None once the socket is closed (mid-frame included)."""
+        if not self._fill(HEADER_SIZE):
             return None
-        size = int.from_bytes(header, "big")
-        body = self._reader.read(size)
-        if len(body) < size:
+        end = HEADER_SIZE + int.from_bytes(self._buffer[:HEADER_SIZE], "big")
+        if not self._fill(end):
             return None
-        return self._decoder.decode(body)
+        with memoryview(self._buffer)[HEADER_SIZE:end] as body:
+            message = self._decoder.decode(body)
+        del self._buffer[:end]
+        return message
+
+    def _fill(self, wanted: int) -> bool:
+        """Read until ``wanted`` bytes are buffered; False if the socket closes first."""
+        buffer = self._buffer
+        while len(buffer) < wanted:
+            self._input.poll()
+            chunk = os.read(self._fd, READ_SIZE)
+            if not chunk:
+                return False
+            buffer += chunk
+        return True
 
     def send(self, message: msgspec.Struct) -> None:
         self.send_frame(encode_frame(message))
