@@ -26,16 +26,26 @@ if TYPE_CHECKING:
     from triggerfish.runtime.snapshot import Template
 
 
+#: A waiter whose deadline is this close (seconds) has waited long enough: the loop's
+#: clock and its timers count whole milliseconds.
+DEADLINE_SLACK = 0.001
+
+
 class _Waiter:
-    __slots__ = ("behind", "counted", "future", "message")
+    __slots__ = ("behind", "counted", "deadline", "future", "message")
 
     def __init__(
-        self, future: asyncio.Future[bool | Call], message: Invoke | None, behind: bool
+        self,
+        future: asyncio.Future[bool | Call],
+        message: Invoke | None,
+        behind: bool,
+        deadline: float | None,
     ) -> None:
         self.future = future
         self.message = message
         self.behind = behind  # it may also wait behind a running call
         self.counted = message is not None  # in ``Pool.queueable``
+        self.deadline = deadline  # loop time at which it gives up; None: never
 
 
 class Pool:
@@ -46,6 +56,9 @@ class Pool:
         self.busy: set[Worker] = set()
         self.launching: set[Worker] = set()  # started, init not finished
         self._waiters: deque[_Waiter] = deque()
+        # One timer for every waiter's deadline, at the earliest of them.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.queueable = 0  # waiters that may be handed to an environment
         self.queueable_behind = 0  # those of them that may wait behind a running call
         self.starting = 0  # environments being started
@@ -113,13 +126,13 @@ class Pool:
         if wait is not None and wait <= 0:
             return False
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), message, behind)
+        deadline = None if wait is None else loop.time() + wait
+        waiter = _Waiter(loop.create_future(), message, behind, deadline)
         self._waiters.append(waiter)
         self.queueable += waiter.counted
         self.queueable_behind += waiter.counted and behind
-        timer = None
-        if wait is not None:
-            timer = loop.call_later(wait, self._resolve, waiter, False)
+        if deadline is not None:
+            self._watch(loop, deadline)
         try:
             return await waiter.future
         except asyncio.CancelledError:
@@ -131,8 +144,32 @@ class Pool:
             raise
         finally:
             self._forget(waiter)
-            if timer is not None:
-                timer.cancel()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        # The timer is left to fire after the waiters it was set for got their slots (it
+        # then finds nothing to do) rather than cancelled and made again for every wait.
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Refuse the waiters whose deadline has come; watch for the next deadline."""
+        self._timer = None
+        now = loop.time() + DEADLINE_SLACK
+        upcoming: float | None = None
+        for waiter in self._waiters:
+            deadline = waiter.deadline
+            if deadline is None or waiter.future.done():
+                continue
+            if deadline <= now:
+                self._resolve(waiter, False)
+            elif upcoming is None or deadline < upcoming:
+                upcoming = deadline
+        if upcoming is not None:
+            self._watch(loop, upcoming)
 
     def release(self) -> None:
         """Give the slot to the first waiter still waiting, or free it."""
