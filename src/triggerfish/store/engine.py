@@ -10,6 +10,7 @@ On every backend, driver errors leave a transaction as ``AdapterError``, or
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +39,24 @@ class Database:
             return sa.make_url(self.url).render_as_string(hide_password=True)
         except sa.exc.ArgumentError:
             return "(invalid database url)"
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        return self._busy_timeout_ms
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database file as the driver opens it; None on another backend, in
+        memory, or when the URL has options (a URI, a timeout) that only the driver reads."""
+        try:
+            url = sa.make_url(self.url)
+        except sa.exc.ArgumentError:
+            return None
+        if url.get_backend_name() != "sqlite" or url.query:
+            return None
+        if url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+            return None
+        return os.path.abspath(url.database)
 
     async def open(self) -> None:
         if self._engine is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,8 +58,12 @@ async def test_a_record_round_trips_every_field(store: SqlStore) -> None:
 
 @pytest.mark.parametrize(
     "odd_result",
-    [b'{"name": "caf\xc3\xa9 \xf0\x9f\x90\x9f", "quote": "\\""}', b"\xff\xfe not text"],
-    ids=["utf-8", "not-text"],
+    [
+        b'{"name": "caf\xc3\xa9 \xf0\x9f\x90\x9f", "quote": "\\""}',
+        b"\xff\xfe not text",
+        b"nul \x00 inside",
+    ],
+    ids=["utf-8", "not-text", "nul"],
 )
 async def test_every_field_survives_a_batch_whatever_its_text(
     store: SqlStore, odd_result: bytes
@@ -311,3 +316,28 @@ async def test_tokens_are_stored_listed_and_revoked(store: SqlStore) -> None:
         await store.revoke_token("nope")
     with pytest.raises(NotFoundError):
         await store.get_token("nope")
+
+
+@pytest.mark.parametrize("result", [b'{"ok": true}', b"\xff not text", b"nul \x00"])
+async def test_a_store_opened_by_uri_records_through_its_pool(
+    tmp_path: Path, result: bytes
+) -> None:
+    """A URI may name a database in memory, which another connection would not see: its
+    records go through the pooled connection, not a writer of their own."""
+    url = f"sqlite+aiosqlite:///file:{tmp_path / 'store.db'}?uri=true"
+    batch = [record(result=result, event_ids=("e1",), stack_trace=["x"]), record()]
+    async with SqlStore(url) as store:
+        await store.record_invocations(batch)
+        for made in batch:
+            stored = await store.get_invocation(made.id)
+            assert stored.recorded_id
+            assert dataclasses.replace(stored, recorded_id="") == made
+
+
+async def test_records_written_before_a_stop_are_there_after_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    batch = [record() for _ in range(50)]
+    async with SqlStore(url) as store:
+        await store.record_invocations(batch)
+    async with SqlStore(url) as store:
+        assert len(await store.list_invocations(limit=100)) == 50
