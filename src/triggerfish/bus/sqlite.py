@@ -47,6 +47,7 @@ from triggerfish.bus._common import (
     check_topic_name,
 )
 from triggerfish.bus._sqlite_checkpoint import Checkpointer
+from triggerfish.bus._sqlite_dedupe import remember, seen_since
 from triggerfish.bus._sqlite_leases import Parked, fetch_once, ignore_outcome, int_list
 from triggerfish.bus._sqlite_schema import SCHEMA, SCHEMA_VERSION, first_since, group_row, topic_row
 from triggerfish.bus._sqlite_thread import SqliteThread
@@ -215,35 +216,25 @@ class SqliteBus:
             now = self._clock()
             published_at = max(now, last_published)
             horizon = now - window
+            pairs = [(event.source, event.id) for event in events]
+            # Pairs seen before, then those of this batch as it goes (a pair twice in one
+            # batch is stored once).
+            earlier = seen_since(conn, topic_id, pairs, horizon) if dedupe else {}
             seen: dict[tuple[str, str], int] = {}
             rows: list[tuple[int, int, float, bytes]] = []
             results: list[PublishResult] = []
-            for event, body in zip(events, bodies, strict=True):
-                key = (event.source, event.id)
-                original = seen.get(key) if dedupe else None
-                if original is None and dedupe:
-                    found = conn.execute(
-                        "SELECT seq FROM dedupe WHERE topic_id = ? AND source = ? AND id = ?"
-                        " AND published_at > ?",
-                        (topic_id, event.source, event.id, horizon),
-                    ).fetchone()
-                    original = None if found is None else found[0]
+            for key, body in zip(pairs, bodies, strict=True):
+                original = (earlier.get(key) or seen.get(key)) if dedupe else None
                 if original is not None:
-                    results.append(PublishResult(event.id, event.source, original, True))
+                    results.append(PublishResult(key[1], key[0], original, True))
                     continue
                 last_seq += 1
                 seen[key] = last_seq
                 rows.append((topic_id, last_seq, published_at, body))
-                results.append(PublishResult(event.id, event.source, last_seq, False))
+                results.append(PublishResult(key[1], key[0], last_seq, False))
             if rows:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO dedupe VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (topic_id, source, id_, seq, published_at)
-                        for (source, id_), seq in seen.items()
-                    ],
-                )
+                remember(conn, topic_id, seen, published_at)
                 conn.execute(
                     "UPDATE topics SET last_seq = ?, last_published = ? WHERE id = ?",
                     (last_seq, published_at, topic_id),
