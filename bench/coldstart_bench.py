@@ -5,8 +5,9 @@ reaching ``ProcessExecutor.invoke`` to the handler starting (the environment's o
 clock, ``InvocationResult.started_at``), and to the caller getting the result. Every
 environment is replaced after its invocation (``max_invocations: 1``), so every sample
 is a cold start; "first call" deploys a new function for every sample (a freshly
-deployed function: a new code directory and version). Two handlers: a tiny one, and
-one importing pydantic and httpx at module level.
+deployed function: its code packed and unpacked by the node's artifact store, as a
+deploy does, in a new code directory and version). Two handlers: a tiny one, and one
+importing pydantic and httpx at module level.
 
     python -m bench.coldstart_bench [--samples 100]
 """
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from triggerfish.functions.artifacts import ArtifactStore
+from triggerfish.functions.package import code_digest, pack_directory
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
 
@@ -61,7 +65,8 @@ async def measure(
             await executor.invoke(spec, InvocationRequest("warm-up", b"{}"))
         for n in range(samples):
             if fresh_each:
-                spec = _spec(root, body, mode, f"f{n}")
+                # A comment of its own makes every sample's package (and digest) new.
+                spec = _deployed(root, _spec(root, f"{body}# f{n}\n", mode, f"f{n}"))
             await asyncio.sleep(SETTLE)
             begin_wall = time.time()
             begin = time.perf_counter()
@@ -79,6 +84,14 @@ async def measure(
         statistics.median(totals),
         statistics.median(inits),
     )
+
+
+def _deployed(root: Path, spec: FunctionSpec) -> FunctionSpec:
+    """``spec`` with its code where a deploy puts it: packed, then unpacked by the
+    node's artifact store."""
+    package = pack_directory(spec.code_dir)
+    code = ArtifactStore(root / "artifacts").put(code_digest(package), package)
+    return dataclasses.replace(spec, code_dir=code)
 
 
 def _spec(root: Path, body: str, mode: str, name: str) -> FunctionSpec:

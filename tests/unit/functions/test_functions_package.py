@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -208,3 +210,33 @@ def test_a_failed_put_leaves_nothing_behind(tmp_path: Path) -> None:
 
     assert not store.has(digest)
     assert list((tmp_path / "artifacts").iterdir()) == []
+
+
+def test_stored_code_is_compiled_so_a_first_import_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "main.py").write_text(
+        "import lib.helpers\n\ndef handler(event, context):\n    return 1\n"
+    )
+    (folder / "lib" / "__init__.py").write_text("")
+    (folder / "lib" / "helpers.py").write_text("VALUE = 2\n")
+    package = pack_directory(folder)
+    code = ArtifactStore(tmp_path / "artifacts").put(code_digest(package), package)
+    before = sorted(p.relative_to(code) for p in code.rglob("*"))
+    assert any(p.suffix == ".pyc" and p.parent.name == "__pycache__" for p in code.rglob("*"))
+    subprocess.run(
+        [sys.executable, "-c", "import main, lib.helpers; assert lib.helpers.VALUE == 2"],
+        cwd=code,
+        check=True,
+    )
+    assert sorted(p.relative_to(code) for p in code.rglob("*")) == before
+
+
+def test_code_that_does_not_compile_is_still_stored(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "main.py").write_text("def handler(event, context)\n    return 1\n")
+    package = pack_directory(folder)
+    code = ArtifactStore(tmp_path / "artifacts").put(code_digest(package), package)
+    assert (code / "main.py").read_text().startswith("def handler(event, context)")
+    assert not list(code.rglob("*.pyc"))
