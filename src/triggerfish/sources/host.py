@@ -157,3 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve(fd))
+
+
+if __name__ == "__main__":
+    main()

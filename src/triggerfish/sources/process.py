@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -36,11 +36,6 @@ from triggerfish.sources.link import Committed, Link, Publish, Start, Stats, Sto
 
 log = logging.getLogger("triggerfish.sources")
 
-# The process imports Triggerfish from where this node did.
-BOOT = (
-    "import json, sys; sys.path[:0] = json.loads(sys.argv.pop(1)); "
-    "from triggerfish.sources.host import main; main()"
-)
 STOP_WAIT = 10.0  # seconds for a source, or the process, to stop when asked
 HEALTHY_AFTER = 10.0  # a process that lived this long resets the restart backoff
 
@@ -117,10 +112,13 @@ class SourceProcess:
     async def _serve(self) -> int | None:
         """Run one process until it ends; its exit code."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [sys.executable, "-c", BOOT, json.dumps(sys.path), str(theirs.fileno())]
+        argv = [sys.executable, "-m", "triggerfish.sources.host", str(theirs.fileno())]
+        # The process imports Triggerfish (and the drivers) from where this node did.
+        path = os.pathsep.join(entry for entry in sys.path if entry)
         try:
             process = subprocess.Popen(  # noqa: ASYNC220 - a fork/exec of a few ms
                 [*argv, self._log_level, self._label],
+                env={**os.environ, "PYTHONPATH": path},
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,  # a Ctrl-C reaches the node, which stops it in order
