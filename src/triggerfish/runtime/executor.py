@@ -28,11 +28,12 @@ invocation timed out, ran out of memory or crashed, or whose handler could not b
 loaded, is discarded.
 
 An invocation waiting for a slot is handed to an environment that has nothing more to
-run from the callback that reads its answer. Those that wait without a time limit
-(events from the bus) on Python runtimes are also queued behind a running call while
-its calls are short (``PIPELINE_DEPTH``, ``PIPELINE_WITHIN``); one whose environment
-died before starting it runs elsewhere. A synchronous caller is never queued behind a
-running call, so that it gets ``throttled`` in time.
+run from the callback that reads its answer. On Python runtimes invocations are also
+queued behind a running call while its calls are short (``PIPELINE_DEPTH``,
+``PIPELINE_WITHIN``); one whose environment died before starting it runs elsewhere. A
+synchronous caller is queued behind a running call only when all its environment holds
+must end, each call by its timeout, before the caller's wait runs out, so that it still
+starts or gets ``throttled`` in time.
 
 The executor never raises for a failed invocation: the result's status says what
 happened (``ok``, ``error``, ``timeout``, ``oom``, ``crashed``, ``throttled``). After
@@ -229,13 +230,16 @@ class ProcessExecutor:
             dict(request.client_context) if request.client_context else None,
         )
         # A waiting invocation is handed to an environment as it finishes one, in the
-        # same callback. Only callers that wait as long as it takes (events from the
-        # bus) may also be handed to a busy Python one: a synchronous caller must get
-        # ``throttled`` in time, so it only ever starts at once.
-        queueable = wait is None and runtime_family(spec.runtime) == "python"
+        # same callback. On Python runtimes it may also be queued behind a running call,
+        # a caller with a deadline only where that call must end before it (see
+        # ``Pool.hand_over``), so that it still starts or gets ``throttled`` in time.
+        queueable = runtime_family(spec.runtime) == "python"
+        loop = asyncio.get_running_loop()
         counted = False
         while True:
-            turn = pool.try_acquire() or await pool.acquire(wait, message, behind=queueable)
+            # Asked again after a queued start fell through: only what is left of ``wait``.
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            turn = pool.try_acquire() or await pool.acquire(left, message, behind=queueable)
             if turn is False:
                 return throttled(
                     spec,

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 #: A waiter whose deadline is this close (seconds) has waited long enough: the loop's
 #: clock and its timers count whole milliseconds.
 DEADLINE_SLACK = 0.001
+#: Seconds, beyond its timeout, that a call may take to end: the environment is killed
+#: at the timeout and its answer read.
+END_MARGIN = 0.5
 
 
 class _Waiter:
@@ -189,15 +192,25 @@ class Pool:
         """Give the first waiting invocation that may be handed over to ``worker``
         (the caller then ``worker.send()``s it); False when none waits. An environment
         that runs nothing may take any waiter with a message; one that runs a call, only
-        those that may wait ``behind`` it."""
+        those that may wait ``behind`` it and whose deadline (if any) comes after what
+        the environment holds must have ended, each call by its timeout: a caller queued
+        there still starts, or is refused, in time."""
         running = worker.in_flight > 0
         if running and not self.queueable_behind:
-            return False  # without a look at synchronous waiters, one by one
+            return False  # without a look at the waiters, one by one
         waiters = self._waiters
         while waiters and waiters[0].future.done():
             waiters.popleft()
+        ends_by = 0.0
+        if running:
+            loop = asyncio.get_running_loop()
+            ends_by = loop.time() + worker.in_flight * (self.spec.timeout + END_MARGIN)
         for waiter in waiters:
-            if waiter.message is None or waiter.future.done() or (running and not waiter.behind):
+            if waiter.message is None or waiter.future.done():
+                continue
+            if running and not (
+                waiter.behind and (waiter.deadline is None or waiter.deadline >= ends_by)
+            ):
                 continue
             self._resolve(waiter, worker.submit(waiter.message, send=False))
             self.handed_over += 1

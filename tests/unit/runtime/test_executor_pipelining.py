@@ -1,7 +1,8 @@
-"""Waiting invocations are handed to an environment as soon as it answers, and those
-from the bus are also queued behind a short running call: limits, crashes and emitted
-events stay per invocation, and an invocation queued behind one that killed its
-environment runs elsewhere instead of failing."""
+"""Waiting invocations are handed to an environment as soon as it answers, and are also
+queued behind a short running call (synchronous callers only where that call must end
+within their wait): limits, crashes and emitted events stay per invocation, and an
+invocation queued behind one that killed its environment runs elsewhere instead of
+failing."""
 
 from __future__ import annotations
 
@@ -135,10 +136,10 @@ async def test_concurrency_limit_holds_while_invocations_are_handed_over(
     assert stats.invocations == 40
 
 
-async def test_synchronous_callers_are_never_queued_behind_a_running_call(
+async def test_a_synchronous_caller_is_not_queued_behind_a_call_that_may_outlast_its_wait(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
-    spec = make_spec("sleepy", max_concurrency=1)
+    spec = make_spec("sleepy", max_concurrency=1)  # a timeout of 10 s
     await _warm(executor, spec, {"seconds": 0}, make_request)
     running = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.5})))
     await asyncio.sleep(0.1)
@@ -146,6 +147,46 @@ async def test_synchronous_callers_are_never_queued_behind_a_running_call(
     assert throttled.status == "throttled"
     assert (await running).status == "ok"
     assert _handed_over(executor, spec) == 0
+
+
+async def test_a_synchronous_caller_whose_wait_outlasts_the_running_call_is_queued_behind(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", timeout=1.0, max_concurrency=1)
+    warm = await _warm(executor, spec, {"seconds": 0}, make_request)
+    calls = [
+        asyncio.create_task(executor.invoke(spec, make_request(payload), wait=5))
+        for payload in ({"seconds": 0}, {"seconds": 0.5}, {"seconds": 0})
+    ]
+    await asyncio.sleep(0.25)
+    # The quick first call answered; the slow one runs and the last is already queued
+    # behind it in the environment (it must end within a second and a half, well within
+    # the last caller's 5 s).
+    assert _handed_over(executor, spec) == 2
+    assert not calls[1].done()
+    results = await asyncio.gather(*calls)
+    assert [_pid(result) for result in results] == [warm] * 3
+
+
+async def test_a_synchronous_caller_queued_behind_a_call_that_times_out_runs_in_time(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", timeout=1.0, max_concurrency=1)
+    warm = await _warm(executor, spec, {"seconds": 0}, make_request)
+    began = asyncio.get_running_loop().time()
+    quick, hung, queued = await asyncio.gather(
+        *(
+            executor.invoke(spec, make_request(payload), wait=5)
+            for payload in ({"seconds": 0}, {"seconds": 3}, {"seconds": 0})
+        )
+    )
+    took = asyncio.get_running_loop().time() - began
+    assert _pid(quick) == warm
+    assert hung.status == "timeout"
+    # Its environment was killed with the call ahead of it: it ran in a new one, within
+    # its wait.
+    assert _pid(queued) != warm
+    assert took < 5
 
 
 async def test_waiting_synchronous_callers_are_handed_over_as_the_environment_finishes(
@@ -157,8 +198,8 @@ async def test_waiting_synchronous_callers_are_handed_over_as_the_environment_fi
         *(executor.invoke(spec, make_request({"seconds": 0.01}), wait=10) for _ in range(10))
     )
     assert {_pid(result) for result in results} == {warm}
-    # Each caller after the first got the environment in the callback of the answer
-    # before its own, never queued behind a running call.
+    # Each caller after the first got the environment in the callback of an answer
+    # before its own (calls of 10 ms are not short enough to queue behind).
     assert _handed_over(executor, spec) == 9
     (stats,) = executor.pool_stats()
     assert (stats.busy, stats.idle, stats.invocations) == (0, 1, 11)
