@@ -33,11 +33,9 @@ from triggerfish.store.records import (
     TriggerRecord,
     VersionRecord,
 )
-from triggerfish.store.sqlite_records import SqliteRecordWriter
+from triggerfish.store.sqlite_records import SqliteRecordWriter, sqlite_insert
 
 LATEST = "$LATEST"
-_INSERT_BATCH = t.invocation_batch_insert()
-_INSERT_ROWS = t.invocation_insert_sqlite()
 _INSERT_BATCH_POSTGRESQL = t.invocation_batch_insert_postgresql()
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -333,15 +331,7 @@ class SqlStore:
         async with self._write() as conn:
             if conn.dialect.name == "sqlite":  # in memory or by URI: the pooled connection
                 document = t.invocation_batch_document(records)
-                recorded_ids = new_id.many(len(records))
-                if document is not None:
-                    await conn.exec_driver_sql(_INSERT_BATCH, (document, "".join(recorded_ids)))
-                else:
-                    values = [
-                        t.invocation_values(record, record.recorded_id or recorded_id)
-                        for record, recorded_id in zip(records, recorded_ids, strict=True)
-                    ]
-                    await conn.exec_driver_sql(_INSERT_ROWS, values)
+                await conn.exec_driver_sql(*sqlite_insert(records, document))
             elif conn.dialect.name == "postgresql":
                 document = t.invocation_batch_document(records)
                 stamps = "".join(new_id.many(len(records)))

@@ -29,6 +29,25 @@ from triggerfish.store.records import InvocationRecord
 
 _T = TypeVar("_T")
 _INSERT_BATCH = t.invocation_batch_insert()
+_INSERT_ROWS = t.invocation_insert_sqlite()
+
+
+def sqlite_insert(
+    records: Sequence[InvocationRecord], document: bytes | None
+) -> tuple[str, tuple[bytes, str] | list[tuple[Any, ...]]]:
+    """The statement that stores ``records`` on SQLite and its parameters (a list: one
+    row each, for ``executemany``): their batch ``document``
+    (``schema.invocation_batch_document``) with a new ``recorded_id`` each, or, without
+    one, their rows. Call it inside the write transaction: the ids then increase in the
+    order the batches commit."""
+    recorded_ids = new_id.many(len(records))
+    if document is not None:
+        return _INSERT_BATCH, (document, "".join(recorded_ids))
+    rows = [
+        t.invocation_values(record, record.recorded_id or recorded_id)
+        for record, recorded_id in zip(records, recorded_ids, strict=True)
+    ]
+    return _INSERT_ROWS, rows
 
 
 class SqliteRecordWriter:
@@ -42,16 +61,12 @@ class SqliteRecordWriter:
             max_workers=1, thread_name_prefix="triggerfish-records"
         )
         self._connection: sqlite3.Connection | None = None
-        self._insert_rows = t.invocation_insert_sqlite()
 
     async def write(self, records: Sequence[InvocationRecord]) -> None:
         """Store ``records`` in one transaction; each gets its ``recorded_id`` once the
         transaction holds the write lock."""
-        document = t.invocation_batch_document(records)
-        if document is None:  # a result that is not UTF-8 text, or a NUL: row by row
-            await self._run(self._insert_rows_now, records)
-        else:
-            await self._run(self._insert_batch_now, document, len(records))
+        # Encoded here, in C: on the writer's thread it would hold the interpreter lock too.
+        await self._run(self._insert_now, records, t.invocation_batch_document(records))
 
     async def close(self) -> None:
         """Close the connection once the batches handed over are written."""
@@ -71,18 +86,13 @@ class SqliteRecordWriter:
 
     # -- on the writer's thread ------------------------------------------------------
 
-    def _insert_batch_now(self, document: bytes, count: int) -> None:
+    def _insert_now(self, records: Sequence[InvocationRecord], document: bytes | None) -> None:
         with self._transaction() as conn:
-            recorded_ids = "".join(new_id.many(count))
-            conn.execute(_INSERT_BATCH, (document, recorded_ids))
-
-    def _insert_rows_now(self, records: Sequence[InvocationRecord]) -> None:
-        with self._transaction() as conn:
-            rows = [
-                t.invocation_values(record, record.recorded_id or recorded_id)
-                for record, recorded_id in zip(records, new_id.many(len(records)), strict=True)
-            ]
-            conn.executemany(self._insert_rows, rows)
+            sql, parameters = sqlite_insert(records, document)
+            if isinstance(parameters, list):
+                conn.executemany(sql, parameters)
+            else:
+                conn.execute(sql, parameters)
 
     def _transaction(self) -> _Transaction:
         if self._connection is None:
