@@ -221,7 +221,8 @@ class ProcessExecutor:
         if self._stopping:
             return throttled(spec, request, STOPPING_MESSAGE)
         pool = self._pool(spec)
-        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
         message = Invoke(
             request.request_id,
             request.payload,
@@ -234,7 +235,6 @@ class ProcessExecutor:
         # a caller with a deadline only where that call must end before it (see
         # ``Pool.hand_over``), so that it still starts or gets ``throttled`` in time.
         queueable = runtime_family(spec.runtime) == "python"
-        loop = asyncio.get_running_loop()
         counted = False
         while True:
             # Asked again after a queued start fell through: only what is left of ``wait``.
