@@ -12,8 +12,8 @@ For Redis Streams, NATS JetStream, RabbitMQ and MQTT:
 Triggerfish runs in-process (a node with the SQLite bus and process workers): each
 message is committed to the bus before the broker's ack, then handled in an isolated
 worker process. FastStream consumes the same broker in-process with one worker and a
-no-op async handler (no MQTT broker in FastStream: not measured). Both run on uvloop
-when it is installed, as ``triggerfish up`` and ``faststream run`` do.
+no-op async handler (no MQTT broker in FastStream: not measured). Both run on uvloop,
+as ``triggerfish up`` and ``faststream run`` do where it is installed.
 
 Both sides are timed the same way: from the consumer's start to the last handler
 start. The handler of Triggerfish writes ``<start> <publish time>`` lines to a file,
@@ -484,17 +484,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 messages")
     parser.add_argument("--only", action="append", choices=sorted(BROKERS))
     args = parser.parse_args()
-    with asyncio.Runner(loop_factory=uvloop_factory()) as runner:
-        runner.run(run(args.only or list(BROKERS), 2_000 if args.quick else 20_000))
+    import uvloop
 
-
-def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    uvloop.run(run(args.only or list(BROKERS), 2_000 if args.quick else 20_000))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,21 @@ async def waiting_fetch(bus: SqliteBus, wait: float = 5) -> asyncio.Task[list[De
     return waiting
 
 
+async def table_writer(
+    tmp_path: Path, column: str = "INTEGER", *, inline: bool = False
+) -> SqliteThread:
+    """A started writer of ``tmp_path/t.db``, with a table ``t`` of one ``column`` ``n``."""
+
+    def setup(conn: sqlite3.Connection) -> None:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS t (n {column})")
+
+    writer = SqliteThread(
+        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=inline
+    )
+    await writer.start()
+    return writer
+
+
 async def test_concurrent_publishers_share_commits(tmp_path: Path) -> None:
     async with SqliteBus(tmp_path / "bus.db") as bus:
         await bus.create_topic("orders")
@@ -60,11 +75,7 @@ async def test_a_failing_call_in_a_shared_commit_fails_alone(tmp_path: Path) -> 
 
 
 async def test_a_failing_call_alone_in_its_commit_leaves_nothing_behind(tmp_path: Path) -> None:
-    def setup(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-
-    writer = SqliteThread(tmp_path / "t.db", name="test-writer", write=True, setup=setup)
-    await writer.start()
+    writer = await table_writer(tmp_path)
     try:
 
         def half_done(conn: sqlite3.Connection) -> None:
@@ -189,13 +200,7 @@ async def test_the_wal_stays_bounded_while_publishers_never_pause(
 
 
 async def test_a_job_of_the_loop_waits_behind_the_jobs_the_thread_has(tmp_path: Path) -> None:
-    def setup(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS t (n TEXT)")
-
-    writer = SqliteThread(
-        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
-    )
-    await writer.start()
+    writer = await table_writer(tmp_path, "TEXT", inline=True)
     release = threading.Event()
     running = threading.Event()
 
@@ -226,13 +231,7 @@ async def test_a_job_of_the_loop_waits_behind_the_jobs_the_thread_has(tmp_path: 
 
 
 async def test_a_quiet_bus_commits_on_the_loop_a_busy_one_beside_it(tmp_path: Path) -> None:
-    def setup(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-
-    writer = SqliteThread(
-        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
-    )
-    await writer.start()
+    writer = await table_writer(tmp_path, inline=True)
     home = threading.current_thread().name
 
     def job(conn: sqlite3.Connection) -> str:
@@ -256,13 +255,7 @@ async def test_a_quiet_bus_commits_on_the_loop_a_busy_one_beside_it(tmp_path: Pa
 
 
 async def test_jobs_queued_just_before_stop_still_commit(tmp_path: Path) -> None:
-    def setup(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-
-    writer = SqliteThread(
-        tmp_path / "t.db", name="test-writer", write=True, setup=setup, inline=True
-    )
-    await writer.start()
+    writer = await table_writer(tmp_path, inline=True)
     queued = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)").rowcount)
     await writer.stop()
     assert queued.result() == 1
