@@ -237,8 +237,8 @@ def triggerfish(work: Path, workers: int, source: Path | None = None) -> Iterato
         f"    max_concurrency: {workers}\n"
         f"    min_warm: {workers}\n"
     )
-    # Calls beyond the workers wait for one (as a peer's queue would), not 429.
-    env = {**os.environ, "TRIGGERFISH_THROTTLE_WAIT": "60"}
+    # Default settings: a call waits up to 1 s (throttle_wait) for a free environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGERFISH_")}
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source / "src"), env.get("PYTHONPATH", "")])
     with deployed_node(work, work / "project", env) as (process, url, token):

@@ -30,9 +30,10 @@ loaded, is discarded.
 An invocation waiting for a slot is handed to an environment that has nothing more to
 run from the callback that reads its answer. On Python runtimes invocations are also
 queued behind a running call while its calls are short (``PIPELINE_DEPTH``,
-``PIPELINE_WITHIN``); one whose environment died before starting it runs elsewhere. A
-synchronous caller is queued behind a running call only when all its environment holds
-must end, each call by its timeout, before the caller's wait runs out, so that it still
+``PIPELINE_WITHIN``), each to start by a time (see ``Pool.hand_over``): within
+``QUEUED_START_WITHIN`` and its caller's wait. One that did not start by then, or
+whose environment died before starting it, never ran: it waits for a slot again, at
+the head of the queue, with what is left of its wait, so a synchronous caller still
 starts or gets ``throttled`` in time.
 
 The executor never raises for a failed invocation: the result's status says what
@@ -63,7 +64,7 @@ from triggerfish.runtime.budget import MemoryBudget
 from triggerfish.runtime.environment import Exit, WorkerOptions
 from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.pool import Pool
-from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready
+from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready, Skipped
 from triggerfish.runtime.results import (
     STOPPED_MESSAGE,
     done_result,
@@ -232,14 +233,18 @@ class ProcessExecutor:
         )
         # A waiting invocation is handed to an environment as it finishes one, in the
         # same callback. On Python runtimes it may also be queued behind a running call,
-        # a caller with a deadline only where that call must end before it (see
-        # ``Pool.hand_over``), so that it still starts or gets ``throttled`` in time.
+        # to start there by a time (see ``Pool.hand_over``).
         queueable = runtime_family(spec.runtime) == "python"
         counted = False
         while True:
-            # Asked again after a queued start fell through: only what is left of ``wait``.
+            # Asked again after a queued start fell through: only what is left of
+            # ``wait``, ahead of the callers that came later.
             left = None if deadline is None else max(0.0, deadline - loop.time())
-            turn = pool.try_acquire() or await pool.acquire(left, message, behind=queueable)
+            turn = pool.try_acquire() or await pool.acquire(
+                left, message, behind=queueable, first=counted
+            )
+            if turn is False and self._stopping:
+                return throttled(spec, request, STOPPING_MESSAGE)
             if turn is False:
                 return throttled(
                     spec,
@@ -265,7 +270,8 @@ class ProcessExecutor:
                     self._drained.set_result(None)
             if result is not None:
                 return result
-            # It waited in an environment that died before starting it: it never ran.
+            # It waited in an environment that did not start it in time, or died first:
+            # it never ran.
             if self._stopping:
                 return throttled(spec, request, STOPPING_MESSAGE)
 
@@ -612,7 +618,8 @@ class ProcessExecutor:
     ) -> InvocationResult | None:
         """Wait for ``call``'s answer, then give its slot back (or leave it with the
         call that began after it) and the environment back to the pool. None: the
-        environment died before it started ``call``; it held no slot."""
+        environment did not start ``call`` (it died first, or ``call`` was taken back or
+        skipped at its start-by)."""
         worker = call.worker
         try:
             outcome, emitted, handed_over = await worker.result(call)
@@ -620,13 +627,19 @@ class ProcessExecutor:
             self._abandon(pool, call)
             raise
         if isinstance(outcome, NotStarted):
+            return None  # it held no slot
+        if isinstance(outcome, Skipped):  # it held the slot of the call ahead
+            if not handed_over:
+                pool.busy.discard(worker)
+                self._finished(pool, spec, worker, "ok", 0)
+                pool.release()
             return None
         init, worker.pending_init = worker.pending_init, None
         events = [emit_request(event) for event in emitted]
         if isinstance(outcome, Done):
             if not handed_over:
                 pool.busy.discard(worker)
-                self._finished(pool, spec, worker, outcome)
+                self._finished(pool, spec, worker, outcome.status, outcome.max_memory_used_mb)
                 pool.release()
             return done_result(spec, request, outcome, init, events)
         pool.busy.discard(worker)
@@ -649,14 +662,15 @@ class ProcessExecutor:
             pool.release()
         self._discard(worker)
 
-    def _answered(self, pool: Pool, worker: Worker, done: Done) -> None:
+    def _answered(self, pool: Pool, worker: Worker, done: Done | Skipped) -> None:
         """An environment answered: when it stays fit for more, it gets the next
         waiting invocation at once, before the answered call's caller even runs."""
         spec = pool.spec
         if worker.in_flight > 1:
             return  # one still waits behind the running call: top up later, two at once
-        if done.status in ("ok", "error") and done.max_memory_used_mb < spec.memory * (
-            RECYCLE_FRACTION
+        if isinstance(done, Skipped) or (
+            done.status in ("ok", "error")
+            and done.max_memory_used_mb < spec.memory * RECYCLE_FRACTION
         ):
             self._refill(pool, worker)
             worker.send()
@@ -676,15 +690,17 @@ class ProcessExecutor:
             if not pool.hand_over(worker):
                 return
 
-    def _finished(self, pool: Pool, spec: FunctionSpec, worker: Worker, done: Done) -> None:
-        """Back to idle, or recycled, or discarded."""
+    def _finished(
+        self, pool: Pool, spec: FunctionSpec, worker: Worker, status: str, memory_mb: int
+    ) -> None:
+        """Back to idle, or recycled, or discarded, by how its last call ended."""
         # "crashed": the environment reported the invocation and is exiting.
         worker.on_answer = None
-        gone = done.status in ("oom", "crashed") or not worker.alive or self._stopping
+        gone = status in ("oom", "crashed") or not worker.alive or self._stopping
         if gone or self._pools.get(spec.key) is not pool:
             self._discard(worker)
         elif (spec.max_invocations and worker.invocations >= spec.max_invocations) or (
-            done.max_memory_used_mb >= spec.memory * RECYCLE_FRACTION
+            memory_mb >= spec.memory * RECYCLE_FRACTION
         ):
             pool.recycled += 1
             self._discard(worker)

@@ -9,12 +9,16 @@ snapshot template, if any, and the counters that ``PoolStats`` reports.
 
 A waiter that gave its invocation (``acquire(..., message)``) may instead be handed
 to an environment directly (``hand_over``): its invocation is sent at once, and it
-holds the slot of the call ahead of it from the moment the environment starts it.
+holds the slot of the call ahead of it from the moment the environment starts it. One
+queued behind a running call must start within ``QUEUED_START_WITHIN`` and before
+its deadline, or it is taken back (see ``worker``) and its caller waits here again,
+at the head of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -29,9 +33,9 @@ if TYPE_CHECKING:
 #: A waiter whose deadline is this close (seconds) has waited long enough: the loop's
 #: clock and its timers count whole milliseconds.
 DEADLINE_SLACK = 0.001
-#: Seconds, beyond its timeout, that a call may take to end: the environment is killed
-#: at the timeout and its answer read.
-END_MARGIN = 0.5
+#: Seconds an invocation queued behind a running call may wait there for its start:
+#: behind a call slower than that, it goes back to wait for any environment.
+QUEUED_START_WITHIN = 0.05
 
 
 class _Waiter:
@@ -118,12 +122,18 @@ class Pool:
         return False
 
     async def acquire(
-        self, wait: float | None, message: Invoke | None = None, *, behind: bool = False
+        self,
+        wait: float | None,
+        message: Invoke | None = None,
+        *,
+        behind: bool = False,
+        first: bool = False,
     ) -> bool | Call:
         """Wait for a slot, up to ``wait`` seconds (forever when None). False on timeout.
         With ``message``, the wait may end with a ``Call``: the invocation was handed to
         an environment that just finished one (see ``hand_over``); with ``behind`` too,
-        it may be handed to one while it still runs another, to start right after it."""
+        it may be handed to one while it still runs another, to start right after it.
+        ``first``: wait at the head of the queue (a caller that waited already)."""
         if self.try_acquire():
             return True
         if wait is not None and wait <= 0:
@@ -131,7 +141,10 @@ class Pool:
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
         waiter = _Waiter(loop.create_future(), message, behind, deadline)
-        self._waiters.append(waiter)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         self.queueable += waiter.counted
         self.queueable_behind += waiter.counted and behind
         if deadline is not None:
@@ -192,27 +205,34 @@ class Pool:
         """Give the first waiting invocation that may be handed over to ``worker``
         (the caller then ``worker.send()``s it); False when none waits. An environment
         that runs nothing may take any waiter with a message; one that runs a call, only
-        those that may wait ``behind`` it and whose deadline (if any) comes after what
-        the environment holds must have ended, each call by its timeout: a caller queued
-        there still starts, or is refused, in time."""
+        those that may wait ``behind`` it, each with a start-by time: within
+        ``QUEUED_START_WITHIN``, and no later than its caller's deadline, so that a
+        caller queued there still starts in time or is given back its place here."""
         running = worker.in_flight > 0
         if running and not self.queueable_behind:
             return False  # without a look at the waiters, one by one
         waiters = self._waiters
         while waiters and waiters[0].future.done():
             waiters.popleft()
-        ends_by = 0.0
+        now = clock = 0.0
         if running:
-            loop = asyncio.get_running_loop()
-            ends_by = loop.time() + worker.in_flight * (self.spec.timeout + END_MARGIN)
+            now = asyncio.get_running_loop().time()
+            clock = time.monotonic()
         for waiter in waiters:
             if waiter.message is None or waiter.future.done():
                 continue
-            if running and not (
-                waiter.behind and (waiter.deadline is None or waiter.deadline >= ends_by)
-            ):
-                continue
-            self._resolve(waiter, worker.submit(waiter.message, send=False))
+            start_by = None
+            if running:
+                if not waiter.behind:
+                    continue
+                within = QUEUED_START_WITHIN
+                if waiter.deadline is not None:
+                    within = min(within, waiter.deadline - now)
+                    if within <= DEADLINE_SLACK:
+                        continue  # its time is up: the deadline timer refuses it
+                start_by = clock + within
+            call = worker.submit(waiter.message, send=False, start_by=start_by)
+            self._resolve(waiter, call)
             self.handed_over += 1
             return True
         return False

@@ -2,11 +2,13 @@
 
 Each frame is a 4-byte big-endian length followed by one msgpack message (msgspec
 structs encoded as arrays, tagged by a one-letter name). The executor sends ``Init``
-once, then ``Invoke`` one at a time; the environment answers ``Ready`` or
+once, then ``Invoke`` messages; the environment answers ``Ready`` or
 ``InitFailed`` to ``Init``, and ``Emitted`` (zero or more) then ``Done`` to each
-``Invoke``. The frames travel over a dedicated socket, never over the process's
-stdout or stderr, which carry the function's own output. This module is imported by
-both sides, so it depends on msgspec and the standard library only.
+``Invoke`` (``Skipped`` instead to one that it reached after its ``start_by``). The
+executor may send an ``Invoke`` while the one before it still runs; the environment
+reads them in order. The frames travel over a dedicated socket, never over the
+process's stdout or stderr, which carry the function's own output. This module is
+imported by both sides, so it depends on msgspec and the standard library only.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class Invoke(msgspec.Struct, tag="v", tag_field="k", array_like=True):
     invoked_arn: str
     trace_id: str | None = None
     client_context: dict[str, Any] | None = None
+    #: ``time.monotonic()`` (one clock for every process of the machine) by which the
+    #: environment must have started the invocation; reached later, it is not run but
+    #: answered ``Skipped``. None: no limit. The executor sets it on an invocation that
+    #: waits in the environment behind a running one, and takes the invocation back
+    #: once that time has passed before the environment answered the one ahead.
+    start_by: float | None = None
 
 
 class Ready(msgspec.Struct, tag="r", tag_field="k", array_like=True):
@@ -81,8 +89,15 @@ class Done(msgspec.Struct, tag="d", tag_field="k", array_like=True):
     max_memory_used_mb: int
 
 
+class Skipped(msgspec.Struct, tag="x", tag_field="k", array_like=True):
+    """The answer to an ``Invoke`` that the environment reached after its ``start_by``:
+    it did not run."""
+
+    request_id: str
+
+
 ToEnvironment = Init | Invoke
-FromEnvironment = Ready | InitFailed | Emitted | Done
+FromEnvironment = Ready | InitFailed | Emitted | Done | Skipped
 
 
 # The fork-server protocol (see ``triggerfish.runtime.zygote``). One message per

@@ -24,6 +24,15 @@ which is when the environment starts it. When the environment dies or is killed,
 call it was running ends with the ``Exit``; the calls queued behind it never started
 and end with ``NOT_STARTED``, so the executor runs them elsewhere.
 
+A queued call may carry a start-by time (``Invoke.start_by``, on the monotonic clock
+that all processes share). The environment skips a call it reaches later, and says so
+(``Skipped``). Once that time has passed, the worker takes the call back
+(``NOT_STARTED``) if the environment cannot have started it: the answer to the call
+ahead has not arrived and no byte waits unread on the socket. The environment reads
+the clock only after it has written that answer, so it will reach the call late and
+skip it; that ``Skipped`` is then dropped. So a call waits behind a slow one only until
+its start-by, and runs once or not at all.
+
 One timer per worker, not per call, watches the running call's deadline and memory.
 A call never hangs: every wait is under that timer, and a process that closed its
 socket but does not exit is killed after ``EXIT_GRACE`` seconds.
@@ -32,12 +41,16 @@ socket but does not exit is killed after ``EXIT_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import socket
+import sys
+import termios
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, NamedTuple
 
 from triggerfish.runtime.base import FunctionSpec, runtime_family
@@ -67,6 +80,7 @@ from triggerfish.runtime.protocol import (
     Invoke,
     ProtocolError,
     Ready,
+    Skipped,
     append_frame,
     encode_frame,
 )
@@ -90,7 +104,8 @@ _LOST = _Lost()
 
 class NotStarted:
     """A pipelined call that the environment never started: it died (or was killed)
-    while running the call ahead of it. Safe to run again elsewhere."""
+    while running the call ahead of it, or the call was taken back at its start-by.
+    Safe to run again elsewhere."""
 
 
 NOT_STARTED = NotStarted()
@@ -105,6 +120,8 @@ class Call:
         "future",
         "handed_over",
         "limit",
+        "skips_behind",
+        "start_by",
         "started",
         "started_at",
         "worker",
@@ -121,10 +138,16 @@ class Call:
         #: Answered while other calls were still in flight on the worker: the next one
         #: began at once, and carries on the concurrency slot this one held.
         self.handed_over = False
+        self.start_by = 0.0  # monotonic clock; 0.0: none (see ``Invoke.start_by``)
+        #: Calls taken back from right behind this one: the environment answers each
+        #: ``Skipped`` right after this one's answer.
+        self.skips_behind = 0
 
 
 class Answer(NamedTuple):
-    outcome: Done | Exit | NotStarted
+    #: ``Skipped``: the environment reached the call after its start-by (it held the
+    #: slot passed on by the call ahead, as a ``Done`` does).
+    outcome: Done | Skipped | Exit | NotStarted
     emitted: list[Emitted]
     handed_over: bool
 
@@ -176,6 +199,7 @@ class Worker:
         self._init_call: Call | None = None
         self._unsent = bytearray()
         self._first_call: Call | None = None
+        self._owed_skips = 0  # ``Skipped`` answers due for calls taken back
         #: Seconds the last answered call ran (from its start to its answer).
         self.last_duration = 0.0
         #: Called with each answer, before its caller sees it: the executor may hand
@@ -238,6 +262,7 @@ class Worker:
         try:
             ours.sendall(encode_frame(init_message(spec, options)))
             if first is not None:
+                first.start_by = None
                 frame = encode_frame(first)
                 if len(frame) <= QUEUE_LIMIT:
                     ours.sendall(frame)
@@ -294,11 +319,12 @@ class Worker:
         """Calls sent and not answered: the running one and those queued behind it."""
         return len(self._calls)
 
-    def submit(self, message: Invoke, *, send: bool = True) -> Call:
+    def submit(self, message: Invoke, *, send: bool = True, start_by: float | None = None) -> Call:
         """Send one invocation, now, even while another runs (it then waits in the
-        environment). Its answer comes from ``result``. ``message`` is not sent again
-        when ``start`` queued it. ``send=False`` keeps the frame until ``send()``, so
-        that several invocations leave in one write."""
+        environment, until ``start_by`` at most: see the module's docstring). Its answer
+        comes from ``result``. ``message`` is not sent again when ``start`` queued it.
+        ``send=False`` keeps the frame until ``send()``, so that several invocations
+        leave in one write."""
         self.invocations += 1
         call, self._first_call = self._first_call, None
         if call is not None:
@@ -310,7 +336,11 @@ class Worker:
             call.future.set_result(_LOST)
             return call
         call = self._enqueue(self.spec.timeout)
+        message.start_by = start_by
         append_frame(self._unsent, message)
+        if start_by is not None:
+            call.start_by = start_by
+            self._arm(self._loop.time() + (start_by - time.monotonic()))
         if send:
             self.send()
         return call
@@ -369,8 +399,16 @@ class Worker:
         if isinstance(message, Emitted):
             calls[0].emitted.append(message)
             return
+        if self._owed_skips and isinstance(message, Skipped):
+            self._owed_skips -= 1  # a call taken back: its caller has moved on
+            return
         call = calls.popleft()
-        self.last_duration = time.perf_counter() - call.started
+        if call.skips_behind:
+            self._owed_skips += call.skips_behind
+        if isinstance(message, Skipped):
+            self.invocations -= 1  # it did not run; the last duration stays as it was
+        else:
+            self.last_duration = time.perf_counter() - call.started
         if isinstance(message, InitFailed) or (
             isinstance(message, Done) and message.status in ("oom", "crashed")
         ):
@@ -378,7 +416,7 @@ class Worker:
             self._settle(NOT_STARTED)
         elif calls:
             self._begin(calls[0])
-        if self.on_answer is not None and isinstance(message, Done):
+        if self.on_answer is not None and isinstance(message, (Done, Skipped)):
             self.on_answer(self, message)
         call.handed_over = bool(self._calls)
         if not call.future.done():
@@ -391,6 +429,7 @@ class Worker:
         """The environment is gone: the running call gets ``outcome``, the rest were
         never started."""
         calls, self._calls = self._calls, deque()
+        self._owed_skips = 0
         for index, call in enumerate(calls):
             if not call.future.done():
                 call.future.set_result(outcome if index == 0 else NOT_STARTED)
@@ -410,7 +449,42 @@ class Worker:
         if used > self.spec.memory:
             self._end("oom")
             return
-        self._arm(min(now + WATCH_INTERVAL, call.deadline))
+        wake = min(now + WATCH_INTERVAL, call.deadline)
+        if len(self._calls) > 1:
+            start_by = self._take_back_late()
+            if start_by is not None:
+                wake = min(wake, now + max(0.001, start_by - time.monotonic()))
+        self._arm(wake)
+
+    def _take_back_late(self) -> float | None:
+        """Take back the queued calls whose start-by has passed, when the environment
+        cannot have started them (see the module's docstring); they end with
+        ``NOT_STARTED``. Returns the next start-by to watch, if any."""
+        calls = self._calls
+        clock = time.monotonic()
+        late = [index for index in range(1, len(calls)) if 0.0 < calls[index].start_by <= clock]
+        if late:
+            if self._unread():
+                return clock  # the answer ahead may be in it: look again once it is read
+            for index in reversed(late):
+                call = calls[index]
+                del calls[index]
+                calls[index - 1].skips_behind += 1 + call.skips_behind
+                self.invocations -= 1
+                if not call.future.done():
+                    call.future.set_result(NOT_STARTED)
+        queued = islice(calls, 1, None)
+        return min((call.start_by for call in queued if call.start_by), default=None)
+
+    def _unread(self) -> bool:
+        """Whether bytes from the environment wait in the socket, not yet read."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        fd = transport.get_extra_info("socket").fileno()
+        count = bytearray(4)
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+        return int.from_bytes(count, sys.byteorder) > 0
 
     def _status_mb(self, field: bytes) -> int:
         kilobytes = read_status_kb(self._process.pid, field)

@@ -1,17 +1,21 @@
 """Waiting invocations are handed to an environment as soon as it answers, and are also
-queued behind a short running call (synchronous callers only where that call must end
-within their wait): limits, crashes and emitted events stay per invocation, and an
-invocation queued behind one that killed its environment runs elsewhere instead of
-failing."""
+queued behind a short running call, to start there by a time: limits, crashes and
+emitted events stay per invocation; an invocation queued behind one that killed its
+environment, or that did not start in time, runs elsewhere instead of failing, and a
+synchronous caller is still refused at the end of its wait."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from triggerfish.runtime import pool as pool_module
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
 from triggerfish.runtime.executor import ProcessExecutor
 
@@ -136,36 +140,121 @@ async def test_concurrency_limit_holds_while_invocations_are_handed_over(
     assert stats.invocations == 40
 
 
-async def test_a_synchronous_caller_is_not_queued_behind_a_call_that_may_outlast_its_wait(
-    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+async def test_a_synchronous_caller_with_a_short_wait_is_queued_behind_a_running_call(
+    executor: ProcessExecutor,
+    make_spec: Spec,
+    make_request: Request,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    spec = make_spec("sleepy", max_concurrency=1)  # a timeout of 10 s
-    await _warm(executor, spec, {"seconds": 0}, make_request)
-    running = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.5})))
-    await asyncio.sleep(0.1)
-    throttled = await executor.invoke(spec, make_request({"seconds": 0}), wait=0.05)
-    assert throttled.status == "throttled"
-    assert (await running).status == "ok"
-    assert _handed_over(executor, spec) == 0
-
-
-async def test_a_synchronous_caller_whose_wait_outlasts_the_running_call_is_queued_behind(
-    executor: ProcessExecutor, make_spec: Spec, make_request: Request
-) -> None:
-    spec = make_spec("sleepy", timeout=1.0, max_concurrency=1)
+    # A start-by window wide enough for the slow call ahead; the caller's wait (1 s,
+    # the default) is far below the function's timeout (10 s).
+    monkeypatch.setattr(pool_module, "QUEUED_START_WITHIN", 2.0)
+    spec = make_spec("sleepy", max_concurrency=1)
     warm = await _warm(executor, spec, {"seconds": 0}, make_request)
     calls = [
-        asyncio.create_task(executor.invoke(spec, make_request(payload), wait=5))
+        asyncio.create_task(executor.invoke(spec, make_request(payload), wait=1.0))
         for payload in ({"seconds": 0}, {"seconds": 0.5}, {"seconds": 0})
     ]
     await asyncio.sleep(0.25)
     # The quick first call answered; the slow one runs and the last is already queued
-    # behind it in the environment (it must end within a second and a half, well within
-    # the last caller's 5 s).
+    # behind it in the environment.
     assert _handed_over(executor, spec) == 2
     assert not calls[1].done()
     results = await asyncio.gather(*calls)
     assert [_pid(result) for result in results] == [warm] * 3
+
+
+async def _pids(
+    executor: ProcessExecutor, spec: FunctionSpec, make: Request, payload: Any
+) -> set[int]:
+    """Starts two environments (calls of ``payload`` at once) and returns their pids."""
+    both = await asyncio.gather(*(executor.invoke(spec, make(payload)) for _ in range(2)))
+    return {_pid(result) for result in both}
+
+
+async def test_one_queued_behind_a_slow_call_is_taken_back_and_runs_where_a_slot_frees(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("sleepy", max_concurrency=2)
+    assert len(await _pids(executor, spec, make_request, {"seconds": 0.2})) == 2
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    medium = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.3})))
+    quick = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0})))
+    await asyncio.sleep(0)
+    # Both environments are busy: these wait. When the quick call answers, its
+    # environment starts the slow one and takes the last behind it.
+    slow = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 3})))
+    await asyncio.sleep(0)
+    last = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0}), wait=5))
+    result = await last
+    took = loop.time() - began
+    # It did not wait for the slow call: it ran where the 0.3 s call ended.
+    assert _pid(result) == _pid(await medium)
+    assert took < 2.0
+    assert not slow.done()
+    assert _handed_over(executor, spec) >= 3
+    assert _pid(await quick) == _pid(await slow)
+
+
+async def test_one_queued_behind_a_slow_call_is_refused_at_its_wait_and_never_runs(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    spec = make_spec("ledger", max_concurrency=1)
+
+    def request(seconds: float) -> InvocationRequest:
+        return make_request({"seconds": seconds, "ledger": str(ledger)})
+
+    warm = _pid(await executor.invoke(spec, request(0)))
+    loop = asyncio.get_running_loop()
+    requests = [request(0), request(1.0), request(0)]
+    waits = [5.0, 5.0, 0.2]
+    began = loop.time()
+    tasks = [
+        asyncio.create_task(executor.invoke(spec, each, wait=wait))
+        for each, wait in zip(requests, waits, strict=True)
+    ]
+    refused = await tasks[2]
+    assert refused.status == "throttled"
+    assert loop.time() - began < 0.8  # at its wait, not when the slow call ended
+    assert [_pid(await task) for task in tasks[:2]] == [warm, warm]
+    assert _pid(await executor.invoke(spec, request(0))) == warm
+    ran = ledger.read_text().split()
+    assert requests[2].request_id not in ran
+    assert ran[1:3] == [requests[0].request_id, requests[1].request_id]
+    (stats,) = executor.pool_stats()
+    assert (stats.busy, stats.idle, stats.waiting) == (0, 1, 0)
+
+
+async def test_under_tight_waits_every_invocation_runs_once_or_is_refused(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    spec = make_spec("ledger", max_concurrency=2)
+    chance = random.Random(7)
+    requests = [
+        make_request({"seconds": chance.choice([0, 0, 0.002, 0.02, 0.06]), "ledger": str(ledger)})
+        for _ in range(240)
+    ]
+
+    async def call(index: int) -> InvocationResult:
+        await asyncio.sleep(index * 0.004)
+        return await executor.invoke(spec, requests[index], wait=chance.uniform(0.01, 0.12))
+
+    results = await asyncio.gather(*(call(index) for index in range(len(requests))))
+    ran = ledger.read_text().split()
+    assert len(ran) == len(set(ran))
+    for each, result in zip(requests, results, strict=True):
+        assert result.status in ("ok", "throttled"), result.error_document()
+        assert (result.status == "ok") == (each.request_id in ran)
+    # About twice what two environments can run: both outcomes are many.
+    statuses = [result.status for result in results]
+    assert statuses.count("ok") > len(requests) // 4
+    assert statuses.count("throttled") > 0
+    (stats,) = executor.pool_stats()
+    assert (stats.busy, stats.waiting) == (0, 0)
+    assert _pid(await executor.invoke(spec, make_request({"seconds": 0, "ledger": str(ledger)})))
 
 
 async def test_a_synchronous_caller_queued_behind_a_call_that_times_out_runs_in_time(

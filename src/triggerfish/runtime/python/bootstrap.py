@@ -8,6 +8,10 @@ socket closes. It promises:
 
 - one ``Done`` per ``Invoke``, with the handler's return value as JSON, or Lambda's
   error shape (class name, message, stack lines without the runtime's own frames);
+- an ``Invoke`` reached after its ``start_by`` is answered ``Skipped`` and not run.
+  The clock is read after the answer to the invocation ahead was written: the
+  executor relies on that order to know, from its side of the socket, that such an
+  invocation can no longer start;
 - ``async def`` handlers run on one event loop kept for the environment's life;
 - output and logging captured per invocation (see ``capture``), the memory peak
   measured per invocation;
@@ -52,6 +56,7 @@ from triggerfish.runtime.protocol import (
     InitFailed,
     Invoke,
     Ready,
+    Skipped,
     ToEnvironment,
     encode_frame,
 )
@@ -208,6 +213,10 @@ class Environment:
         channel = self.channel
         while (message := channel.receive()) is not None:
             if isinstance(message, Invoke):
+                start_by = message.start_by
+                if start_by is not None and time.monotonic() >= start_by:
+                    channel.send(Skipped(message.request_id))
+                    continue
                 done = self.invoke(message)
                 channel.send(done)
                 if done.status == "oom":
