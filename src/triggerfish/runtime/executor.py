@@ -80,11 +80,13 @@ from triggerfish.runtime.zygote import ForkServerGone, Zygotes
 
 DEFAULT_LOG_LIMIT = 256 * 1024
 RECYCLE_FRACTION = 0.9
-#: Invocations an environment holds at most: the running one and two queued behind it
-#: (topped up two at a time, so that one write carries both).
-PIPELINE_DEPTH = 3
-#: An invocation is queued behind a running one only when the environment's last call
-#: took at most this long (seconds), so that waiting behind a slow call stays rare.
+#: Invocations an environment holds at most: the running one and eight queued behind
+#: it, topped up once it has run them, so that one write (and one wake-up of the
+#: environment's process) carries several.
+PIPELINE_DEPTH = 9
+#: Invocations are queued behind a running one only while those the environment holds
+#: should take at most this long (seconds), at the time its last call took, so that
+#: waiting behind a slow call stays rare and short.
 PIPELINE_WITHIN = 0.005
 STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
 
@@ -667,7 +669,7 @@ class ProcessExecutor:
         waiting invocation at once, before the answered call's caller even runs."""
         spec = pool.spec
         if worker.in_flight > 1:
-            return  # one still waits behind the running call: top up later, two at once
+            return  # some still wait behind the running call: top up later, all at once
         if isinstance(done, Skipped) or (
             done.status in ("ok", "error")
             and done.max_memory_used_mb < spec.memory * RECYCLE_FRACTION
@@ -677,13 +679,18 @@ class ProcessExecutor:
 
     def _refill(self, pool: Pool, worker: Worker) -> None:
         """Hand waiting invocations to ``worker`` now: one to start if it has nothing
-        to run, and one to wait behind the running one while its calls are short
-        (``PIPELINE_WITHIN``), so the environment never waits for this process."""
-        if not pool.queueable or self._stopping or self._pools.get(pool.spec.key) is not pool:
+        to run, and more to wait behind the running one while its calls are short
+        (``PIPELINE_WITHIN``), so the environment never waits for this process. It takes
+        its share of the waiting ones, so that the next environment to come free finds
+        some too."""
+        waiting = pool.queueable
+        if not waiting or self._stopping or self._pools.get(pool.spec.key) is not pool:
             return
         spec = pool.spec
-        while worker.in_flight < PIPELINE_DEPTH and worker.alive:
-            if worker.in_flight and worker.last_duration > PIPELINE_WITHIN:
+        share = -(-waiting // max(1, len(pool.busy)))
+        limit = min(PIPELINE_DEPTH, worker.in_flight + share)
+        while worker.in_flight < limit and worker.alive:
+            if worker.in_flight and worker.in_flight * worker.last_duration > PIPELINE_WITHIN:
                 return
             if spec.max_invocations and worker.invocations >= spec.max_invocations:
                 return
