@@ -2,8 +2,8 @@
 
 Every execution environment holds its function's memory size from the moment it is
 started until it is stopped, whether it is busy or idle; an environment that would
-take the sum past the capacity is not started (the executor then reuses, evicts or
-waits, see ``executor``). The capacity defaults to the machine's memory, or the
+take the sum past the capacity is not started (the executor's launcher then evicts
+idle environments or waits, see ``launch``). The capacity defaults to the machine's memory, or the
 memory limit of the cgroup Triggerfish runs in when that is lower.
 """
 

@@ -4,12 +4,10 @@ Per function version (``spec.key``) it keeps a ``Pool`` and scales it with deman
 
 - up, at once: an invocation that holds one of the version's ``max_concurrency``
   slots and finds no idle environment starts one (a cold start, reported with its
-  init duration), provided the node's memory budget holds one more environment of
-  that memory size. Otherwise idle environments of other versions are evicted, least
-  recently used first, to make room; if that cannot make room the invocation waits
-  for memory or for an environment of its version to come free. A caller that gave
-  ``wait`` gets ``throttled`` when that time runs out (asynchronous events, called
-  with no ``wait``, simply wait);
+  init duration) when the node's memory budget holds it, if need be by evicting idle
+  environments of other versions; else it waits for memory or for an environment of
+  its version to come free. A caller that gave ``wait`` gets ``throttled`` when that
+  time runs out (asynchronous events, called with no ``wait``, simply wait);
 - ``min_warm`` environments are kept started ahead of demand (provisioned
   concurrency, see ``provision``); their first invocation is not a cold start;
 - down: an environment idle for the version's ``idle_ttl`` (the executor's default
@@ -18,14 +16,10 @@ Per function version (``spec.key``) it keeps a ``Pool`` and scales it with deman
   when its memory peak reaches ``RECYCLE_FRACTION`` of its memory size (a leak is
   cut before it becomes an out-of-memory failure).
 
-Python environments are forked from a zygote per interpreter (``zygote.py``), or from a
-per-version snapshot template for ``snapstart`` functions (``snapshot.py``), and fall
-back to a fresh interpreter when no zygote can be had. Node.js environments start
-from a pre-started ``node`` process when one is ready (``node/launcher.py``);
-``provided`` environments are a relay in front of the function's ``bootstrap``
-(``provided/relay.py``). An environment whose
-invocation timed out, ran out of memory or crashed, or whose handler could not be
-loaded, is discarded.
+How environments are started (zygotes, snapshot templates, pre-started Node.js
+processes) and how they share the node's memory is ``launch.py``'s (``Launcher``).
+An environment whose invocation timed out, ran out of memory or crashed, or whose
+handler could not be loaded, is discarded.
 
 An invocation waiting for a slot is handed to an environment that has nothing more to
 run from the callback that reads its answer. On Python runtimes invocations are also
@@ -46,12 +40,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
-import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 from triggerfish.runtime.base import (
     FunctionSpec,
@@ -60,23 +50,19 @@ from triggerfish.runtime.base import (
     PoolStats,
     runtime_family,
 )
-from triggerfish.runtime.budget import MemoryBudget
-from triggerfish.runtime.environment import Exit, WorkerOptions
-from triggerfish.runtime.node.launcher import NodeLauncher
+from triggerfish.runtime.environment import WorkerOptions
+from triggerfish.runtime.launch import Launcher
 from triggerfish.runtime.pool import Pool
-from triggerfish.runtime.protocol import Done, InitFailed, Invoke, Ready, Skipped
+from triggerfish.runtime.protocol import Done, Invoke, Skipped
 from triggerfish.runtime.results import (
     STOPPED_MESSAGE,
     done_result,
     emit_request,
     exit_result,
-    failure,
-    init_failure,
     throttled,
 )
-from triggerfish.runtime.snapshot import Template, create_template
+from triggerfish.runtime.snapshot import Template
 from triggerfish.runtime.worker import NOT_STARTED, Call, NotStarted, Worker
-from triggerfish.runtime.zygote import ForkServerGone, Zygotes
 
 DEFAULT_LOG_LIMIT = 256 * 1024
 RECYCLE_FRACTION = 0.9
@@ -89,10 +75,6 @@ PIPELINE_DEPTH = 9
 #: waiting behind a slow call stays rare and short.
 PIPELINE_WITHIN = 0.005
 STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
-
-log = logging.getLogger("triggerfish.runtime")
-
-Started = Worker | InitFailed | Exit | OSError
 
 
 class ProcessExecutor:
@@ -115,42 +97,46 @@ class ProcessExecutor:
         memory). ``zygote``: fork environments from a zygote (else a fresh interpreter
         each). ``snapshot_ttl``: seconds a snapshot template is kept without forks.
         ``node_spares``: keep a pre-started Node.js process per runtime and memory size."""
-        self._options = WorkerOptions(
+        options = WorkerOptions(
             python=python_executable or sys.executable,
             log_limit=log_limit,
             work_dir=Path(work_dir) if work_dir is not None else None,
             init_timeout=init_timeout,
         )
         self._idle_ttl = idle_ttl
-        self._snapshot_ttl = snapshot_ttl
-        self._budget = MemoryBudget(memory_capacity)
-        self._zygotes = Zygotes(timeout=max(init_timeout, 10.0)) if zygote else None
-        self._node = NodeLauncher(spares=node_spares, spare_ttl=idle_ttl)
         self._pools: dict[str, Pool] = {}
-        self._capacity_waiters: list[asyncio.Future[None]] = []
+        self._launcher = Launcher(
+            options,
+            self._pools,
+            live=self._live,
+            memory_capacity=memory_capacity,
+            snapshot_ttl=snapshot_ttl,
+            zygote=zygote,
+            node_spares=node_spares,
+            spare_ttl=idle_ttl,
+        )
         self._inflight = 0
         self._drained: asyncio.Future[None] | None = None
         self._stopping = False
-        self._killing = False
         self._reaper: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self._new_pool = asyncio.Event()
 
     @property
     def memory_capacity_mb(self) -> int:
-        return self._budget.capacity
+        return self._launcher.budget.capacity
 
     @property
     def memory_reserved_mb(self) -> int:
-        return self._budget.reserved
+        return self._launcher.budget.reserved
 
     def zygote_pids(self) -> dict[str, int]:
         """The running zygotes, by interpreter."""
-        return {} if self._zygotes is None else self._zygotes.pids()
+        zygotes = self._launcher.zygotes
+        return {} if zygotes is None else zygotes.pids()
 
     def node_spare_pids(self) -> list[int]:
         """The pre-started Node.js processes waiting for an environment."""
-        return self._node.spare_pids()
+        return self._launcher.node.spare_pids()
 
     def snapshot_pid(self, spec: FunctionSpec) -> int | None:
         pool = self._pools.get(spec.key)
@@ -162,25 +148,24 @@ class ProcessExecutor:
         return [pool.stats() for pool in self._pools.values()]
 
     async def start(self) -> None:
-        self._stopping = self._killing = False
+        self._stopping = False
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever())
-        if self._zygotes is not None:
-            # The first cold start should cost a fork, not a zygote's start.
-            await self._zygotes.get(self._options.python)
+        await self._launcher.start()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Let invocations in flight finish within ``grace`` seconds, then kill workers."""
         self._stopping = True
         for pool in self._pools.values():
             pool.refuse_waiters()
-        self._wake()
+        launcher = self._launcher
+        launcher.wake()
         await self._wait_drained(grace)
-        self._killing = True
+        launcher.killing = True
         for pool in self._pools.values():
             for worker in pool.drain():
                 worker.stop_now()
-                self._discard(worker)
+                launcher.discard(worker)
         # Killed environments answer at once; the bound only guards against surprises.
         await self._wait_drained(grace + 5.0)
         if self._reaper is not None:
@@ -188,14 +173,11 @@ class ProcessExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await launcher.settle()
         templates = [pool.template for pool in self._pools.values() if pool.template]
         self._pools.clear()
         await asyncio.gather(*(template.close() for template in templates))
-        if self._zygotes is not None:
-            await self._zygotes.close()
-        self._node.close()
+        await launcher.stop()
 
     def free_slots(self, spec: FunctionSpec) -> int:
         """How many more invocations of ``spec`` may start now: its free concurrency
@@ -206,7 +188,7 @@ class ProcessExecutor:
         running = 0 if pool is None else pool.running
         idle = 0 if pool is None else len(pool.idle)
         slots = max(0, spec.max_concurrency - running)
-        room = max(0, self._budget.free) // max(1, spec.memory)
+        room = max(0, self._launcher.budget.free) // max(1, spec.memory)
         return min(slots, idle + room)
 
     async def provision(self, spec: FunctionSpec) -> None:
@@ -215,8 +197,8 @@ class ProcessExecutor:
         if self._stopping:
             return
         if runtime_family(spec.runtime) == "nodejs":
-            self._node.prepare(spec)
-        self._top_up(self._pool(spec))
+            self._launcher.node.prepare(spec)
+        self._launcher.top_up(self._pool(spec))
 
     async def invoke(
         self, spec: FunctionSpec, request: InvocationRequest, *, wait: float | None = None
@@ -286,7 +268,7 @@ class ProcessExecutor:
                 del self._pools[key]
                 idle, pool.idle = pool.idle, []
                 for worker in idle:
-                    self._discard(worker)
+                    self._launcher.discard(worker)
                 if pool.template is not None:
                     closing.append(pool.template)
                     pool.template = None
@@ -295,26 +277,18 @@ class ProcessExecutor:
     def reap_idle(self) -> int:
         """Stop environments idle for their ``idle_ttl`` (keeping ``min_warm``), and
         snapshot templates unused for ``snapshot_ttl``; returns how many environments."""
+        launcher = self._launcher
         now = asyncio.get_running_loop().time()
         reaped = 0
         for pool in self._pools.values():
             spec = pool.spec
             for worker in pool.expired(now, self._ttl(spec), spec.min_warm):
-                self._discard(worker)
+                launcher.discard(worker)
                 pool.reaped += 1
                 reaped += 1
-            self._top_up(pool)
-            template = pool.template
-            if template is not None and (
-                not template.alive
-                or (
-                    pool.environments == 0
-                    and time.monotonic() - template.last_used >= self._snapshot_ttl
-                )
-            ):
-                pool.template = None
-                self._background_task(template.close())
-        self._node.reap()
+            launcher.top_up(pool)
+            launcher.expire_template(pool)
+        launcher.node.reap()
         return reaped
 
     def _ttl(self, spec: FunctionSpec) -> float:
@@ -332,6 +306,10 @@ class ProcessExecutor:
             self._new_pool.clear()
             self.reap_idle()
 
+    def _live(self, pool: Pool) -> bool:
+        """``pool`` still takes environments: not stopping, and it serves its version."""
+        return not self._stopping and self._pools.get(pool.spec.key) is pool
+
     def _pool(self, spec: FunctionSpec) -> Pool:
         pool = self._pools.get(spec.key)
         if pool is None:
@@ -348,54 +326,12 @@ class ProcessExecutor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._drained), grace)
 
-    def _background_task(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _wake(self) -> None:
-        """Memory came free or an environment went idle: waiters look again."""
-        waiters, self._capacity_waiters = self._capacity_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _discard(self, worker: Worker) -> None:
-        worker.kill()
-        if worker.reserved_mb:
-            self._budget.release(worker.reserved_mb)
-            worker.reserved_mb = 0
-            if self._capacity_waiters:
-                self._wake()
-        self._background_task(worker.close())
-
     def _take_idle(self, pool: Pool) -> Worker | None:
         worker = pool.take_idle()
         while worker is not None and not worker.alive:
-            self._discard(worker)
+            self._launcher.discard(worker)
             worker = pool.take_idle()
         return worker
-
-    def _reserve(self, spec: FunctionSpec) -> bool:
-        """Hold memory for one more environment of ``spec``, evicting idle environments
-        of any version (least recently used first, never below ``min_warm``) when that
-        makes enough room."""
-        budget = self._budget
-        if budget.try_reserve(spec.memory):
-            return True
-        spare: list[tuple[float, Pool, Worker]] = []
-        for pool in self._pools.values():
-            count = max(0, pool.environments - pool.spec.min_warm)
-            spare.extend((worker.last_used, pool, worker) for worker in pool.idle[:count])
-        if budget.free + sum(worker.reserved_mb for _, _, worker in spare) < spec.memory:
-            return False
-        spare.sort(key=lambda entry: entry[0])
-        for _, pool, worker in spare:
-            if budget.free >= spec.memory:
-                break
-            pool.idle.remove(worker)
-            self._discard(worker)
-        return budget.try_reserve(spec.memory)
 
     async def _obtain(
         self,
@@ -406,187 +342,15 @@ class ProcessExecutor:
         deadline: float | None,
     ) -> Worker | InvocationResult:
         """An environment for this invocation: idle, newly started, or awaited."""
-        loop = asyncio.get_running_loop()
         while True:
             worker = self._take_idle(pool)
             if worker is not None:
                 return worker
-            if spec.memory > self._budget.capacity:
-                return failure(
-                    spec,
-                    request,
-                    "error",
-                    "Runtime.InsufficientMemory",
-                    f"Memory Size {spec.memory} MB is over this node's memory capacity"
-                    f" of {self._budget.capacity} MB",
-                )
-            if self._reserve(spec):
-                pool.starting += 1
-                try:
-                    started = await self._start_worker(pool, spec, "on-demand", message)
-                finally:
-                    pool.starting -= 1
-                if isinstance(started, Worker):
-                    pool.cold_starts += 1
-                    return started
-                if isinstance(started, OSError):
-                    return failure(
-                        spec, request, "error", "Runtime.StartError", f"Cannot start: {started}"
-                    )
-                return init_failure(spec, request, started, self._options.init_timeout)
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return throttled(
-                    spec,
-                    request,
-                    f"Rate exceeded: no memory for another environment of '{spec.function}'"
-                    f" ({spec.memory} MB; node capacity {self._budget.capacity} MB in use)",
-                )
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._capacity_waiters.append(waiter)
-            pool.waiting_memory += 1
-            try:
-                async with asyncio.timeout(remaining):
-                    await waiter
-            except TimeoutError:
-                pass
-            finally:
-                pool.waiting_memory -= 1
-                with contextlib.suppress(ValueError):
-                    self._capacity_waiters.remove(waiter)
+            started = await self._launcher.start_or_wait(pool, spec, request, message, deadline)
+            if started is not None:
+                return started
             if self._stopping:
                 return throttled(spec, request, STOPPING_MESSAGE)
-
-    async def _start_worker(
-        self, pool: Pool, spec: FunctionSpec, init_type: str, first: Invoke | None = None
-    ) -> Started:
-        """Start and initialise one environment (with ``first`` queued behind its init);
-        its memory is already reserved, and is released here when the start fails."""
-        try:
-            launched = await self._launch(pool, spec, init_type, first)
-        except BaseException:
-            self._release(spec.memory)
-            raise
-        if not isinstance(launched, tuple):
-            self._release(spec.memory)
-            return launched
-        worker, inherited = launched
-        worker.reserved_mb = spec.memory
-        if self._killing:  # stop()'s grace ran out while the process was starting
-            self._discard(worker)
-            return Exit("stopped", None, "", time.time(), 0.0, 0)
-        pool.launching.add(worker)
-        try:
-            ready = await worker.initialise()
-        except BaseException:
-            pool.launching.discard(worker)
-            self._discard(worker)
-            raise
-        pool.launching.discard(worker)
-        if not isinstance(ready, Ready):
-            self._discard(worker)
-            return ready
-        if inherited is not None:  # the first environment of a new snapshot paid its init
-            worker.pending_init = Ready(
-                inherited.init_duration_ms + ready.init_duration_ms, inherited.logs + ready.logs
-            )
-        return worker
-
-    def _release(self, mb: int) -> None:
-        self._budget.release(mb)
-        if self._capacity_waiters:
-            self._wake()
-
-    async def _launch(
-        self, pool: Pool, spec: FunctionSpec, init_type: str, first: Invoke | None
-    ) -> tuple[Worker, Ready | None] | InitFailed | Exit | OSError:
-        options = self._options
-        try:
-            python = runtime_family(spec.runtime) == "python"
-            if spec.snapstart and python and self._zygotes is not None:
-                for _ in range(2):  # a template that died is replaced once
-                    template, inherited = await self._template(pool, spec)
-                    if template is None:
-                        break
-                    if not isinstance(template, Template):
-                        return template
-                    try:
-                        worker = await Worker.start(
-                            spec,
-                            options,
-                            init_type="snap-start",
-                            template=template.server,
-                            first=first,
-                        )
-                    except ForkServerGone:
-                        continue
-                    return worker, inherited
-            worker = await Worker.start(
-                spec,
-                options,
-                init_type=init_type,
-                zygotes=self._zygotes,
-                first=first,
-                node=self._node,
-            )
-        except OSError as exc:
-            return exc
-        return worker, None
-
-    async def _template(
-        self, pool: Pool, spec: FunctionSpec
-    ) -> tuple[Template | InitFailed | Exit | None, Ready | None]:
-        template = pool.template
-        if template is not None and template.alive:
-            return template, None
-        async with pool.template_lock:
-            template = pool.template
-            if template is not None and template.alive:
-                return template, None
-            if template is not None:
-                pool.template = None
-                self._background_task(template.close())
-            assert self._zygotes is not None
-            created = await create_template(spec, self._options, self._zygotes)
-            if not isinstance(created, Template):
-                return created, None
-            if self._pools.get(spec.key) is not pool or self._stopping:
-                self._background_task(created.close())
-                return Exit("stopped", None, "", time.time(), 0.0, 0), None
-            pool.template = created
-            inherited = Ready(created.init_duration_ms, created.pending_logs)
-            created.pending_logs = ""
-            return created, inherited
-
-    def _top_up(self, pool: Pool) -> None:
-        """Start environments in the background until ``min_warm`` exist (as far as the
-        memory budget allows without evicting anything)."""
-        spec = pool.spec
-        if self._stopping or self._pools.get(spec.key) is not pool:
-            return
-        for _ in range(spec.min_warm - pool.environments):
-            if not self._budget.try_reserve(spec.memory):
-                return
-            pool.starting += 1
-            self._background_task(self._prewarm(pool, spec))
-
-    async def _prewarm(self, pool: Pool, spec: FunctionSpec) -> None:
-        try:
-            started = await self._start_worker(pool, spec, "provisioned-concurrency")
-        finally:
-            pool.starting -= 1
-        if not isinstance(started, Worker):
-            log.warning(
-                "%s: a provisioned environment did not start: %s", spec.key, _describe(started)
-            )
-            return
-        started.pending_init = None  # its init ran ahead of any invocation
-        if self._stopping or self._pools.get(spec.key) is not pool:
-            self._discard(started)
-            return
-        pool.prewarmed += 1
-        pool.idle.append(started)
-        self._wake()
 
     async def _run(
         self,
@@ -645,8 +409,8 @@ class ProcessExecutor:
                 pool.release()
             return done_result(spec, request, outcome, init, events)
         pool.busy.discard(worker)
-        self._discard(worker)
-        self._top_up(pool)
+        self._launcher.discard(worker)
+        self._launcher.top_up(pool)
         pool.release()
         return exit_result(spec, request, outcome, init, events)
 
@@ -662,7 +426,7 @@ class ProcessExecutor:
         if held:
             pool.busy.discard(worker)
             pool.release()
-        self._discard(worker)
+        self._launcher.discard(worker)
 
     def _answered(self, pool: Pool, worker: Worker, done: Done | Skipped) -> None:
         """An environment answered: when it stays fit for more, it gets the next
@@ -704,27 +468,20 @@ class ProcessExecutor:
         # "crashed": the environment reported the invocation and is exiting.
         worker.on_answer = None
         gone = status in ("oom", "crashed") or not worker.alive or self._stopping
+        launcher = self._launcher
         if gone or self._pools.get(spec.key) is not pool:
-            self._discard(worker)
+            launcher.discard(worker)
         elif (spec.max_invocations and worker.invocations >= spec.max_invocations) or (
             memory_mb >= spec.memory * RECYCLE_FRACTION
         ):
             pool.recycled += 1
-            self._discard(worker)
+            launcher.discard(worker)
         else:
             pool.idle.append(worker)
-            if self._capacity_waiters:
-                self._wake()
+            if launcher.waiters:
+                launcher.wake()
             return
-        self._top_up(pool)
-
-
-def _describe(outcome: InitFailed | Exit | OSError) -> str:
-    if isinstance(outcome, InitFailed):
-        return f"{outcome.error_type}: {outcome.error_message}"
-    if isinstance(outcome, Exit):
-        return f"{outcome.reason}: {outcome.describe()}"
-    return str(outcome)
+        launcher.top_up(pool)
 
 
 __all__ = ["STOPPED_MESSAGE", "ProcessExecutor"]
