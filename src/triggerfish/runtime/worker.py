@@ -393,14 +393,14 @@ class Worker:
         self._timer = self._loop.call_at(when, self._tick)
 
     def _received(self, message: Any) -> None:
+        if self._owed_skips and isinstance(message, Skipped):
+            self._owed_skips -= 1  # a call taken back: its caller has moved on
+            return
         calls = self._calls
         if not calls:
             return  # nothing asked: a confused environment; its next call will tell
         if isinstance(message, Emitted):
             calls[0].emitted.append(message)
-            return
-        if self._owed_skips and isinstance(message, Skipped):
-            self._owed_skips -= 1  # a call taken back: its caller has moved on
             return
         call = calls.popleft()
         if call.skips_behind:

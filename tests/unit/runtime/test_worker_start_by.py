@@ -5,6 +5,7 @@ look in time. Either way it runs once or not at all, and the environment goes on
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 import uuid
@@ -107,3 +108,26 @@ async def test_calls_taken_back_one_behind_the_other_are_all_accounted_for(
     assert isinstance((await worker.result(ahead)).outcome, Done)
     assert isinstance((await worker.result(kept)).outcome, Done)
     assert _ran(ledger) == [slow.request_id, later[2].request_id]
+
+
+async def test_a_skip_after_a_call_taken_back_from_an_otherwise_idle_environment_is_seen(
+    worker: Worker, ledger: Path
+) -> None:
+    # Taken back behind a call that then ends: the environment's answer for it arrives
+    # when nothing else is in flight.
+    slow, late = _invoke(ledger, 0.2), _invoke(ledger)
+    ahead = worker.submit(slow)
+    taken = worker.submit(late, start_by=time.monotonic() + 0.05)
+    assert (await worker.result(taken)).outcome is NOT_STARTED
+    assert isinstance((await worker.result(ahead)).outcome, Done)
+    await asyncio.sleep(0.1)
+    # Later, a call the environment skips on its own is answered as skipped.
+    slow, late = _invoke(ledger, 0.2), _invoke(ledger)
+    ahead = worker.submit(slow)
+    queued = worker.submit(late, start_by=time.monotonic() + 0.05)
+    time.sleep(0.4)  # noqa: ASYNC251 (the event loop cannot take it back in time)
+    assert isinstance((await worker.result(ahead)).outcome, Done)
+    async with asyncio.timeout(2):
+        answer = await worker.result(queued)
+    assert isinstance(answer.outcome, Skipped)
+    assert late.request_id not in _ran(ledger)
