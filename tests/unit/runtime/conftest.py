@@ -8,12 +8,23 @@ from typing import Any
 
 import orjson
 import pytest
+import uvloop
 
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.runtime.zygote import process_gone
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "fixtures" / "functions"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests marked ``both_loops`` run once on each event loop; the others on
+    asyncio's."""
+    if item.get_closest_marker("both_loops") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

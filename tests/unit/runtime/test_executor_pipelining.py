@@ -234,6 +234,7 @@ async def test_one_queued_behind_a_slow_call_is_refused_at_its_wait_and_never_ru
     assert (stats.busy, stats.idle, stats.waiting) == (0, 1, 0)
 
 
+@pytest.mark.both_loops
 async def test_under_tight_waits_every_invocation_runs_once_or_is_refused(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request, tmp_path: Path
 ) -> None:

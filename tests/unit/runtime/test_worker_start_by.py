@@ -22,6 +22,8 @@ from triggerfish.runtime.worker import NOT_STARTED, Worker
 
 Spec = Callable[..., FunctionSpec]
 
+pytestmark = pytest.mark.both_loops
+
 
 @pytest.fixture
 async def worker(tmp_path: Path, make_spec: Spec) -> AsyncIterator[Worker]:
