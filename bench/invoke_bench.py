@@ -9,7 +9,10 @@ the same number of concurrent clients for the same time, over several interleave
 - ``lambda-http``: the same Lambda Invoke API with a Bearer token, from the HTTP client
   below (what the server spends on the Lambda path, without boto3's own cost);
 - ``native-http``: ``POST /v1/functions/noop/invoke`` with a Bearer token;
-- ``ff-http``: ``POST /`` on ``functions-framework --target handler --asgi``.
+- ``ff-http``: ``POST /`` on ``functions-framework --target handler --asgi``;
+- ``ff-boto3``: boto3's ``lambda`` client ``invoke`` against functions-framework (which
+  answers any path): the same client as ``lambda-boto3``, so that the two compare
+  servers, not clients. Its requests are signed too, but nothing checks them.
 
 The plain-HTTP systems are driven by the same client, ``wrk`` by default (written in C,
 so on a small machine the servers, not the client, are measured; a Lua script sets the
@@ -68,8 +71,10 @@ done = function(summary, latency, requests)
 end
 """
 
-SYSTEMS = ("lambda-boto3", "lambda-http", "native-http", "ff-http")
+SYSTEMS = ("lambda-boto3", "lambda-http", "native-http", "ff-boto3", "ff-http")
 PEER = "ff-http"
+#: Each system's peer: functions-framework driven by the same client.
+PEERS = {"lambda-boto3": "ff-boto3", "ff-boto3": "ff-boto3"}
 LAMBDA_PATH = "/2015-03-31/functions/noop/invocations"
 HANDLER = """\
 def handler(event, context):
@@ -535,7 +540,10 @@ def render(runs: dict[str, list[Figures]], clients: int, client: str) -> str:
     def median(system: str, pick: Callable[[Figures], float]) -> float:
         return statistics.median(pick(f) for f in runs[system]) if runs.get(system) else 0.0
 
-    peer_rps = median(PEER, lambda f: f.requests_per_s)
+    def peer_rps(system: str) -> float:
+        peer = PEERS.get(system.removeprefix("base:"), PEER)
+        return median(peer, lambda f: f.requests_per_s)
+
     order = [*SYSTEMS, *(f"base:{system}" for system in SYSTEMS)]
     lines = [
         f"warm synchronous invoke, {clients} concurrent clients, HTTP client {client} "
@@ -547,7 +555,8 @@ def render(runs: dict[str, list[Figures]], clients: int, client: str) -> str:
         if not runs.get(system):
             continue
         rps = median(system, lambda f: f.requests_per_s)
-        ratio = f"{rps / peer_rps:.2f}x" if peer_rps else "-"
+        peer = peer_rps(system)
+        ratio = f"{rps / peer:.2f}x" if peer else "-"
         rounds = ", ".join(f"{f.requests_per_s:,.0f}" for f in runs[system])
         lines.append(
             f"{system:<19}{rps:>9,.0f}{median(system, lambda f: f.p50_ms):>9.2f}"
@@ -571,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         systems = [
             name
             for system in systems
-            for name in ((system,) if system == PEER else (system, f"base:{system}"))
+            for name in ((system,) if system.startswith("ff-") else (system, f"base:{system}"))
         ]
     runs: dict[str, list[Figures]] = {system: [] for system in systems}
     context = multiprocessing.get_context("spawn")
@@ -586,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             "lambda-boto3": ("boto3", tf),
             "lambda-http": (args.client, replace(tf, path=LAMBDA_PATH)),
             "native-http": (args.client, tf),
+            "ff-boto3": ("boto3", replace(ff, key_id="unchecked", secret="unchecked")),
             "ff-http": (args.client, ff),
         }
         if args.baseline is not None:
