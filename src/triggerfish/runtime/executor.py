@@ -22,8 +22,9 @@ An environment whose invocation timed out, ran out of memory or crashed, or whos
 handler could not be loaded, is discarded.
 
 An invocation waiting for a slot is handed to an environment that has nothing more to
-run from the callback that reads its answer. On Python runtimes invocations are also
-queued behind a running call while its calls are short (``PIPELINE_DEPTH``,
+run from the callback that reads its answer. On Python and Node.js runtimes (their
+environments skip a call reached after its start-by; a ``provided`` relay does not)
+invocations are also queued behind a running call while its calls are short (``PIPELINE_DEPTH``,
 ``PIPELINE_WITHIN``), each to start by a time (see ``Pool.hand_over``): within
 ``QUEUED_START_WITHIN`` and its caller's wait. One that did not start by then, or
 whose environment died before starting it, never ran: it waits for a slot again, at
@@ -75,6 +76,8 @@ PIPELINE_DEPTH = 9
 #: waiting behind a slow call stays rare and short.
 PIPELINE_WITHIN = 0.005
 STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
+#: Runtime families whose environments skip an invocation reached after its start-by.
+QUEUEABLE = frozenset({"python", "nodejs"})
 
 
 class ProcessExecutor:
@@ -216,9 +219,9 @@ class ProcessExecutor:
             dict(request.client_context) if request.client_context else None,
         )
         # A waiting invocation is handed to an environment as it finishes one, in the
-        # same callback. On Python runtimes it may also be queued behind a running call,
-        # to start there by a time (see ``Pool.hand_over``).
-        queueable = runtime_family(spec.runtime) == "python"
+        # same callback. On Python and Node.js runtimes it may also be queued behind a
+        # running call, to start there by a time (see ``Pool.hand_over``).
+        queueable = runtime_family(spec.runtime) in QUEUEABLE
         counted = False
         while True:
             # Asked again after a queued start fell through: only what is left of

@@ -3,6 +3,7 @@ object, captured output, its error shape, limits and pre-started processes."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -260,3 +261,34 @@ async def test_a_node_version_that_is_not_installed_fails_clearly(
     result = await executor.invoke(kit(runtime="nodejs99.x"), make_request({}))
     assert result.error_type == "Runtime.StartError"
     assert "needs Node.js 99" in (result.error_message or "")
+
+
+async def test_calls_queue_behind_a_running_one_and_run_once_or_go_elsewhere(
+    executor: ProcessExecutor, kit: Spec, make_request: Request
+) -> None:
+    spec = kit(function="queued", max_concurrency=1)
+    warm = ok_json(await executor.invoke(spec, make_request({"action": "sleep", "ms": 0})))
+    quick = await asyncio.gather(
+        *(executor.invoke(spec, make_request({"action": "sleep", "ms": 0})) for _ in range(12))
+    )
+    counts = sorted(ok_json(result)["calls"] for result in quick)
+    assert counts == list(range(warm["calls"] + 1, warm["calls"] + 13))
+    (stats,) = [s for s in executor.pool_stats() if s.function == "queued"]
+    assert stats.handed_over >= 11
+    # One queued behind a call that turns out slow is taken back at its start-by and,
+    # with its wait run out, refused: it never runs.
+    requests = [make_request({"action": "sleep", "ms": ms}) for ms in (0, 600, 0)]
+    calls = [
+        asyncio.create_task(executor.invoke(spec, each, wait=wait))
+        for each, wait in zip(requests, (5.0, 5.0, 0.2), strict=True)
+    ]
+    assert (await calls[2]).status == "throttled"
+    assert not calls[1].done()
+    before = max(counts)
+    for index, task in enumerate(calls[:2]):
+        answer = ok_json(await task)
+        assert (answer["calls"], answer["id"]) == (before + 1 + index, requests[index].request_id)
+    await asyncio.sleep(0.1)
+    last = make_request({"action": "sleep", "ms": 0})
+    after = ok_json(await executor.invoke(spec, last))
+    assert (after["calls"], after["id"], after["pid"]) == (before + 3, last.request_id, warm["pid"])

@@ -6,7 +6,10 @@
 // array whose first item is the message's tag). It reads an optional Setup ("n": the
 // working directory and variables of a pre-started process), then Init ("i"), loads
 // the handler (the init phase), answers Ready ("r") or InitFailed ("f"), then serves
-// Invoke ("v") one at a time with Emitted ("e") frames then one Done ("d").
+// Invoke ("v") one at a time with Emitted ("e") frames then one Done ("d"). An Invoke
+// reached after its start-by time (on the monotonic clock all processes share) is
+// answered Skipped ("x") and not run; the clock is read only once the answer to the
+// invocation ahead is in the socket, an order the executor relies on.
 //
 // It promises what the Python environment promises: Lambda's handler contract (async
 // handlers, callback handlers, CommonJS and ES modules), Lambda's context object, output
@@ -263,6 +266,11 @@ function receive() {
 
 function send(message) {
   return new Promise((resolve) => channel.write(encodeFrame(message), () => resolve()));
+}
+
+/** Seconds on CLOCK_MONOTONIC, the clock of Python's time.monotonic(). */
+function monotonic() {
+  return Number(process.hrtime.bigint()) / 1e9;
 }
 
 function exitAfter(message, code) {
@@ -523,6 +531,11 @@ async function main() {
     message = await receive();
     if (message === null || message === undefined) return;
     if (message[0] !== 'v') continue;
+    const startBy = message[6];
+    if (startBy !== null && startBy !== undefined && monotonic() >= startBy) {
+      await send(['x', message[1]]);
+      continue;
+    }
     const done = await invoke(message);
     if (done[1] === 'oom') {
       exitAfter(done, EXIT_OUT_OF_MEMORY);
@@ -534,7 +547,7 @@ async function main() {
       exitAfter(done, 129);
       return;
     }
-    channel.write(encodeFrame(done));
+    await send(done); // written before the next invocation's start-by is read
   }
 }
 
