@@ -1,10 +1,14 @@
-"""Round-trip cost of the process executor: a no-op Python handler, warm environments.
+"""Round-trip cost of the process executor: a no-op handler, warm environments.
 
-Runs ``--invocations`` calls through ``ProcessExecutor`` with ``--workers`` callers in
-parallel (and as many environments), and prints invocations per second and the p50 and
-p99 latency of one call as the caller sees it, plus the cold-start time.
+Runs ``--invocations`` calls through ``ProcessExecutor`` with ``--callers`` callers in
+parallel (``--workers`` of them by default) on ``--workers`` environments, and prints
+invocations per second, the CPU time this process spent per invocation, and the p50
+and p99 latency of one call as the caller sees it, plus the cold-start time. With more
+callers than environments, calls wait for one, and queue in them behind running calls.
+``--runtime nodejs`` serves a no-op Node.js handler instead of a Python one.
 
-    python -m bench.executor_bench [--invocations 20000] [--workers 2] [--uvloop]
+    python -m bench.executor_bench [--invocations 20000] [--workers 2] [--callers N]
+                                   [--runtime python|nodejs] [--uvloop]
 """
 
 from __future__ import annotations
@@ -20,18 +24,27 @@ from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
 
 NOOP = "def handler(event, context):\n    return None\n"
+NODE_NOOP = "exports.handler = async () => null;\n"
 
 
-async def measure(invocations: int, workers: int) -> dict[str, float]:
+async def measure(
+    invocations: int, workers: int, callers: int, runtime: str = "python"
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         code = Path(scratch) / "noop"
         code.mkdir()
-        (code / "main.py").write_text(NOOP)
+        if runtime == "nodejs":
+            (code / "index.js").write_text(NODE_NOOP)
+            handler = "index.handler"
+        else:
+            (code / "main.py").write_text(NOOP)
+            handler = "main.handler"
         spec = FunctionSpec(
             function="noop",
             version="1",
             code_dir=code,
-            handler="main.handler",
+            handler=handler,
+            runtime=runtime,
             max_concurrency=workers,
         )
         executor = ProcessExecutor(work_dir=Path(scratch) / "work")
@@ -58,16 +71,19 @@ async def measure(invocations: int, workers: int) -> dict[str, float]:
                     if result.status != "ok":
                         raise RuntimeError(result.error_document())
 
-            share = invocations // workers
+            share = invocations // callers
             started = time.perf_counter()
-            await asyncio.gather(*(caller(index, share) for index in range(workers)))
+            cpu = time.process_time()
+            await asyncio.gather(*(caller(index, share) for index in range(callers)))
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
         finally:
             await executor.stop(grace=5.0)
     latencies.sort()
     return {
         "invocations": len(latencies),
         "per_second": len(latencies) / elapsed,
+        "cpu_us": cpu / len(latencies) * 1e6,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "cold_start_ms": cold_ms,
@@ -78,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invocations", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--callers", type=int, help="callers in parallel (--workers)")
+    parser.add_argument("--runtime", choices=("python", "nodejs"), default="python")
     parser.add_argument("--uvloop", action="store_true", help="run the executor on uvloop")
     options = parser.parse_args()
     if options.uvloop:
@@ -86,11 +104,16 @@ def main() -> None:
         runner = uvloop.run
     else:
         runner = asyncio.run
-    figures = runner(measure(options.invocations, options.workers))
+    callers = options.callers or options.workers
+    figures = runner(measure(options.invocations, options.workers, callers, options.runtime))
     loop_name = "uvloop" if options.uvloop else "asyncio"
-    print(f"executor round trip, no-op Python handler, {options.workers} workers, {loop_name}")
+    print(
+        f"executor round trip, no-op {options.runtime} handler, {options.workers} workers,"
+        f" {callers} callers, {loop_name}"
+    )
     print(f"  invocations      {figures['invocations']:>10.0f}")
     print(f"  invocations/s    {figures['per_second']:>10.0f}   (target >= 5000)")
+    print(f"  cpu per call     {figures['cpu_us']:>10.1f} us (this process)")
     print(f"  p50 latency      {figures['p50_ms']:>10.3f} ms")
     print(f"  p99 latency      {figures['p99_ms']:>10.3f} ms")
     print(
