@@ -451,7 +451,7 @@ class ProcessExecutor:
         its share of the waiting ones, so that the next environment to come free finds
         some too."""
         waiting = pool.queueable
-        if not waiting or self._stopping or self._pools.get(pool.spec.key) is not pool:
+        if not waiting or not self._live(pool):
             return
         spec = pool.spec
         share = -(-waiting // max(1, len(pool.busy)))
@@ -470,9 +470,9 @@ class ProcessExecutor:
         """Back to idle, or recycled, or discarded, by how its last call ended."""
         # "crashed": the environment reported the invocation and is exiting.
         worker.on_answer = None
-        gone = status in ("oom", "crashed") or not worker.alive or self._stopping
+        gone = status in ("oom", "crashed") or not worker.alive
         launcher = self._launcher
-        if gone or self._pools.get(spec.key) is not pool:
+        if gone or not self._live(pool):
             launcher.discard(worker)
         elif (spec.max_invocations and worker.invocations >= spec.max_invocations) or (
             memory_mb >= spec.memory * RECYCLE_FRACTION

@@ -329,17 +329,15 @@ class SqlStore:
             await self._records.write(records)
             return
         async with self._write() as conn:
-            if conn.dialect.name == "sqlite":  # in memory or by URI: the pooled connection
+            dialect = conn.dialect.name
+            if dialect == "sqlite":  # in memory or by URI: the pooled connection
                 document = t.invocation_batch_document(records)
                 await conn.exec_driver_sql(*sqlite_insert(records, document))
-            elif conn.dialect.name == "postgresql":
-                document = t.invocation_batch_document(records)
+                return
+            document = t.invocation_batch_document(records) if dialect == "postgresql" else None
+            if document is not None:
                 stamps = "".join(new_id.many(len(records)))
-                if document is not None:
-                    await conn.exec_driver_sql(_INSERT_BATCH_POSTGRESQL, (document, stamps))
-                else:
-                    rows = [t.invocation_row(record) for record in records]
-                    await conn.execute(t.invocations.insert(), rows)
+                await conn.exec_driver_sql(_INSERT_BATCH_POSTGRESQL, (document, stamps))
             else:
                 rows = [t.invocation_row(record) for record in records]
                 await conn.execute(t.invocations.insert(), rows)
