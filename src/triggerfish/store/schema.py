@@ -3,6 +3,10 @@
 Times are Unix seconds as double precision. JSON columns are JSONB on PostgreSQL.
 Invocations are ordered by their time-sortable id, so the listing indexes lead with
 the filter column and end with the id.
+
+Databases get these tables through the revisions in ``migrations/versions/``, never
+from this module: a change here needs a new revision that makes it, and the tests fail
+while the two differ (``tests/unit/store/test_store_migrations.py``).
 """
 
 from __future__ import annotations
@@ -338,4 +342,44 @@ documents = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("body", _JSON, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+# -- the tables the nodes of a cluster share (revision 0002) ---------------------------
+
+nodes = sa.Table(
+    "tf_nodes",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("address", sa.String(512), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("heartbeat_at", sa.Double, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("info", _JSON, nullable=False),
+)
+
+leases = sa.Table(
+    "tf_leases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+)
+
+# Content-addressed: a digest names one content forever, so rows are never updated.
+blobs = sa.Table(
+    "tf_blobs",
+    metadata,
+    sa.Column("digest", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+generations = sa.Table(
+    "tf_generations",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )

@@ -3,7 +3,8 @@ invocations, tokens) over SQLAlchemy Core with an async driver.
 
 SQLite (``sqlite+aiosqlite:///path/store.db``, the embedded default) and PostgreSQL
 (``postgresql+asyncpg://...``) run the same statements (see ``engine.Database`` for the
-SQLite settings). Each method is one transaction. Driver errors become ``AdapterError``
+SQLite settings). ``start()`` upgrades the schema to the newest revision this release
+knows (``migrations``). Each method is one transaction. Driver errors become ``AdapterError``
 (``ConflictError`` for a broken uniqueness rule); a missing thing is a ``NotFoundError``
 whose message says what exists instead.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from triggerfish.errors import ConflictError, NotFoundError, ValidationError
 from triggerfish.ids import new_id
 from triggerfish.store import schema as t
+from triggerfish.store.cluster import Cluster
 from triggerfish.store.documents import Documents
 from triggerfish.store.engine import Database
+from triggerfish.store.migrations import schema_revision, upgrade_schema
 from triggerfish.store.records import (
     LIVE,
     STATUSES,
@@ -44,20 +47,29 @@ _VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
 class SqlStore:
     """The control-plane store; ``start()`` before use, ``stop()`` after."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = 10.0,
+        echo: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url = url
         self._db = Database(url, busy_timeout=busy_timeout, echo=echo)
         self._read = self._db.read
         self._write = self._db.write
         self.documents = Documents(self._read, self._write)
+        self.cluster = Cluster(self._read, self._write, clock=clock)
         self._records: SqliteRecordWriter | None = None
 
     async def start(self) -> None:
-        """Connect and create the tables that are missing."""
+        """Connect and upgrade the schema to head (``ConfigError`` when a newer
+        Triggerfish has already upgraded it further)."""
         await self._db.open()
         try:
             async with self._write() as conn:
-                await conn.run_sync(t.metadata.create_all)
+                await upgrade_schema(conn, where=self._db.safe_url)
         except BaseException:
             await self._db.close()
             raise
@@ -72,6 +84,11 @@ class SqlStore:
                 await records.close()
         finally:
             await self._db.close()
+
+    async def schema_revision(self) -> str | None:
+        """The schema revision of the database (after ``start()``: the newest one)."""
+        async with self._read() as conn:
+            return await schema_revision(conn)
 
     async def __aenter__(self) -> SqlStore:
         await self.start()
