@@ -343,7 +343,7 @@ async def triggerfish_latency(broker: Broker, work: Path) -> Figures:
     figures = Figures()
     try:
         await node.start()
-        await node.deploy_manifest(manifest)
+        await node.control.deploy_manifest(manifest)
         await sources_connected(node)
         progress(f"{broker.kind}: Triggerfish latency at {RATE:.0f} msg/s")
         total = int(RATE * LATENCY_SECONDS)
@@ -373,7 +373,7 @@ async def triggerfish_throughput(broker: Broker, count: int, work: Path) -> Figu
             # Mosquitto queues at most 1,000 messages for an absent client by default:
             # publish to a node that is already consuming, and time from the first publish.
             await node.start()
-            await node.deploy_manifest(manifest)
+            await node.control.deploy_manifest(manifest)
             await sources_connected(node)
             began = time.time()
             for i in range(count):
@@ -383,7 +383,7 @@ async def triggerfish_throughput(broker: Broker, count: int, work: Path) -> Figu
                 await send(json.dumps({"t": time.time(), "i": i}).encode())
             began = time.time()
             await node.start()
-            await node.deploy_manifest(manifest)
+            await node.control.deploy_manifest(manifest)
         topic = next(
             s.topic for s in node.dispatcher.subscriptions if s.topic.startswith("_source.")
         )

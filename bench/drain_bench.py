@@ -51,13 +51,13 @@ async def drain(events: int, records: bool) -> dict[str, Any]:
             node.recorder.record = lambda *args, **kwargs: None  # type: ignore[assignment,method-assign]
         await node.start()
         try:
-            await node.deploy_manifest(FUNCTIONS / "triggerfish.yaml")
+            await node.control.deploy_manifest(FUNCTIONS / "triggerfish.yaml")
             for start in range(0, events, BATCH):
                 batch = [make_event("drain", i) for i in range(start, min(events, start + BATCH))]
                 await node.bus.publish("bench-tp", [event_from_dict(e) for e in batch])
             began = time.perf_counter()
             cpu = os.times()
-            await node.deploy_manifest(FUNCTIONS_TP / "triggerfish.yaml")
+            await node.control.deploy_manifest(FUNCTIONS_TP / "triggerfish.yaml")
             while True:
                 groups = await node.bus.groups("bench-tp")
                 if groups and groups[0].backlog == 0 and groups[0].in_flight == 0:

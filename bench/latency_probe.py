@@ -64,7 +64,7 @@ async def probe(events: int, rate: float, records: bool) -> dict[str, float]:
         await node.start()
         pauses = Pauses()
         try:
-            await node.deploy_manifest(FUNCTIONS / "triggerfish.yaml")
+            await node.control.deploy_manifest(FUNCTIONS / "triggerfish.yaml")
             warm = [f"warm-{i}" for i in range(WARMUP_EVENTS)]
             for event_id in warm:
                 await node.bus.publish(

@@ -151,9 +151,11 @@ class KeptAlive:
 class TriggerfishServer:
     """One ``triggerfish up`` process on a free port with its own data directory."""
 
-    def __init__(self, executable: Path) -> None:
+    def __init__(self, executable: Path, *, env: dict[str, str] | None = None) -> None:
         self._exe = executable
+        self._env = env
         self._dir = Path(tempfile.mkdtemp(prefix="tfbench-triggerfish-"))
+        self.data = self._dir / "data"
         self._log_path = self._dir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.port = free_port()
@@ -171,13 +173,14 @@ class TriggerfishServer:
         return {"Authorization": f"Bearer {self.token}"}
 
     def start(self) -> None:
-        data = self._dir / "data"
-        with self._log_path.open("wb") as log:
+        data = self.data
+        with self._log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [str(self._exe), "up", "--data-dir", str(data), "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=None if self._env is None else {**os.environ, **self._env},
             )
         deadline = time.monotonic() + STARTUP_SECONDS
         while not self._healthy():
@@ -229,6 +232,12 @@ class TriggerfishServer:
             raise self.unavailable(
                 f"`triggerfish deploy {path}` exited with {done.returncode}: {output}"
             )
+
+    def kill(self) -> None:
+        """kill -9 the server and the processes of its session (its environments)."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -24,13 +24,16 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path(".triggerfish")
-    store_url: str = ""  # default: SQLite file in data_dir
+    store_url: str = ""  # default: SQLite file in data_dir; postgresql://... for a cluster
+    bus_url: str = ""  # default: SQLite file in data_dir; nats://... for a cluster
     url: str = ""  # where the CLI finds the server; default http://host:port
     token: str = ""  # API token for the CLI; default: the admin token file
     dedupe_window: float = 86400.0  # seconds
     sync_payload_limit: int = 6 * MB
     async_payload_limit: int = 1 * MB
     shutdown_grace: float = 10.0  # seconds for invocations in flight at shutdown
+    lease_margin: float = 30.0  # past a function's timeout, before a dead node's events return
+    leader_lease: float = 5.0  # seconds; on a cluster, a dead leader is replaced within two
     throttle_wait: float = 1.0  # how long a synchronous call waits for a free slot
     idle_ttl: float = 300.0  # seconds before an idle environment is reaped
     retention: float = 7 * 86400.0  # retention of topics created without one
@@ -43,11 +46,11 @@ class Settings:
 
     @property
     def resolved_store_url(self) -> str:
-        return self.store_url or f"sqlite+aiosqlite:///{self.data_dir / 'store.db'}"
+        return self.store_url or f"sqlite:///{self.data_dir / 'store.db'}"
 
     @property
-    def bus_path(self) -> Path:
-        return self.data_dir / "bus.db"
+    def resolved_bus_url(self) -> str:
+        return self.bus_url or f"sqlite:///{self.data_dir / 'bus.db'}"
 
     @property
     def token_path(self) -> Path:
@@ -64,7 +67,7 @@ class Settings:
 _FIELDS = {f.name: f for f in fields(Settings)}
 _PREFIX = "TRIGGERFISH_"
 # Short names kept for convenience: TRIGGERFISH_DATA as DESIGN.md names it.
-_ALIASES = {"data": "data_dir"}
+_ALIASES = {"data": "data_dir", "store": "store_url", "bus": "bus_url"}
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:

@@ -25,6 +25,7 @@ from triggerfish.api import (
     keys,
     lambda_,
     metrics,
+    nodes,
     problems,
     topics,
     webhooks,
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(webhooks.router)
     app.include_router(brokers.router)
+    app.include_router(nodes.router)
     app.include_router(keys.create_router(node.access_keys))
     app.include_router(lambda_.create_router(node))
     app.add_middleware(

@@ -14,11 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError as PydanticValidationError
 
-from triggerfish.api.deps import node_of, require
+from triggerfish.api.deps import control_of, require
 from triggerfish.errors import ConfigError, NotFoundError
 from triggerfish.functions.brokers import BrokerConfig
 from triggerfish.functions.fields import NAME_RE, NAME_RULE
-from triggerfish.sinks.registry import KIND
 from triggerfish.sources.brokers.urls import redact_url
 
 router = APIRouter(prefix="/v1/brokers", tags=["brokers"])
@@ -34,11 +33,13 @@ def _public(name: str, body: dict[str, Any], stats: dict[str, Any] | None) -> di
 
 
 async def _listing(request: Request) -> list[dict[str, Any]]:
-    node = node_of(request)
-    await node.sinks.count_pending()
-    stats = {s.broker: asdict(s) for s in node.sinks.stats()}
-    documents = await node.store.documents.list(KIND)
-    return [_public(name, body, stats.get(name)) for name, body in sorted(documents.items())]
+    brokers = control_of(request).brokers
+    stats = {name: asdict(s) for name, s in (await brokers.stats()).items()}
+    configs = await brokers.all()
+    return [
+        _public(name, config.model_dump(mode="json"), stats.get(name))
+        for name, config in sorted(configs.items())
+    ]
 
 
 @router.put("/{name}", dependencies=[Depends(require("deploy"))])
@@ -51,7 +52,7 @@ async def put_broker(name: str, request: Request) -> dict[str, Any]:
             f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"brokers.{name}: {details}") from None
-    await node_of(request).put_broker(name, config)
+    await control_of(request).brokers.put(name, config)
     return _public(name, config.model_dump(mode="json"), None)
 
 
@@ -70,7 +71,4 @@ async def get_broker(name: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/{name}", status_code=204, dependencies=[Depends(require("deploy"))])
 async def delete_broker(name: str, request: Request) -> None:
-    node = node_of(request)
-    if await node.store.documents.find(KIND, name) is None:
-        raise NotFoundError(f"no broker named {name!r}")
-    await node.delete_broker(name)
+    await control_of(request).brokers.delete(name)

@@ -32,7 +32,7 @@ async def get_build(name: str, request: Request, offset: int = 0) -> dict[str, A
             error=state.error,
         )
     else:
-        live = await node.store.resolve(name)
+        live = await node.control.functions.version(name)
         wanted = builder.requirements(node.artifacts.path(live.digest))
         if wanted is not None:
             built = builder.is_built(wanted.key)

@@ -1,4 +1,6 @@
-"""Request dependencies: the node, and the API token with the scope a route needs."""
+"""Request dependencies: the node, its application layer (``control_of``: every change
+and every read of the store or the bus goes through it), and the API token with the
+scope a route needs."""
 
 from __future__ import annotations
 
@@ -10,12 +12,17 @@ from fastapi import Request
 from triggerfish.errors import AuthError
 
 if TYPE_CHECKING:
+    from triggerfish.control import Control
     from triggerfish.node import Node
 
 
 def node_of(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
+
+
+def control_of(request: Request) -> Control:
+    return node_of(request).control
 
 
 def require(scope: str) -> Callable[[Request], Awaitable[None]]:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from triggerfish.api.deps import node_of, require
+from triggerfish.api.deps import control_of, node_of, require
 from triggerfish.api.invoke import Params, invoke_sync
 from triggerfish.errors import ConfigError
 from triggerfish.functions.manifest import parse_function_config
@@ -33,7 +33,7 @@ async def deploy(
     code_zip = await code.read(MAX_CODE_BYTES + 1)
     if len(code_zip) > MAX_CODE_BYTES:
         raise ConfigError(f"code: the zip is over the {MAX_CODE_BYTES // 1024 // 1024} MB limit")
-    result = await node_of(request).deploy(name, function_config, code_zip)
+    result = await control_of(request).functions.deploy(name, function_config, code_zip)
     return {
         "function": result.function,
         "version": result.version,
@@ -54,17 +54,17 @@ async def deploy(
 
 @router.get("/functions", dependencies=[Depends(require("read"))])
 async def list_functions(request: Request) -> dict[str, Any]:
-    return {"functions": await node_of(request).describe_functions()}
+    return {"functions": await control_of(request).functions.describe_all()}
 
 
 @router.get("/functions/{name}", dependencies=[Depends(require("read"))])
 async def get_function(name: str, request: Request) -> dict[str, Any]:
-    return await node_of(request).describe_function(name)
+    return await control_of(request).functions.describe(name)
 
 
 @router.delete("/functions/{name}", status_code=204, dependencies=[Depends(require("deploy"))])
 async def delete_function(name: str, request: Request) -> None:
-    await node_of(request).delete_function(name)
+    await control_of(request).functions.delete(name)
 
 
 @router.post("/functions/{name}/invoke", dependencies=[Depends(require("invoke"))])
@@ -93,4 +93,4 @@ async def invoke(
 
 @router.get("/triggers", dependencies=[Depends(require("read"))])
 async def list_triggers(request: Request, function: str | None = None) -> dict[str, Any]:
-    return {"triggers": await node_of(request).describe_triggers(function)}
+    return {"triggers": await control_of(request).functions.triggers(function)}

@@ -15,7 +15,8 @@ Per route ``auth``: ``none``; ``token``, an API token with the invoke scope as
 hex HMAC-SHA256 of the body with the route's secret in ``X-Triggerfish-Signature``
 (``sha256=<hex>`` or ``<hex>``).
 
-The routes are read from the store and kept until the node's ``generation`` changes.
+The routes are read from the store and kept until ``Control.generation`` moves (after
+any change of functions, aliases or triggers).
 This router must be mounted after every other, as it answers any method under ``/fn``.
 """
 
@@ -35,6 +36,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from triggerfish.control import Control, TriggerRecord
 from triggerfish.errors import (
     AuthError,
     ConfigError,
@@ -49,7 +51,6 @@ from triggerfish.ids import new_id
 from triggerfish.runtime.base import InvocationResult
 from triggerfish.sources.routes import Route, best_route, parse_route, resolve_secret
 from triggerfish.sources.routes import signature_matches as _signature_matches
-from triggerfish.store.records import TriggerRecord
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -76,16 +77,16 @@ class RouteTarget:
 
 @dataclass(slots=True)
 class RouteTable:
-    """The routes of every ``http:`` trigger, reloaded when the node's generation moves."""
+    """The routes of every ``http:`` trigger, reloaded when the generation moves."""
 
     generation: int = -1
     entries: list[tuple[Route, RouteTarget]] = field(default_factory=list)
 
-    async def current(self, node: Node) -> Sequence[tuple[Route, RouteTarget]]:
-        generation = node.generation
+    async def current(self, control: Control) -> Sequence[tuple[Route, RouteTarget]]:
+        generation = control.generation
         if generation != self.generation:
             entries: list[tuple[Route, RouteTarget]] = []
-            for trigger in await node.store.list_triggers():
+            for trigger in await control.functions.trigger_records():
                 raw = trigger.config.get("http")
                 if not raw:
                     continue
@@ -117,7 +118,7 @@ def message(status: int, text: str, headers: dict[str, str] | None = None) -> JS
 async def answer(request: Request) -> Response:
     node: Node = request.app.state.node
     path = _route_path(request)
-    found = best_route(await _table(request).current(node), request.method, path)
+    found = best_route(await _table(request).current(node.control), request.method, path)
     if found is None:
         return message(404, "Not Found")
     route, target, params = found

@@ -8,8 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from triggerfish.api.deps import node_of, require
-from triggerfish.store.records import InvocationRecord
+from triggerfish.api.deps import control_of, require
+from triggerfish.api.topics import stored_json
+from triggerfish.control import DeadLetters, InvocationRecord
 
 router = APIRouter(prefix="/v1", tags=["invocations"])
 
@@ -29,6 +30,14 @@ def invocation_json(record: InvocationRecord, *, full: bool = False) -> dict[str
     return out
 
 
+def dead_letters_json(found: DeadLetters) -> dict[str, Any]:
+    return {
+        "topic": found.topic,
+        "pending": found.pending,
+        "events": [stored_json(item) for item in found.events],
+    }
+
+
 @router.get("/invocations", dependencies=[Depends(require("read"))])
 async def list_invocations(
     request: Request,
@@ -45,7 +54,7 @@ async def list_invocations(
     """Newest first, paged with ``before``; or oldest first from ``after`` (``after=0``
     starts at the beginning), for following new invocations as they come."""
     page = max(1, min(limit, 1000))
-    records = await node_of(request).store.list_invocations(
+    records = await control_of(request).invocations.search(
         function=function,
         status=status,
         trigger=trigger,
@@ -68,7 +77,7 @@ async def list_invocations(
 
 @router.get("/invocations/{invocation_id}", dependencies=[Depends(require("read"))])
 async def get_invocation(invocation_id: str, request: Request) -> dict[str, Any]:
-    record = await node_of(request).store.get_invocation(invocation_id)
+    record = await control_of(request).invocations.get(invocation_id)
     return invocation_json(record, full=True)
 
 
@@ -76,10 +85,12 @@ async def get_invocation(invocation_id: str, request: Request) -> dict[str, Any]
 async def list_dead_letters(
     request: Request, topic: str | None = None, limit: int = 100
 ) -> dict[str, Any]:
-    return {"dead_letters": await node_of(request).dead_letters(topic, limit=min(limit, 1000))}
+    topics = control_of(request).topics
+    found = await topics.dead_letters(topic, limit=min(limit, 1000))
+    return {"dead_letters": [dead_letters_json(item) for item in found]}
 
 
 @router.post("/dlq/{topic}/redrive", dependencies=[Depends(require("deploy"))])
 async def redrive(topic: str, request: Request, limit: int = 1000) -> dict[str, Any]:
-    redriven, skipped = await node_of(request).dispatcher.redrive(topic, limit=limit)
+    redriven, skipped = await control_of(request).topics.redrive(topic, limit=limit)
     return {"topic": topic, "redriven": redriven, "skipped": skipped}

@@ -63,6 +63,9 @@ def problem_reply(exc: errors.TriggerfishError) -> Reply:
     reply = Reply(status, orjson.dumps(body), media_type=PROBLEM.encode())
     if isinstance(exc, errors.ThrottledError):
         reply.header("Retry-After", str(max(1, round(exc.retry_after))))
+    elif status == 503:
+        # A store or bus that is away: the node reconnects by itself, try again soon.
+        reply.header("Retry-After", "1")
     if isinstance(exc, errors.AuthError) and not isinstance(exc, errors.PermissionDeniedError):
         reply.header("WWW-Authenticate", 'Bearer realm="triggerfish"')
     return reply

@@ -34,7 +34,7 @@ async def publish_reply(node: Node, topic: str, headers: Mapping[str, str], body
     events = parse_http(headers, body, max_size=node.settings.async_payload_limit)
     if not events:
         raise ValidationError("the batch holds no event", field="body")
-    results = await node.bus.publish(topic, events)
+    results = await node.control.topics.publish(topic, events)
     duplicates = sum(1 for r in results if r.duplicate)
     document = {
         "topic": topic,

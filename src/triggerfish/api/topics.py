@@ -13,10 +13,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from triggerfish.api.deps import node_of, require
+from triggerfish.api.deps import control_of, node_of, require
 from triggerfish.api.publish import publish_reply
-from triggerfish.bus.base import GroupInfo, StoredEvent, TopicInfo
-from triggerfish.bus.names import check_topic_name
+from triggerfish.control import GroupInfo, StoredEvent, TopicInfo
 from triggerfish.errors import ValidationError
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"])
@@ -67,35 +66,35 @@ async def publish_events(topic: str, request: Request) -> Response:
 
 @router.get("", dependencies=[Depends(require("read"))])
 async def list_topics(request: Request, internal: bool = False) -> dict[str, Any]:
-    infos = await node_of(request).bus.topics()
+    infos = await control_of(request).topics.all()
     return {"topics": [topic_json(t) for t in infos if internal or not t.name.startswith("_")]}
 
 
 @router.put("/{topic}", dependencies=[Depends(require("deploy"))])
 async def put_topic(topic: str, body: TopicBody, request: Request) -> dict[str, Any]:
-    check_topic_name(topic)
-    node = node_of(request)
-    await node.bus.create_topic(topic, retention=body.retention)
-    return topic_json(await node.bus.topic(topic))
+    topics = control_of(request).topics
+    await topics.create(topic, retention=body.retention)
+    return topic_json(await topics.info(topic))
 
 
 @router.get("/{topic}", dependencies=[Depends(require("read"))])
 async def get_topic(topic: str, request: Request) -> dict[str, Any]:
-    bus = node_of(request).bus
-    info = await bus.topic(topic)
-    return {**topic_json(info), "triggers": [group_json(g) for g in await bus.groups(topic)]}
+    topics = control_of(request).topics
+    info = await topics.info(topic)
+    return {**topic_json(info), "triggers": [group_json(g) for g in await topics.groups(topic)]}
 
 
 @router.delete("/{topic}", status_code=204, dependencies=[Depends(require("deploy"))])
 async def delete_topic(topic: str, request: Request) -> None:
-    await node_of(request).bus.delete_topic(topic)
+    await control_of(request).topics.delete(topic)
 
 
 @router.get("/{topic}/events", dependencies=[Depends(require("read"))])
 async def read_events(
     topic: str, request: Request, after: int = 0, since: float | None = None, limit: int = 100
 ) -> dict[str, Any]:
-    items = await node_of(request).bus.read(topic, after=after, since=since, limit=min(limit, 1000))
+    topics = control_of(request).topics
+    items = await topics.read(topic, after=after, since=since, limit=min(limit, 1000))
     return {"topic": topic, "events": [stored_json(i) for i in items]}
 
 
@@ -103,5 +102,6 @@ async def read_events(
 async def replay(topic: str, body: ReplayBody, request: Request) -> dict[str, Any]:
     if (body.offset is None) == (body.since is None):
         raise ValidationError("give exactly one of 'offset' or 'since'", field="offset")
-    count = await node_of(request).replay(topic, body.trigger, offset=body.offset, since=body.since)
+    topics = control_of(request).topics
+    count = await topics.replay(topic, body.trigger, offset=body.offset, since=body.since)
     return {"topic": topic, "trigger": body.trigger, "requeued": count}

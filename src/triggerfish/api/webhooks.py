@@ -19,18 +19,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
-from triggerfish.api.deps import node_of, require
+from triggerfish.api.deps import control_of, node_of, require
 from triggerfish.api.problems import problem
 from triggerfish.errors import ConfigError, PayloadTooLargeError
 from triggerfish.functions.fields import NAME_RE, NAME_RULE
 from triggerfish.functions.webhooks import WebhookConfig
 from triggerfish.sources.webhooks import (
-    KIND,
     SignatureError,
     check_secret,
-    load_webhook,
     public_json,
-    save_webhook,
     verify,
     webhook_event,
 )
@@ -56,31 +53,24 @@ async def put_webhook(name: str, request: Request) -> dict[str, Any]:
         )
         raise ConfigError(f"webhook {name}: {details}") from None
     check_secret(config, where=f"webhook {name}")
-    node = node_of(request)
-    await save_webhook(node.store, node.bus, name, config, retention=node.settings.retention)
+    await control_of(request).webhooks.put(name, config)
     return public_json(name, config)
 
 
 @router.get("", dependencies=[Depends(require("read"))])
 async def list_webhooks(request: Request) -> dict[str, Any]:
-    documents = await node_of(request).store.documents.list(KIND)
-    return {
-        "webhooks": [
-            public_json(name, WebhookConfig.model_validate(body))
-            for name, body in documents.items()
-        ]
-    }
+    webhooks = await control_of(request).webhooks.all()
+    return {"webhooks": [public_json(name, config) for name, config in webhooks.items()]}
 
 
 @router.get("/{name}", dependencies=[Depends(require("read"))])
 async def get_webhook(name: str, request: Request) -> dict[str, Any]:
-    return public_json(name, await load_webhook(node_of(request).store, name))
+    return public_json(name, await control_of(request).webhooks.get(name))
 
 
 @router.delete("/{name}", status_code=204, dependencies=[Depends(require("deploy"))])
 async def delete_webhook(name: str, request: Request) -> None:
-    if not await node_of(request).store.documents.delete(KIND, name):
-        await load_webhook(node_of(request).store, name)  # raises NotFoundError
+    await control_of(request).webhooks.delete(name)
 
 
 @router.post("/{name}", status_code=202)
@@ -88,7 +78,7 @@ async def receive(name: str, request: Request) -> JSONResponse:
     """Turn the request into a CloudEvent on the webhook's topic (no API token: the
     signature, when the webhook has a secret, is the authentication)."""
     node = node_of(request)
-    config = await load_webhook(node.store, name)
+    config = await node.control.webhooks.get(name)
     limit = node.settings.async_payload_limit
     body = await request.body()
     if len(body) > limit:
@@ -103,7 +93,7 @@ async def receive(name: str, request: Request) -> JSONResponse:
         log.error("webhook %s: %s", name, exc)
         return problem(500, "webhook-misconfigured", f"webhook {name!r} cannot check signatures")
     event = webhook_event(name, config, headers, body, signature=signature)
-    (stored,) = await node.bus.publish(config.topic, [event])
+    (stored,) = await node.control.topics.publish(config.topic, [event])
     return JSONResponse(
         {
             "webhook": name,

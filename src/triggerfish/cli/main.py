@@ -21,7 +21,7 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import aliases, costs, dlq, keys, up
+from triggerfish.cli import aliases, costs, dlq, keys, nodes, up
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
@@ -40,6 +40,7 @@ app = typer.Typer(
 )
 app.command("up")(up.up)
 app.command("costs")(costs.costs)
+app.command("nodes")(nodes.nodes)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
 app.add_typer(keys.app, name="keys", help="Access keys for the S3-compatible API.")

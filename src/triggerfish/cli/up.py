@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from importlib.util import find_spec
 from pathlib import Path
@@ -16,7 +17,7 @@ from triggerfish.api.protocol import hot_path_protocol
 from triggerfish.cli.output import console
 from triggerfish.config import load_settings
 from triggerfish.functions.manifest import Manifest, load_manifest
-from triggerfish.node import Node
+from triggerfish.node import Node, reach_backends
 
 
 def drive_hints(manifest: Manifest) -> list[str]:
@@ -62,13 +63,38 @@ def up(
         Path | None, typer.Option("--deploy", help="Deploy this manifest once started.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL: sqlite:///path/store.db [in the data dir] or postgresql://...",
+        ),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus", help="Bus URL: sqlite:///path/bus.db [in the data dir] or nats://host:4222"
+        ),
+    ] = None,
 ) -> None:
-    """Start Triggerfish on its embedded defaults (SQLite store and bus)."""
+    """Start Triggerfish: on its embedded defaults (SQLite store and bus), or as a node of
+    a cluster with a PostgreSQL store and a NATS JetStream bus shared by every node."""
     settings = load_settings(
-        {"host": host, "port": port, "data_dir": data_dir, "log_level": log_level}
+        {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "log_level": log_level,
+            "store_url": store,
+            "bus_url": bus,
+        }
     )
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.store_url or settings.bus_url:
+        # A store or bus on a server that cannot be reached stops here, with one line
+        # that names it (the embedded files in the data directory need no such check).
+        asyncio.run(reach_backends(settings))
     node = Node(settings)
 
     async def after_start(started: Node) -> None:
@@ -78,7 +104,7 @@ def up(
                 f"{settings.token_path} with mode 0600):\n  {started.admin_token}"
             )
         if deploy is not None:
-            for result in await started.deploy_manifest(deploy):
+            for result in await started.control.deploy_manifest(deploy):
                 state = "new version" if result.created else "unchanged"
                 console.print(f"deployed {result.function} {result.version} ({state})")
             for hint in drive_hints(load_manifest(deploy)):

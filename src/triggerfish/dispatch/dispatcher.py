@@ -17,7 +17,7 @@ import msgspec
 from triggerfish.bus.base import Bus
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import RetryPolicy, Subscription
-from triggerfish.dispatch.runner import Resolver, TriggerRunner
+from triggerfish.dispatch.runner import LEASE_MARGIN, Resolver, TriggerRunner
 from triggerfish.dispatch.shapes import PayloadMode
 from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
@@ -93,9 +93,11 @@ class Dispatcher:
         recorder: Recorder,
         emitter: Emitter,
         default_retention: float | None = None,
+        lease_margin: float = LEASE_MARGIN,
     ) -> None:
         self._bus = bus
         self._default_retention = default_retention
+        self._lease_margin = lease_margin
         self._executor = executor
         self._store = store
         self._resolve = resolve
@@ -161,6 +163,7 @@ class Dispatcher:
                         resolve=self._resolve,
                         recorder=self._recorder,
                         emitter=self._emitter,
+                        lease_margin=self._lease_margin,
                     )
                     await runner.start()
                     self._runners[trigger_id] = runner

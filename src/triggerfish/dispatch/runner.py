@@ -63,6 +63,7 @@ class TriggerRunner:
         recorder: Recorder,
         emitter: Emitter,
         rand: random.Random | None = None,
+        lease_margin: float = LEASE_MARGIN,
     ) -> None:
         self.subscription = subscription
         self._bus = bus
@@ -80,7 +81,10 @@ class TriggerRunner:
         # while they wait for a free environment or run.
         self._held: set[tuple[str, int]] = set()
         self._holding = asyncio.Event()  # set while ``_held`` may be non-empty
-        self._lease = LEASE_MARGIN
+        # A node that dies holding events gives them back after this margin past the
+        # function's timeout: on a cluster, how long until another node takes them.
+        self._lease_margin = lease_margin
+        self._lease = lease_margin
         # Acknowledgements wait here a moment so one bus call settles many events.
         self._acks: dict[str, list[int]] = {}
         self._ack_ready = asyncio.Event()
@@ -132,7 +136,7 @@ class TriggerRunner:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
-                self._lease = spec.timeout + LEASE_MARGIN
+                self._lease = spec.timeout + self._lease_margin
                 deliveries = await self._bus.fetch(
                     topic,
                     sub.id,

@@ -8,6 +8,11 @@ its code and its environment, and a failed build leaves ``live`` where it was. E
 way the function's triggers become exactly those of the new settings; a trigger keeps its
 id (its consumer group) while its function and name stay the same, so redeploys do not
 lose its position in the topic.
+
+On a cluster (``blobs`` given: the store shared by every node) the code package is
+also kept in the store by digest before the version exists, so every node can run
+any version: a node that lacks a version's code fetches it by digest, unpacks it and
+installs its dependencies once (``prepare``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from triggerfish.errors import NotFoundError, ValidationError
 from triggerfish.functions.artifacts import ArtifactStore
@@ -27,6 +33,12 @@ from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
 from triggerfish.store.sql import SqlStore
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class Blobs(Protocol):
+    async def put_blob(self, digest: str, kind: str, data: bytes) -> None: ...
+
+    async def get_blob(self, digest: str) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +54,18 @@ class DeployResult:
 
 class Deployer:
     def __init__(
-        self, store: SqlStore, artifacts: ArtifactStore, *, builder: Builder | None = None
+        self,
+        store: SqlStore,
+        artifacts: ArtifactStore,
+        *,
+        builder: Builder | None = None,
+        blobs: Blobs | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.builder = builder
+        self.blobs = blobs
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     async def deploy(self, name: str, config: FunctionConfig, code_zip: bytes) -> DeployResult:
         """Deploy one function from its settings and its zipped code."""
@@ -57,6 +76,8 @@ class Deployer:
         created = version is None
         if version is None:
             await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            if self.blobs is not None:
+                await self.blobs.put_blob(digest, "code", code_zip)
             # Dependencies are installed before the version exists: a failed build
             # raises BuildError here and the live version stays as it was.
             build = await self._build(name, digest)
@@ -66,6 +87,8 @@ class Deployer:
         else:
             if not self.artifacts.has(digest):
                 await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+            if self.blobs is not None:
+                await self.blobs.put_blob(digest, "code", code_zip)
             build = await self._build(name, digest)
             live = await self._live(name)
             if live != version.version:
@@ -104,6 +127,21 @@ class Deployer:
             results.append(await self.deploy(name, config, code_zip))
         return results
 
+    async def prepare(self, version: VersionRecord, *, qualifier: str = LIVE) -> FunctionSpec:
+        """``spec_for``, after fetching the code of a version deployed through another
+        node and installing its dependencies here, once per digest."""
+        digest = version.digest
+        if self.blobs is not None and not self.artifacts.has(digest):
+            lock = self._fetching.setdefault(digest, asyncio.Lock())
+            async with lock:
+                if not self.artifacts.has(digest):
+                    code_zip = await self.blobs.get_blob(digest)
+                    if code_zip is not None:
+                        await asyncio.to_thread(self.artifacts.put, digest, code_zip)
+                        await self._build(version.function, digest)
+            self._fetching.pop(digest, None)
+        return self.spec_for(version, qualifier=qualifier)
+
     def spec_for(self, version: VersionRecord, *, qualifier: str = LIVE) -> FunctionSpec:
         """What the executor needs to run ``version``. ``qualifier`` is the alias or
         version it was reached by; ``FunctionSpec`` has no field for it yet, so it only
@@ -114,7 +152,7 @@ class Deployer:
                 f"the code of {version.function}:{qualifier} (version {version.number}, "
                 f"{version.version}) is not on this node; deploy it again"
             )
-        config = FunctionConfig.model_validate(version.config)
+        config = version.settings
         python = None
         if self.builder is not None:
             what = f"{version.function}:{qualifier} (version {version.number})"

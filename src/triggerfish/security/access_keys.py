@@ -55,6 +55,14 @@ class SecretBox:
         self._path = path
         self._aead: AESGCM | None = None
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def load(self) -> None:
+        """Read the key file now, creating it when there is none."""
+        self._cipher()
+
     def _cipher(self) -> AESGCM:
         if self._aead is None:
             self._aead = AESGCM(self._load_or_create())
@@ -125,7 +133,22 @@ class AccessKeys:
         self._function_lock = asyncio.Lock()
 
     async def start(self) -> None:
+        """Load (or create) the key file, and check that it opens the secrets already
+        in the store: a node of a cluster started with a key file of its own stops
+        here, with what to do, rather than failing later on every signed request."""
         self._secrets.clear()
+        await asyncio.to_thread(self._box.load)
+        for key_id, body in (await self._store.documents.list(KIND)).items():
+            if isinstance(body.get("secret"), str):
+                try:
+                    self._box.open(body["secret"], key_id)
+                except ConfigError:
+                    raise ConfigError(
+                        f"{self._box.path} does not open the access keys in the store: every "
+                        "node sharing a store must have the same key file; copy it from "
+                        "the first node's data directory"
+                    ) from None
+                break
 
     async def create(self, name: str = "", *, function: str | None = None) -> tuple[str, str]:
         """A new key: returns (key id, secret); the secret is shown only here."""

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Sequence
 from triggerfish.bus.base import Bus, Delivery
 from triggerfish.sinks.base import Sink, SinkRejectedError
 from triggerfish.sinks.message import SINK_ADDRESS, sink_topic
-from triggerfish.sources.brokers.base import backoff_delay, cancel_task
+from triggerfish.sources.brokers.base import backoff_delay
+from triggerfish.tasks import cancel_task
 
 log = logging.getLogger("triggerfish.sinks")
 

@@ -28,8 +28,9 @@ from typing import Any
 from triggerfish.errors import AdapterError
 from triggerfish.events.model import Event, encode_event
 from triggerfish.sources.brokers import BrokerKind, BrokerSource, broker_kinds
-from triggerfish.sources.brokers.base import BrokerContext, cancel_task
+from triggerfish.sources.brokers.base import BrokerContext
 from triggerfish.sources.link import Committed, Link, Publish, Start, Stats, Stop, Stopped, ToHost
+from triggerfish.tasks import cancel_task
 
 log = logging.getLogger("triggerfish.sources")
 

@@ -1,4 +1,9 @@
-"""Runs one ``Source`` per trigger that needs one, in step with the stored triggers."""
+"""Runs one ``Source`` per trigger that needs one, in step with the stored triggers.
+
+Kinds marked ``one_per_cluster`` (schedules) run only while this node leads: on a
+cluster, the node that holds the leader lease runs them for every node; a node on its
+own always leads.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +52,10 @@ class SourceManager:
         kinds: Sequence[SourceKind],
         data_dir: Path,
         default_retention: float | None = None,
+        leading: bool = True,
     ) -> None:
         self._bus = bus
+        self._leading = leading
         self._store = store
         self._kinds = {kind.name: kind for kind in kinds}
         self._data_dir = data_dir
@@ -87,13 +94,22 @@ class SourceManager:
     async def start(self) -> None:
         await self.refresh()
 
+    async def lead(self, leading: bool) -> None:
+        """Start (or stop) the sources of the kinds that run on one node of a cluster."""
+        self._leading = leading
+        await self.refresh()
+
     async def refresh(self) -> None:
         async with self._lock:
             wanted = {}
             for trigger in await self._store.list_triggers():
                 kind = kind_of(trigger.config)
-                if kind in self._kinds:
-                    wanted[trigger.id] = (trigger, kind)
+                handler = self._kinds.get(kind)
+                if handler is None:
+                    continue
+                if getattr(handler, "one_per_cluster", False) and not self._leading:
+                    continue
+                wanted[trigger.id] = (trigger, kind)
             for trigger_id in list(self._running):
                 record, source = self._running[trigger_id]
                 if trigger_id not in wanted or wanted[trigger_id][0] != record:

@@ -30,9 +30,10 @@ from typing import Any
 from triggerfish.bus.base import Bus
 from triggerfish.events.model import decode_event
 from triggerfish.sources.base import Source, SourceContext
-from triggerfish.sources.brokers.base import BrokerKind, SourceStats, backoff_delay, cancel_task
+from triggerfish.sources.brokers.base import BrokerKind, SourceStats, backoff_delay
 from triggerfish.sources.brokers.urls import redact_url
 from triggerfish.sources.link import Committed, Link, Publish, Start, Stats, Stop, Stopped, ToNode
+from triggerfish.tasks import cancel_task
 
 log = logging.getLogger("triggerfish.sources")
 

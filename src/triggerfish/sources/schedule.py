@@ -68,9 +68,10 @@ def iso(instant: datetime) -> str:
 
 
 class ScheduleKind:
-    """The ``schedule`` trigger source."""
+    """The ``schedule`` trigger source; on a cluster, the leading node runs them all."""
 
     name = "schedule"
+    one_per_cluster = True
 
     def __init__(
         self,

@@ -2,7 +2,10 @@
 
 Times are Unix seconds (floats). ``config`` fields hold plain JSON values: a version's
 ``FunctionConfig.version_config()`` and a trigger's ``TriggerConfig`` dump, so the store
-does not depend on the manifest models.
+does not depend on the manifest models. ``VersionRecord.settings`` gives a version's
+``config`` as the typed ``FunctionConfig``: parsed on first use and kept with the
+record, so readers never pick keys out of the dict (the manifest models are imported
+on that first use, not with the store).
 
 ``InvocationRecord`` alone is not frozen: one is made for every invocation, and a frozen
 dataclass sets each of its 21 fields through ``object.__setattr__``, which cost four
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the store sits below the runtime: no import of it at run time
+    from triggerfish.functions.manifest import FunctionConfig
     from triggerfish.runtime.base import InvocationResult
 
 LIVE = "live"
@@ -37,6 +41,18 @@ class VersionRecord:
     digest: str  # sha256 hex of code and settings
     config: dict[str, Any]
     created_at: float
+    _settings: FunctionConfig | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def settings(self) -> FunctionConfig:
+        """``config`` as the typed ``FunctionConfig``, parsed once per record."""
+        parsed = self._settings
+        if parsed is None:
+            from triggerfish.functions.manifest import FunctionConfig
+
+            parsed = FunctionConfig.model_validate(self.config)
+            object.__setattr__(self, "_settings", parsed)  # a cache, not a change
+        return parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -377,6 +377,8 @@ async def deploy_recorder(
     out = tmp_path / "handled.jsonl"
     settings = {"environment": {"OUT": str(out)}, "triggers": [{"source": source, **trigger}]}
     code = BATCH_RECORDER if "batch_size" in trigger else RECORDER
-    await node.deploy_manifest(write_project(tmp_path / "project", {"record": (code, settings)}))
+    await node.control.deploy_manifest(
+        write_project(tmp_path / "project", {"record": (code, settings)})
+    )
     await eventually(lambda: connected(node), what="the source to connect")
     return out

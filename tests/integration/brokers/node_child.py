@@ -17,7 +17,7 @@ from triggerfish.node import Node
 async def main(data_dir: Path, manifest: Path, ready: Path) -> None:
     node = Node(Settings(data_dir=data_dir, shutdown_grace=1.0))
     await node.start()
-    await node.deploy_manifest(manifest)
+    await node.control.deploy_manifest(manifest)
     await eventually(lambda: connected(node), within=60, what="the sources to connect")
     await asyncio.to_thread(ready.write_text, "ready")
     await asyncio.Event().wait()

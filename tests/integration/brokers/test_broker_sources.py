@@ -21,7 +21,7 @@ def payloads(count: int, **extra: object) -> list[bytes]:
 
 async def start(node: Node, tmp_path: Path, case: BrokerCase, **trigger: object) -> Path:
     out = tmp_path / "handled.jsonl"
-    await node.deploy_manifest(project(tmp_path / "project", case, out, **trigger))
+    await node.control.deploy_manifest(project(tmp_path / "project", case, out, **trigger))
     await eventually(lambda: connected(node), what=f"the {case.kind} source to connect")
     return out
 

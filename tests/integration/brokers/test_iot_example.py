@@ -25,7 +25,7 @@ async def test_only_hot_readings_raise_an_alert(
     import aiomqtt
 
     monkeypatch.setenv("MQTT_URL", MQTT_URL)
-    await node.deploy_manifest(EXAMPLE)
+    await node.control.deploy_manifest(EXAMPLE)
     await eventually(lambda: connected(node), what="the MQTT source to connect")
     site = unique_name("site")
     async with aiomqtt.Client(HOST, 1883) as client:

@@ -93,7 +93,7 @@ async def test_the_source_process_ends_with_the_last_broker_trigger(
     assert pid is not None
     assert alive(pid)
 
-    await node.delete_function("record")
+    await node.control.functions.delete("record")
     await eventually(lambda: not alive(pid), what="the source process to exit")
     assert node.source_process.pid is None
 

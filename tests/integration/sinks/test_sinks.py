@@ -50,7 +50,7 @@ async def test_an_emit_reaches_each_broker_with_body_and_attributes(
 ) -> None:
     topic = unique_name("in-")
     target = f"out:{case.address()}"
-    await node.deploy_manifest(
+    await node.control.deploy_manifest(
         emitter_project(tmp_path, topic=topic, targets=[target], brokers={"out": case.broker()})
     )
     (cause,) = await publish(node, topic, {"n": 1})
@@ -85,7 +85,7 @@ async def test_structured_format_sends_the_cloudevent_as_json(node: Node, tmp_pa
     topic = unique_name("in-")
     broker = {**case.broker(), "format": "cloudevent"}
     try:
-        await node.deploy_manifest(
+        await node.control.deploy_manifest(
             emitter_project(
                 tmp_path, topic=topic, targets=[f"s:{case.address()}"], brokers={"s": broker}
             )
@@ -105,7 +105,7 @@ async def test_an_unknown_broker_fails_the_invocation_with_a_clear_error(
     node: Node, tmp_path: Path
 ) -> None:
     topic = unique_name("in-")
-    await node.deploy_manifest(
+    await node.control.deploy_manifest(
         emitter_project(
             tmp_path,
             topic=topic,
@@ -132,7 +132,7 @@ async def test_jetstream_retries_until_a_stream_takes_the_subject(
     case = JetStreamSink(unique_name())  # no stream yet: publishes fail with no responders
     topic = unique_name("in-")
     try:
-        await node.deploy_manifest(
+        await node.control.deploy_manifest(
             emitter_project(
                 tmp_path,
                 topic=topic,
@@ -173,7 +173,7 @@ async def test_destinations_to_a_topic_and_to_a_broker(node: Node, tmp_path: Pat
     topic = unique_name("in-")
     failures = unique_name("failed-")
     try:
-        await node.deploy_manifest(
+        await node.control.deploy_manifest(
             emitter_project(
                 tmp_path,
                 topic=topic,
@@ -220,7 +220,7 @@ async def test_async_invocations_send_success_records(node: Node, tmp_path: Path
 
     case = RedisStreamSink(unique_name())
     try:
-        await node.deploy_manifest(
+        await node.control.deploy_manifest(
             emitter_project(
                 tmp_path,
                 topic=unique_name("in-"),
@@ -247,7 +247,7 @@ async def test_events_waiting_for_a_broker_survive_a_restart(tmp_path: Path) -> 
     first = Node(settings)
     await first.start()
     try:
-        await first.deploy_manifest(
+        await first.control.deploy_manifest(
             emitter_project(
                 tmp_path,
                 topic=topic,

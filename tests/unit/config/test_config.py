@@ -14,7 +14,8 @@ def test_defaults_serve_loopback_8080_with_a_local_data_dir(tmp_path: Path) -> N
     settings = load_settings(environ={}, cwd=tmp_path)
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.data_dir == Path(".triggerfish")
-    assert settings.resolved_store_url == "sqlite+aiosqlite:///.triggerfish/store.db"
+    assert settings.resolved_store_url == "sqlite:///.triggerfish/store.db"
+    assert settings.resolved_bus_url == "sqlite:///.triggerfish/bus.db"
     assert settings.resolved_url == "http://127.0.0.1:8080"
 
 

@@ -17,12 +17,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from triggerfish.api.aliases import version_numbers
 from triggerfish.api.lambda_.auth import authenticate
 from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
 from triggerfish.api.lambda_.paging import Item, json_response, page
 from triggerfish.api.lambda_.shapes import LATEST, function_arn, split_name
-from triggerfish.store.records import AliasRecord
+from triggerfish.control import AliasRecord
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
 def add_alias_routes(router: APIRouter, node: Node) -> None:
     """Add the alias operations to the Lambda API's ``router``."""
+    aliases = node.control.aliases
 
     def shape(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
         number = numbers.get(record.version)
@@ -45,12 +45,12 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         }
 
     async def one(record: AliasRecord) -> dict[str, Any]:
-        return shape(record, await version_numbers(node, record.function))
+        return shape(record, await aliases.numbers(record.function))
 
     async def find(function: str, alias: str) -> AliasRecord:
-        for record in await node.store.list_aliases(function):
-            if record.name == alias:
-                return record
+        record = await aliases.find(function, alias)
+        if record is not None:
+            return record
         raise LambdaError(
             404,
             "ResourceNotFoundException",
@@ -79,7 +79,7 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
                 raise invalid_parameter("FunctionVersion is required: a version number")
             return None
         if value == LATEST:
-            versions = await node.store.list_versions(function)
+            versions = await node.control.functions.versions(function)
             if not versions:
                 raise LambdaError(
                     404, "ResourceNotFoundException", f"function {function!r} has no versions"
@@ -105,14 +105,14 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         if not isinstance(alias, str) or not alias:
             raise invalid_parameter("Name is required: the alias's name")
         number = await version_of(function, body, required=True)
-        if any(r.name == alias for r in await node.store.list_aliases(function)):
+        if await aliases.find(function, alias) is not None:
             raise LambdaError(
                 409,
                 "ResourceConflictException",
                 f"Alias already exists: {function_arn(function, alias)}",
             )
         assert number is not None
-        return json_response(await one(await node.set_alias(function, alias, number)), 201)
+        return json_response(await one(await aliases.set(function, alias, number)), 201)
 
     @router.get("/functions/{name}/aliases/{alias}", summary="GetAlias (Lambda)")
     async def get_alias(name: str, alias: str, request: Request) -> Response:
@@ -128,14 +128,14 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         number = await version_of(function, body, required=False)
         if number is None:
             return json_response(await one(current))
-        return json_response(await one(await node.set_alias(function, alias, number)))
+        return json_response(await one(await aliases.set(function, alias, number)))
 
     @router.delete("/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)")
     async def delete_alias(name: str, alias: str, request: Request) -> Response:
         function = plain(name)
         await authenticate(node, request, await request.body(), "deploy")
         await find(function, alias)
-        await node.delete_alias(function, alias)
+        await aliases.delete(function, alias)
         return Response(status_code=204)
 
     @router.get("/functions/{name}/aliases", summary="ListAliases (Lambda)")
@@ -144,8 +144,8 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         await authenticate(node, request, await request.body(), "read")
         wanted = request.query_params.get("FunctionVersion")
         items: list[Item] = []
-        records = await node.store.list_aliases(function)
-        numbers = await version_numbers(node, function)
+        records = await aliases.all(function)
+        numbers = await aliases.numbers(function)
         for position, record in enumerate(records):
             body = shape(record, numbers)
             if wanted is None or body["FunctionVersion"] == wanted:

@@ -72,20 +72,21 @@ class Invocations:
 
     def __init__(self, node: Node) -> None:
         self._node = node
+        self._control = node.control
         self._numbers: dict[tuple[str, str], int] = {}
-        self._generation = node.generation
+        self._generation = node.control.generation
 
     async def version_number(self, function: str, version: str) -> int:
         # Version ids are content digests; their numbers change only with a redeploy
-        # after a delete, which moves the node's generation on.
-        node = self._node
-        if self._generation != node.generation:
+        # after a delete, which moves the generation on.
+        control = self._control
+        if self._generation != control.generation:
             self._numbers.clear()
-            self._generation = node.generation
+            self._generation = control.generation
         key = (function, version)
         number = self._numbers.get(key)
         if number is None:
-            number = (await node.store.get_version(function, version)).number
+            number = (await control.functions.version(function, version)).number
             self._numbers[key] = number
         return number
 
@@ -108,7 +109,7 @@ class Invocations:
         target = qualifier_or_live(qualifier)
         payload = body or b"{}"
         if kind == "DryRun":
-            await node.resolve(function, target)
+            await self._control.specs.resolve(function, target)
             return Reply(204, media_type=None)
         if kind == "Event":
             stored = await node.invoker.invoke_async(function, payload, qualifier=target)

@@ -19,8 +19,8 @@ from triggerfish.api.lambda_.invoke import Invocations
 from triggerfish.api.lambda_.paging import Item, json_response, max_items, page
 from triggerfish.api.lambda_.shapes import LATEST, configuration, qualifier_or_live, split_name
 from triggerfish.api.raw import RawRequest
+from triggerfish.control import VersionRecord
 from triggerfish.errors import NotFoundError
-from triggerfish.store.records import VersionRecord
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -30,6 +30,7 @@ def create_router(node: Node) -> APIRouter:
     """The Lambda API over ``node``; mount it with ``app.include_router``."""
     router = APIRouter(prefix="/2015-03-31", tags=["lambda"], route_class=LambdaRoute)
     invocations = Invocations(node)
+    functions = node.control.functions
 
     def code_size(version: VersionRecord) -> int:
         path = node.artifacts.zip_path(version.digest)
@@ -44,7 +45,7 @@ def create_router(node: Node) -> APIRouter:
 
     async def all_versions(function: str) -> list[Item]:
         """``$LATEST`` first, then every version by number, as Lambda lists them."""
-        versions = await node.store.list_versions(function)
+        versions = await functions.versions(function)
         if not versions:
             return []
         items: list[Item] = [((function, 0), describe(versions[-1], LATEST, LATEST))]
@@ -64,7 +65,7 @@ def create_router(node: Node) -> APIRouter:
     async def get_function(name: str, request: Request) -> Response:
         await authenticate(node, request, await request.body(), "read")
         function, qualifier = split_name(name, request.query_params.get("Qualifier"))
-        version = await node.store.resolve(function, qualifier_or_live(qualifier))
+        version = await functions.version(function, qualifier_or_live(qualifier))
         label = LATEST if qualifier == LATEST else None
         config = describe(version, qualifier, label)
         return json_response(
@@ -72,9 +73,7 @@ def create_router(node: Node) -> APIRouter:
                 "Configuration": config,
                 "Code": {"RepositoryType": "Triggerfish"},
                 "Tags": {},
-                "Concurrency": {
-                    "ReservedConcurrentExecutions": int(version.config.get("max_concurrency", 10))
-                },
+                "Concurrency": {"ReservedConcurrentExecutions": version.settings.max_concurrency},
             }
         )
 
@@ -87,13 +86,13 @@ def create_router(node: Node) -> APIRouter:
             raise invalid_parameter("FunctionVersion must be ALL when given")
         max_items(request)  # a bad MaxItems is refused before any work
         items: list[Item] = []
-        for function in await node.store.list_functions():
+        for name in await functions.names():
             try:
                 if every == "ALL":
-                    items.extend(await all_versions(function.name))
+                    items.extend(await all_versions(name))
                 else:
-                    live = await node.store.resolve(function.name)
-                    items.append(((function.name, 0), describe(live)))
+                    live = await functions.version(name)
+                    items.append(((name, 0), describe(live)))
             except NotFoundError:
                 continue  # deleted, or without a live version, while we listed
         return json_response(page(items, request, "Functions"))

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from triggerfish.api.lambda_.errors import invalid_parameter
+from triggerfish.control import LIVE, VersionRecord
 from triggerfish.runtime.base import FunctionSpec
-from triggerfish.store.records import LIVE, VersionRecord
 
 LATEST = "$LATEST"
 _SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FunctionSpec)}
@@ -77,19 +77,19 @@ def configuration(
     code_size: int = 0,
 ) -> dict[str, Any]:
     """``label``: the ``Version`` to show (``$LATEST``), the number otherwise."""
-    config = version.config
+    settings = version.settings
     digest = bytes.fromhex(version.digest)
-    snapstart = bool(config.get("snapstart"))
+    snapstart = settings.snapstart
     shape: dict[str, Any] = {
         "FunctionName": version.function,
         "FunctionArn": function_arn(version.function, qualifier),
-        "Runtime": str(config.get("runtime", "python")),
+        "Runtime": settings.runtime,
         "Role": f"arn:aws:iam::{ACCOUNT}:role/triggerfish",
-        "Handler": str(config.get("handler", "")),
+        "Handler": settings.handler,
         "CodeSize": code_size,
         "Description": "",
-        "Timeout": max(1, math.ceil(float(config.get("timeout", 10.0)))),
-        "MemorySize": int(config.get("memory", 128)),
+        "Timeout": max(1, math.ceil(settings.timeout)),
+        "MemorySize": settings.memory,
         "LastModified": _last_modified(version.created_at),
         "CodeSha256": base64.b64encode(digest).decode("ascii"),
         "Version": label or str(version.number),
@@ -106,7 +106,6 @@ def configuration(
         },
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{version.function}"},
     }
-    environment = config.get("environment") or {}
-    if environment:
-        shape["Environment"] = {"Variables": dict(environment)}
+    if settings.environment:
+        shape["Environment"] = {"Variables": dict(settings.environment)}
     return shape

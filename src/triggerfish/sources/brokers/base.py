@@ -33,6 +33,7 @@ from triggerfish.events.create import now_rfc3339
 from triggerfish.events.model import Event
 from triggerfish.sources.brokers.convert import Converter, DroppedMessage, Message
 from triggerfish.sources.brokers.urls import check_scheme, expand_url, public_url, redact_url
+from triggerfish.tasks import cancel_task
 
 if TYPE_CHECKING:
     from triggerfish.sources.base import SourceContext
@@ -82,14 +83,6 @@ def backoff_delay(backoff: float, max_backoff: float, failures: int) -> float:
     ``backoff`` doubling up to ``max_backoff``, with jitter down to half of it."""
     ceiling: float = min(max_backoff, backoff * 2**failures)
     return ceiling * random.uniform(0.5, 1.0)
-
-
-async def cancel_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has ended."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class EventSink(Protocol):

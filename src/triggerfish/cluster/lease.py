@@ -1,0 +1,84 @@
+"""``LeaderLease``: one node of a cluster at a time holds a named lease in the store.
+
+The holder renews the lease every third of its time to live; a node that cannot renew
+in time (it died, or lost the store) is no longer the holder once the lease expires,
+and another node takes it at its next attempt. So a new holder takes over at most
+``ttl + ttl / 3`` after the last renewal of a dead one, within two lease periods.
+
+A holder that fails to renew gives up leadership at once, before the lease can
+expire under it and another node takes it: for a moment there may be no leader,
+never knowingly two. (Two leaders remain possible for a holder paused for longer than
+its lease, e.g. a stopped process that resumes; what runs under the lease, schedules,
+publishes with deterministic ids, so the bus drops what two leaders both fire.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from triggerfish.store.cluster import Cluster
+from triggerfish.tasks import cancel_task
+
+log = logging.getLogger("triggerfish.cluster")
+
+
+class LeaderLease:
+    def __init__(
+        self,
+        leases: Cluster,
+        *,
+        name: str,
+        holder: str,
+        ttl: float = 5.0,
+        on_change: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        self._leases = leases
+        self.name = name
+        self.holder = holder
+        self.ttl = ttl
+        self._on_change = on_change
+        self.held = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Try once (so a lone node leads as soon as it is up), then keep trying."""
+        await self._attempt()
+        self._task = asyncio.create_task(self._keep(), name=f"lease {self.name}")
+
+    async def stop(self) -> None:
+        """Stop renewing and hand the lease back, so another node takes over at once."""
+        task, self._task = self._task, None
+        await cancel_task(task)
+        if self.held:
+            await self._set(False)
+            try:
+                await self._leases.release_lease(self.name, self.holder)
+            except Exception:
+                log.warning("could not release the %s lease; it expires by itself", self.name)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            await self._attempt()
+
+    async def _attempt(self) -> None:
+        try:
+            held = await asyncio.wait_for(
+                self._leases.acquire_lease(self.name, self.holder, self.ttl), self.ttl / 3
+            )
+        except Exception as exc:
+            if self.held:
+                log.warning("lost the %s lease: the store did not answer (%s)", self.name, exc)
+            held = False
+        if held != self.held:
+            await self._set(held)
+
+    async def _set(self, held: bool) -> None:
+        self.held = held
+        log.info("%s the %s lease", "holding" if held else "no longer holding", self.name)
+        try:
+            await self._on_change(held)
+        except Exception:
+            log.exception("reacting to the %s lease failed", self.name)

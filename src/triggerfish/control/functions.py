@@ -1,0 +1,171 @@
+"""Functions: deploy and delete, and their descriptions (versions, aliases, triggers
+with their backlogs).
+
+A deploy checks the triggers against the source kinds this node runs and the
+destinations against its brokers before anything is stored; after it, and after a
+delete, ``changed`` puts the new state in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from triggerfish.bus.base import Bus
+from triggerfish.dispatch.dispatcher import Dispatcher
+from triggerfish.errors import ConfigError
+from triggerfish.functions.brokers import parse_target
+from triggerfish.functions.deployer import Deployer, DeployResult
+from triggerfish.functions.manifest import FunctionConfig
+from triggerfish.sinks import Sinks
+from triggerfish.sources.manager import SourceManager
+from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
+from triggerfish.store.sql import SqlStore
+
+
+class Functions:
+    def __init__(
+        self,
+        store: SqlStore,
+        bus: Bus,
+        *,
+        deployer: Deployer,
+        dispatcher: Dispatcher,
+        sources: SourceManager,
+        sinks: Sinks,
+        changed: Callable[[str], Awaitable[None]],
+        retention: float | None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._deployer = deployer
+        self._dispatcher = dispatcher
+        self._sources = sources
+        self._sinks = sinks
+        self._changed = changed
+        self._retention = retention  # of the topics destinations create
+
+    async def deploy(
+        self, name: str, config: FunctionConfig, code_zip: bytes, *, origin: str = "config: "
+    ) -> DeployResult:
+        """Deploy one function from its settings and its zipped code. ``origin`` starts
+        the messages of configuration errors (the manifest's key path)."""
+        self._sources.validate(config.triggers, origin=origin)
+        await self._check_destinations(config, origin=origin)
+        result = await self._deployer.deploy(name, config, code_zip)
+        await self._changed(name)
+        return result
+
+    async def delete(self, name: str) -> None:
+        """Delete a function with its versions, aliases and triggers; its environments
+        are stopped (invocations in flight finish)."""
+        await self._store.delete_function(name)
+        await self._changed(name)
+
+    async def _check_destinations(self, config: FunctionConfig, *, origin: str) -> None:
+        """Destinations must name brokers this server has; their topics are created."""
+        existing: set[str] | None = None
+        for key in ("on_success", "on_failure"):
+            text = getattr(config.destinations, key)
+            if text is None:
+                continue
+            target = parse_target(text)
+            if target.broker is not None:
+                if not self._sinks.known(target.broker):
+                    known = ", ".join(self._sinks.names) or "none"
+                    raise ConfigError(
+                        f"{origin}destinations.{key}: no broker named {target.broker!r} on "
+                        f"this server (brokers: {known}); declare it under 'brokers:' in "
+                        "triggerfish.yaml and deploy"
+                    )
+                continue
+            if existing is None:
+                existing = {topic.name for topic in await self._bus.topics()}
+            if target.address not in existing:
+                await self._bus.create_topic(target.address, retention=self._retention)
+                existing.add(target.address)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def names(self) -> list[str]:
+        """The name of every function, in name order."""
+        return [function.name for function in await self._store.list_functions()]
+
+    async def version(self, function: str, qualifier: str = LIVE) -> VersionRecord:
+        """The version ``qualifier`` names (an alias, a version number or id,
+        ``$LATEST``); NotFoundError when there is none."""
+        return await self._store.resolve(function, qualifier)
+
+    async def versions(self, function: str) -> list[VersionRecord]:
+        """Every version of ``function``, by number."""
+        return await self._store.list_versions(function)
+
+    async def trigger_records(self) -> list[TriggerRecord]:
+        """The stored triggers of every function."""
+        return await self._store.list_triggers()
+
+    async def describe_all(self) -> list[dict[str, Any]]:
+        """Each function with its live version's number and main settings."""
+        out = []
+        for function in await self._store.list_functions():
+            live = await self._store.resolve(function.name, LIVE)
+            settings = live.settings
+            out.append(
+                {
+                    "name": function.name,
+                    "version": live.version,
+                    "number": live.number,
+                    "runtime": settings.runtime,
+                    "handler": settings.handler,
+                    "memory": settings.memory,
+                    "updated_at": function.updated_at,
+                }
+            )
+        return out
+
+    async def describe(self, name: str) -> dict[str, Any]:
+        """One function: its versions (with their stored settings), aliases, triggers."""
+        function = await self._store.get_function(name)
+        versions = await self._store.list_versions(name)
+        aliases = await self._store.list_aliases(name)
+        return {
+            "name": function.name,
+            "created_at": function.created_at,
+            "updated_at": function.updated_at,
+            "versions": [
+                {
+                    "version": v.version,
+                    "number": v.number,
+                    "created_at": v.created_at,
+                    "config": v.config,
+                }
+                for v in versions
+            ],
+            "aliases": {a.name: a.version for a in aliases},
+            "triggers": await self.triggers(name),
+        }
+
+    async def triggers(self, function: str | None = None) -> list[dict[str, Any]]:
+        """The triggers this node runs (of ``function``, or all), with their backlogs."""
+        groups = {(g.topic, g.group): g for g in await self._bus.groups()}
+        out = []
+        for sub in self._dispatcher.subscriptions:
+            if function is not None and sub.function != function:
+                continue
+            group = groups.get((sub.topic, sub.id))
+            out.append(
+                {
+                    "id": sub.id,
+                    "function": sub.function,
+                    "topic": sub.topic,
+                    "filters": list(sub.filters),
+                    "retry": asdict(sub.retry),
+                    "dead_letter": sub.dead_letter_topic,
+                    "batch_size": sub.batch_size,
+                    "backlog": group.backlog if group else 0,
+                    "in_flight": group.in_flight if group else 0,
+                    "waiting_retry": group.waiting_retry if group else 0,
+                }
+            )
+        return out

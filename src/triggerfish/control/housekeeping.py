@@ -1,0 +1,36 @@
+"""``Housekeeping``: applies topic retention and forgets expired dedupe keys, now and
+then, for as long as the node runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from triggerfish.bus.base import Bus
+from triggerfish.tasks import cancel_task
+
+log = logging.getLogger("triggerfish")
+
+
+class Housekeeping:
+    def __init__(self, bus: Bus, *, interval: float) -> None:
+        self._bus = bus
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_house(), name="housekeeping")
+
+    async def stop(self) -> None:
+        await cancel_task(self._task)
+        self._task = None
+
+    async def _keep_house(self) -> None:
+        while True:
+            try:
+                removed = await self._bus.trim()
+                if removed:
+                    log.info("retention removed %d event(s)", removed)
+            except Exception:
+                log.exception("applying retention failed; will try again")
+            await asyncio.sleep(self._interval)

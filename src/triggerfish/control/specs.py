@@ -1,0 +1,81 @@
+"""``Specs``: what the executor needs to run a function, resolved from the store once
+and kept until the next change.
+
+A spec is resolved by function and qualifier (an alias, a version number or id,
+``$LATEST``) and kept: the dispatcher, the invoker and the API ask on every call, and a
+store read each time would cost more than the call. ``Control.invalidate_local`` drops
+them all after any change of functions or aliases, so an alias that moved is followed
+by the next call. The destinations of each version resolved are kept by version id
+(versions never change), for the emitter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from triggerfish.functions.brokers import Destinations
+from triggerfish.functions.deployer import Deployer
+from triggerfish.runtime.base import FunctionSpec
+from triggerfish.security.access_keys import AccessKeys, function_credentials
+from triggerfish.store.records import LIVE
+from triggerfish.store.sql import SqlStore
+
+
+class Specs:
+    def __init__(
+        self,
+        store: SqlStore,
+        deployer: Deployer,
+        *,
+        access_keys: AccessKeys,
+        endpoint: str,
+        region: str,
+    ) -> None:
+        self._store = store
+        self._deployer = deployer
+        self._access_keys = access_keys
+        self._endpoint = endpoint
+        self._region = region
+        self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self._destinations: dict[tuple[str, str], Destinations] = {}  # by function, version
+        self._cleared = 0  # how many times ``clear`` ran
+
+    async def resolve(self, function: str, qualifier: str = LIVE) -> FunctionSpec:
+        """The spec of the version ``qualifier`` names now; NotFoundError when there is
+        none."""
+        key = (function, qualifier)
+        spec = self._specs.get(key)
+        if spec is None:
+            cleared = self._cleared
+            version = await self._store.resolve(function, qualifier)
+            spec = await self._deployer.prepare(version, qualifier=qualifier)
+            self._destinations[(function, version.version)] = version.settings.destinations
+            spec = await self._with_aws_environment(spec)
+            # A change that cleared the specs while this one was read may have made it
+            # stale: it serves this call, and the next one reads the store again.
+            if cleared == self._cleared:
+                self._specs[key] = spec
+        return spec
+
+    def destinations_of(self, spec: FunctionSpec) -> Destinations | None:
+        """The destinations of the function version ``spec`` runs (known once resolved)."""
+        return self._destinations.get((spec.function, spec.version))
+
+    def clear(self) -> None:
+        """Forget every resolved spec: the next ``resolve`` reads the store again, and
+        one being read now is not kept."""
+        self._cleared += 1
+        self._specs.clear()
+
+    async def _with_aws_environment(self, spec: FunctionSpec) -> FunctionSpec:
+        """Functions reach the built-in S3 API with their own access key, as Lambda code
+        reaches AWS: endpoint and credentials in the environment (theirs win)."""
+        key_id, secret = await function_credentials(self._access_keys, spec.function)
+        aws = {
+            "AWS_ENDPOINT_URL": self._endpoint,
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_REGION": self._region,
+            "AWS_DEFAULT_REGION": self._region,
+        }
+        return dataclasses.replace(spec, environment={**aws, **spec.environment})

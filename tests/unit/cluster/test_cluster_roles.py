@@ -1,0 +1,134 @@
+"""Leader lease, membership and change announcements between nodes sharing one store,
+in process on an SQLite store (the store's own tests cover PostgreSQL's atomicity)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from triggerfish.cluster import ChangeWatcher, LeaderLease, Membership
+from triggerfish.store import SqlStore
+
+
+async def until(condition: Callable[[], bool], *, within: float = 5.0) -> float:
+    """Wait for ``condition``; returns the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"not within {within} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    async with SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
+
+
+def lease(store: SqlStore, holder: str, log: list[tuple[str, bool]]) -> LeaderLease:
+    async def changed(held: bool) -> None:
+        log.append((holder, held))
+
+    return LeaderLease(store.cluster, name="schedules", holder=holder, ttl=0.3, on_change=changed)
+
+
+async def test_one_node_leads_and_another_takes_over_within_two_lease_periods(
+    store: SqlStore,
+) -> None:
+    log: list[tuple[str, bool]] = []
+    first, second = lease(store, "a", log), lease(store, "b", log)
+    await first.start()
+    await second.start()
+    try:
+        assert (first.held, second.held) == (True, False)
+        await asyncio.sleep(0.5)  # several renewals: leadership stays where it is
+        assert (first.held, second.held) == (True, False)
+        # The leader dies without handing the lease back: it stops renewing.
+        assert first._task is not None
+        first._task.cancel()
+        took = await until(lambda: second.held)
+        assert took <= 2 * 0.3 + 0.1
+        assert log == [("a", True), ("b", True)]
+    finally:
+        await second.stop()
+    assert log[-1] == ("b", False)
+
+
+async def test_a_leader_that_stops_hands_over_at_once(store: SqlStore) -> None:
+    log: list[tuple[str, bool]] = []
+    first, second = lease(store, "a", log), lease(store, "b", log)
+    await first.start()
+    await second.start()
+    try:
+        await first.stop()
+        took = await until(lambda: second.held)
+        assert took <= 0.3  # at its next attempt, without waiting for an expiry
+    finally:
+        await second.stop()
+
+
+async def test_a_change_on_one_node_reaches_the_others_not_itself(store: SqlStore) -> None:
+    seen: dict[str, int] = {"a": 0, "b": 0}
+
+    def watcher(name: str) -> ChangeWatcher:
+        async def changed() -> None:
+            seen[name] += 1
+
+        return ChangeWatcher(store.cluster, on_change=changed, interval=0.02)
+
+    a, b = watcher("a"), watcher("b")
+    await a.start()
+    await b.start()
+    try:
+        await a.announce()
+        await until(lambda: seen["b"] == 1)
+        await b.announce()
+        await b.announce()
+        await until(lambda: seen["a"] >= 1)
+        await asyncio.sleep(0.1)
+        assert seen["b"] == 1  # b applied its own changes already
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_membership_lists_nodes_and_shows_a_silent_one_as_gone(store: SqlStore) -> None:
+    def member(node_id: str, port: int) -> Membership:
+        return Membership(
+            store.cluster,
+            node_id=node_id,
+            address=f"http://127.0.0.1:{port}",
+            version="0.1.0",
+            report=lambda: {"warm": 2},
+            interval=0.05,
+            gone_after=0.3,
+        )
+
+    a, b = member("a", 8081), member("b", 8082)
+    await a.start()
+    await b.start()
+    try:
+        views = {v.id: v for v in await a.view()}
+        assert {k: (v.state, v.this, v.info) for k, v in views.items()} == {
+            "a": ("running", True, {"warm": 2}),
+            "b": ("running", False, {"warm": 2}),
+        }
+        assert b._task is not None
+        b._task.cancel()  # b dies: no more heartbeats
+        states: dict[str, str] = {}
+        for _ in range(100):
+            states = {v.id: v.state for v in await a.view()}
+            if states["b"] != "running":
+                break
+            await asyncio.sleep(0.02)
+        assert states == {"a": "running", "b": "gone"}
+        await a.drain()
+        assert {v.id: v.state for v in await b.view()}["a"] == "draining"
+    finally:
+        await a.stop()
+    assert {v.id: v.state for v in await b.view()}["a"] == "stopped"
