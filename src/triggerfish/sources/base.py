@@ -47,3 +47,8 @@ class SourceKind(Protocol):
 
     def create(self, context: SourceContext) -> Source | None:
         """The running source for one trigger, or None for kinds that need none."""
+
+    # A kind may also have ``one_per_cluster(options) -> bool``: True when a trigger
+    # with these options must run on one node of a cluster only (the node holding the
+    # leader lease runs it): a schedule, or a broker subscription that every node would
+    # otherwise receive in full. Without it, every node runs the kind's sources.

@@ -1,8 +1,9 @@
 """Runs one ``Source`` per trigger that needs one, in step with the stored triggers.
 
-Kinds marked ``one_per_cluster`` (schedules) run only while this node leads: on a
-cluster, the node that holds the leader lease runs them for every node; a node on its
-own always leads.
+Triggers whose kind says ``one_per_cluster`` (schedules; broker subscriptions that
+every node would receive in full) run only while this node leads: on a cluster, the
+node that holds the leader lease runs them for every node; a node on its own always
+leads.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def kind_of(config: Mapping[str, Any]) -> str:
         if config.get(key) is not None:
             return key
     return "topic"
+
+
+def _one_per_cluster(handler: SourceKind, config: Mapping[str, Any], kind: str) -> bool:
+    decide = getattr(handler, "one_per_cluster", None)
+    return bool(decide(options_of(config, kind))) if callable(decide) else False
 
 
 class SourceManager:
@@ -107,7 +113,7 @@ class SourceManager:
                 handler = self._kinds.get(kind)
                 if handler is None:
                     continue
-                if getattr(handler, "one_per_cluster", False) and not self._leading:
+                if not self._leading and _one_per_cluster(handler, trigger.config, kind):
                     continue
                 wanted[trigger.id] = (trigger, kind)
             for trigger_id in list(self._running):

@@ -220,6 +220,9 @@ class HostedKind:
     def validate(self, options: Mapping[str, Any], *, where: str) -> None:
         self._kind.validate(options, where=where)
 
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        return self._kind.one_per_cluster(options)
+
     def create(self, context: SourceContext) -> Source:
         options = self._kind.parse(context.options, where=f"trigger {context.trigger_id}: source")
         start = Start(

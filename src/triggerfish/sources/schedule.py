@@ -71,7 +71,9 @@ class ScheduleKind:
     """The ``schedule`` trigger source; on a cluster, the leading node runs them all."""
 
     name = "schedule"
-    one_per_cluster = True
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        return True
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ it otherwise. Failures of the function are Triggerfish's to retry and dead-lette
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -155,6 +156,11 @@ class AmqpKind(BrokerKind[AmqpOptions]):
     schemes = ("amqp", "amqps")
     options_model = AmqpOptions
     source_class = AmqpSource
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        """A named queue is shared by the consumers of every node; the queue of one
+        connection (no ``queue``) would give each node every message."""
+        return not options.get("queue")
 
     def check(self, options: AmqpOptions, *, where: str) -> None:
         if options.queue is None and options.exchange is None:

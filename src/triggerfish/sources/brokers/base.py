@@ -271,6 +271,11 @@ class BrokerKind(Generic[OptionsT]):
     def validate(self, options: Mapping[str, Any], *, where: str) -> None:
         self.parse(options, where=where)
 
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        """Whether only one node of a cluster may run a trigger with these options:
+        those whose broker would give every node each message (see each kind)."""
+        return False
+
     def create(self, context: SourceContext) -> BrokerSource[Any]:
         return self.create_for(BrokerContext.of(context))
 

@@ -32,6 +32,7 @@ to send retained messages only when the subscription is new.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -192,3 +193,8 @@ class MqttKind(BrokerKind[MqttOptions]):
     schemes = ("mqtt", "mqtts", "tcp")
     options_model = MqttOptions
     source_class = MqttSource
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        """One client id and persistent session per trigger: one node connects at a
+        time, and the node that takes over resumes the session, with what it holds."""
+        return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -102,6 +103,10 @@ class PostgresNotifyKind(BrokerKind[PostgresNotifyOptions]):
     schemes = SCHEMES
     options_model = PostgresNotifyOptions
     source_class = PostgresNotifySource
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        """Every listening session gets each notification: one node listens."""
+        return True
 
 
 class PostgresOutboxOptions(BrokerOptions):

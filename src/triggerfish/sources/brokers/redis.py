@@ -16,8 +16,10 @@ message in flight when it stops is lost too. At most once by nature.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -48,7 +50,7 @@ def _text(value: Any) -> str:
 class RedisStreamsOptions(BrokerOptions):
     stream: str = Field(min_length=1)
     group: str | None = Field(default=None, min_length=1)  # default: triggerfish.<trigger>
-    consumer: str | None = Field(default=None, min_length=1)  # default: the host name
+    consumer: str | None = Field(default=None, min_length=1)  # default: host name and node
     field: str = Field(default="data", min_length=1)  # the entry field holding the payload
     claim_idle: float = Field(default=60.0, gt=0)  # seconds before another's entry is claimed
     block: float = Field(default=1.0, gt=0, le=60)  # seconds one read waits for entries
@@ -67,7 +69,13 @@ class RedisStreamsSource(BrokerSource[RedisStreamsOptions]):
 
     @property
     def consumer(self) -> str:
-        return self.options.consumer or socket.gethostname()
+        """The host name and a digest of the node's data directory: stable across
+        restarts of a node (so it reads back its own pending entries), distinct for
+        the nodes of a cluster, even on one machine."""
+        if self.options.consumer:
+            return self.options.consumer
+        node = hashlib.sha256(str(self.context.data_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{socket.gethostname()}-{node}"
 
     async def consume(self) -> None:
         redis = _driver()
@@ -234,6 +242,10 @@ class RedisPubSubKind(BrokerKind[RedisPubSubOptions]):
     schemes = SCHEMES
     options_model = RedisPubSubOptions
     source_class = RedisPubSubSource
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        """Every subscriber gets each message: one node subscribes."""
+        return True
 
     def check(self, options: RedisPubSubOptions, *, where: str) -> None:
         if not options.channels and not options.patterns:

@@ -1,0 +1,104 @@
+"""On a cluster, triggers that one node must run alone (schedules, broker subscriptions
+that would hand every node each message) run on the leading node only, and move with
+the lead; the others run on every node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from triggerfish.bus.memory import MemoryBus
+from triggerfish.sources.base import SourceContext
+from triggerfish.sources.brokers import broker_kinds
+from triggerfish.sources.manager import SourceManager
+from triggerfish.store.records import TriggerRecord
+from triggerfish.store.sql import SqlStore
+
+
+class MemorySource:
+    def __init__(self, running: set[str], trigger: str) -> None:
+        self._running = running
+        self._trigger = trigger
+
+    async def start(self) -> None:
+        self._running.add(self._trigger)
+
+    async def stop(self) -> None:
+        self._running.discard(self._trigger)
+
+
+class MemoryKind:
+    """A source kind that records which of its triggers run; ``alone`` triggers are
+    the ones with ``{"alone": true}`` in their options."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.running: set[str] = set()
+
+    def validate(self, options: Mapping[str, Any], *, where: str) -> None:
+        return None
+
+    def create(self, context: SourceContext) -> MemorySource:
+        return MemorySource(self.running, context.trigger_id)
+
+    def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
+        return bool(options.get("alone"))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    async with SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") as opened:
+        yield opened
+
+
+async def test_only_the_leading_node_runs_triggers_that_must_run_alone(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    kind = MemoryKind("memory")
+    await store.put_function_version("f", {}, "d" * 64, "v1")
+    await store.replace_triggers(
+        "f",
+        [
+            TriggerRecord("f.shared", "f", "_source.f.shared",
+                          config={"source": {"kind": "memory"}}),
+            TriggerRecord("f.alone", "f", "_source.f.alone",
+                          config={"source": {"kind": "memory", "alone": True}}),
+        ],
+    )  # fmt: skip
+    bus = MemoryBus()
+    await bus.start()
+    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=False)
+    await manager.start()
+    try:
+        assert kind.running == {"f.shared"}
+        await manager.lead(True)
+        assert kind.running == {"f.shared", "f.alone"}
+        await manager.lead(False)
+        assert kind.running == {"f.shared"}
+    finally:
+        await manager.stop()
+        await bus.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "alone"),
+    [
+        ("mqtt", {"url": "mqtt://broker", "topics": ["a/#"]}, True),
+        ("redis-pubsub", {"url": "redis://r", "channels": ["c"]}, True),
+        ("postgres", {"url": "postgresql://db/x", "channels": ["c"]}, True),
+        ("amqp", {"url": "amqp://mq", "exchange": "events"}, True),
+        ("amqp", {"url": "amqp://mq", "queue": "orders"}, False),
+        ("redis", {"url": "redis://r", "stream": "s"}, False),
+        ("nats", {"url": "nats://n", "subject": "a.>"}, False),
+        ("jetstream", {"url": "nats://n", "stream": "S"}, False),
+        ("outbox", {"url": "postgresql://db/x", "table": "outbox"}, False),
+    ],
+)
+def test_broker_kinds_that_would_give_every_node_each_message_run_alone(
+    kind: str, options: dict[str, Any], alone: bool
+) -> None:
+    [found] = [k for k in broker_kinds() if k.name == kind]
+    assert found.one_per_cluster(options) is alone
