@@ -82,7 +82,11 @@ class Node:
         prices = Prices(settings.price_per_request, settings.price_per_gb_second)
         self.costs = CostMeter(self.store, prices=prices)
         self.access_keys = AccessKeys(self.store, data / "access-keys.key")
-        self.buckets = BucketStore(data / "buckets", self.bus, retention=settings.retention)
+        # On a cluster the buckets live in the shared store, in its own transactions.
+        shared = self.store.transactions if self.clustered else None
+        self.buckets = BucketStore(
+            data / "buckets", self.bus, database=shared, retention=settings.retention
+        )
         # What the executor runs, resolved once per function and qualifier; the
         # application layer drops them after every change.
         self.specs = Specs(

@@ -1,6 +1,8 @@
 """Three `triggerfish up` nodes on one PostgreSQL store and one NATS JetStream bus:
-any node serves any request, events spread over the nodes and survive a node's kill -9,
-and a schedule fires once per slot for the whole cluster, also after its leader dies."""
+any node serves any request, an object written through one node is read through
+another and runs its bucket trigger once, events spread over the nodes and survive a
+node's kill -9, and a schedule fires once per slot for the whole cluster, also after
+its leader dies."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from botocore.client import BaseClient
 
 from support.cluster import Cluster
 from support.projects import write_project
@@ -27,6 +31,16 @@ def handler(event, context):
     with open(os.environ["LEDGER"], "a") as out:
         out.write(event["id"] + "\\n")
     return {"seen": event.get("id"), "version": os.environ.get("MARK", "")}
+"""
+BUCKET_LEDGER = """
+import json, os
+
+def handler(event, context):
+    with open(os.environ["LEDGER"], "a") as out:
+        for record in event["Records"]:
+            obj = record["s3"]["object"]
+            out.write(json.dumps({"event": record["eventName"], "key": obj["key"],
+                                  "sequencer": obj["sequencer"]}) + "\\n")
 """
 EVENTS = 10_000
 BATCH = 100
@@ -63,6 +77,17 @@ def test_a_function_deployed_on_one_node_runs_on_another(cluster: Cluster, tmp_p
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"seen": "call-1", "version": "one"}
     assert lines(ledger) == ["call-1"]
+    # Its record, written by node 3, is listed and priced by node 1.
+    invocation = answer.headers["x-triggerfish-invocation-id"]
+
+    def listed_on_first() -> bool:
+        with first.client() as api:
+            rows = api.get("/v1/invocations", params={"function": "direct"}).json()
+            report = api.get("/v1/costs", params={"function": "direct"}).json()
+        ids = {row["id"] for row in rows["invocations"]}
+        return invocation in ids and report["total"]["requests"] == 1
+
+    wait_for(listed_on_first, timeout=10, what="node 3's record on node 1")
 
     # A new version deployed on node 1 is what node 3 runs within a second.
     settings = {"environment": {"LEDGER": str(ledger), "MARK": "two"}}
@@ -88,6 +113,57 @@ def test_every_node_is_listed_with_its_heartbeat(cluster: Cluster) -> None:
         assert listed[node.url]["heartbeat_age"] < 5
     assert [n["this"] for n in body["nodes"]].count(True) == 1
     assert sum(1 for n in body["nodes"] if n["info"].get("leader")) == 1
+
+
+def s3_client(node: Server, key: dict[str, str]) -> BaseClient:
+    client: BaseClient = boto3.client(
+        "s3",
+        endpoint_url=node.url,
+        aws_access_key_id=key["id"],
+        aws_secret_access_key=key["secret"],
+        region_name="us-east-1",
+    )
+    return client
+
+
+def test_an_object_written_through_one_node_is_read_through_another(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    first, second, third = cluster.nodes
+    ledger = tmp_path / "uploads.jsonl"
+    settings: dict[str, object] = {
+        "environment": {"LEDGER": str(ledger)},
+        "triggers": [{"bucket": {"name": "shared-uploads"}}],
+    }
+    deploy(first, tmp_path / "uploads", {"on-upload": (BUCKET_LEDGER, settings)})
+    key = json.loads(first.cli("keys", "create", "--name", "cluster", "--json", check=True).stdout)
+    one, two = s3_client(first, key), s3_client(second, key)
+
+    body = b"written through node 1 " * 100_000  # 2.3 MB: more than one chunk
+    put = one.put_object(
+        Bucket="shared-uploads", Key="docs/report one.txt", Body=body, Metadata={"by": "node1"}
+    )
+    got = two.get_object(Bucket="shared-uploads", Key="docs/report one.txt")
+    assert got["Body"].read() == body
+    assert got["ETag"] == put["ETag"]
+    assert got["Metadata"] == {"by": "node1"}
+    listed = two.list_objects_v2(Bucket="shared-uploads")["Contents"]
+    assert [(o["Key"], o["ETag"]) for o in listed] == [("docs/report one.txt", put["ETag"])]
+    ranged = s3_client(third, key).get_object(
+        Bucket="shared-uploads", Key="docs/report one.txt", Range="bytes=1048570-1048589"
+    )
+    assert ranged["Body"].read() == body[1048570:1048590]
+
+    # The trigger ran once for the upload, on whichever node took the event.
+    def runs() -> list[str]:
+        return lines(ledger)
+
+    wait_for(runs, timeout=60, what="the bucket trigger")
+    time.sleep(3)  # room for a duplicate to show up
+    [line] = lines(ledger)
+    record = json.loads(line)
+    assert record["event"] == "ObjectCreated:Put"
+    assert record["key"] == "docs/report+one.txt"
 
 
 def publish_batches(nodes: list[Server], topic: str, start: int, stop: int) -> None:

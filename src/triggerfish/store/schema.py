@@ -383,3 +383,83 @@ generations = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+
+# -- the built-in object store of a cluster (revision 0003) ----------------------------
+# Used only when the store is PostgreSQL (``sources/buckets/postgres_index.py``); an
+# SQLite store has the tables too, empty. Names and keys sort as bytes ("C"), which is
+# S3's listing order.
+
+_BYTES_ORDER = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+_BLOB = sa.String(32)
+# BIGINT on PostgreSQL; SQLite counts only an INTEGER primary key up by itself.
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+buckets = sa.Table(
+    "tf_buckets",
+    metadata,
+    sa.Column("name", _BYTES_ORDER, primary_key=True),
+    sa.Column("created", sa.Double, nullable=False),
+)
+
+objects = sa.Table(
+    "tf_objects",
+    metadata,
+    sa.Column("bucket", _BYTES_ORDER, primary_key=True),
+    sa.Column("key", _BYTES_ORDER, primary_key=True),
+    sa.Column("blob", _BLOB, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("modified", sa.Double, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("meta", _JSON, nullable=False),
+)
+
+uploads = sa.Table(
+    "tf_uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("bucket", _BYTES_ORDER, nullable=False),
+    sa.Column("key", _BYTES_ORDER, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("meta", _JSON, nullable=False),
+    sa.Index("ix_tf_uploads_bucket", "bucket", "key", "created"),
+)
+
+parts = sa.Table(
+    "tf_parts",
+    metadata,
+    sa.Column("upload", sa.String(64), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("blob", _BLOB, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("modified", sa.Double, nullable=False),
+)
+
+bucket_outbox = sa.Table(
+    "tf_bucket_outbox",
+    metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("event", sa.LargeBinary, nullable=False),
+)
+
+# The bytes of a blob in chunks: ``start`` is where a chunk begins in the blob.
+bucket_blobs = sa.Table(
+    "tf_bucket_blobs",
+    metadata,
+    sa.Column("blob", _BLOB, primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+# Blobs that no object or part names any more, kept for readers still streaming them
+# until a grace period after ``dropped``.
+bucket_garbage = sa.Table(
+    "tf_bucket_garbage",
+    metadata,
+    sa.Column("blob", _BLOB, primary_key=True),
+    sa.Column("dropped", sa.Double, nullable=False),
+    sa.Index("ix_tf_bucket_garbage_dropped", "dropped"),
+)

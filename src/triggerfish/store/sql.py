@@ -23,7 +23,7 @@ from triggerfish.errors import ConflictError, NotFoundError, ValidationError
 from triggerfish.ids import new_id
 from triggerfish.store import schema as t
 from triggerfish.store.cluster import Cluster
-from triggerfish.store.documents import Documents
+from triggerfish.store.documents import Documents, Transaction
 from triggerfish.store.engine import Database
 from triggerfish.store.migrations import schema_revision, upgrade_schema
 from triggerfish.store.records import (
@@ -62,6 +62,12 @@ class SqlStore:
         self.documents = Documents(self._read, self._write)
         self.cluster = Cluster(self._read, self._write, clock=clock)
         self._records: SqliteRecordWriter | None = None
+
+    @property
+    def transactions(self) -> tuple[Transaction, Transaction]:
+        """Its read and write transactions, for parts that keep tables of their own in
+        the same database (the shared buckets of a cluster)."""
+        return self._read, self._write
 
     async def start(self) -> None:
         """Connect and upgrade the schema to head (``ConfigError`` when a newer

@@ -3,9 +3,7 @@ DeleteObject, CopyObject, and the multipart upload calls."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import BinaryIO
 from urllib.parse import unquote
 
 from starlette.responses import Response, StreamingResponse
@@ -18,7 +16,7 @@ from triggerfish.sources.buckets import (
     NewObject,
     ObjectRow,
 )
-from triggerfish.sources.buckets.blobs import BlobWriter
+from triggerfish.sources.buckets.blobs import BlobReader, BlobWriter
 
 #: Headers stored with an object and returned as they were given.
 STORED_HEADERS = (
@@ -36,7 +34,6 @@ RESPONSE_OVERRIDES = {
     "response-content-disposition": "content-disposition",
     "response-content-encoding": "content-encoding",
 }
-READ_CHUNK = 1024 * 1024
 
 
 def quoted(etag: str) -> str:
@@ -122,18 +119,12 @@ def _precondition(req: S3Request, row: ObjectRow) -> Response | None:
     return None
 
 
-async def _stream(handle: BinaryIO, first: int, length: int) -> AsyncIterator[bytes]:
+async def _stream(handle: BlobReader, first: int, length: int) -> AsyncIterator[bytes]:
     try:
-        await asyncio.to_thread(handle.seek, first)
-        left = length
-        while left > 0:
-            data = await asyncio.to_thread(handle.read, min(READ_CHUNK, left))
-            if not data:
-                break
-            left -= len(data)
+        async for data in handle.stream(first, length):
             yield data
     finally:
-        handle.close()
+        await handle.aclose()
 
 
 async def get_object(store: BucketStore, req: S3Request, *, head: bool) -> Response:
@@ -161,11 +152,11 @@ async def get_object(store: BucketStore, req: S3Request, *, head: bool) -> Respo
                 headers["content-range"] = f"bytes {first}-{last}/{row.size}"
     except BaseException:
         if handle is not None:
-            handle.close()
+            await handle.aclose()
         raise
     if early is not None or handle is None:
         if handle is not None:
-            handle.close()
+            await handle.aclose()
         if early is not None:
             return early
         headers["content-length"] = str(length)
@@ -271,7 +262,7 @@ async def _copy_part(store: BucketStore, req: S3Request, writer: BlobWriter) -> 
     if wanted:
         span = parse_range(wanted, row.size)
         if span is None:
-            handle.close()
+            await handle.aclose()
             raise InvalidObjectError("InvalidArgument", "The x-amz-copy-source-range is invalid")
         first, length = span[0], span[1] - span[0] + 1
     async for data in _stream(handle, first, length):

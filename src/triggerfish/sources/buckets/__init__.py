@@ -1,4 +1,5 @@
-"""The built-in object store (buckets on disk) and ``bucket`` triggers."""
+"""The built-in object store (on the node's disk, or in the store of a cluster) and
+``bucket`` triggers."""
 
 from triggerfish.sources.buckets.errors import (
     BucketExistsError,

@@ -1,43 +1,26 @@
-"""The object index: which buckets exist and which blob holds each object, in SQLite.
+"""The object index: which buckets exist, which blob holds each object, the multipart
+uploads and their parts, and the outbox of notifications.
 
-Synchronous by design: the store calls it from worker threads, one call at a time
-(a lock guards the connection). A change of an object and the notification it causes
-are written in one transaction (the ``outbox``), so a crash between the two leaves the
-notification to be published at the next start, never lost. Keys compare as UTF-8
-bytes (SQLite's BINARY collation), which is S3's listing order.
+``Index`` is what ``BucketStore`` asks of an index. Two keep its promises:
+``SqliteIndex`` (a file in the node's data directory: one node) and ``PostgresIndex``
+(tables of the shared store: every node of a cluster).
+
+Promises of both:
+- Each method is one transaction. A change of an object and the notification it causes
+  are committed together (the outbox), so a crash between the two leaves the
+  notification to be published later, never lost.
+- Keys compare as UTF-8 bytes, which is S3's listing order.
+- The sequencers handed to ``Notify`` increase with every change the index stores and
+  are never handed out twice.
+- ``drain`` publishes an outbox row, then forgets it; a row that two callers could both
+  see is published by one of them only.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-    bucket TEXT NOT NULL, key TEXT NOT NULL, blob TEXT NOT NULL, size INTEGER NOT NULL,
-    etag TEXT NOT NULL, modified REAL NOT NULL, content_type TEXT NOT NULL,
-    meta TEXT NOT NULL, PRIMARY KEY (bucket, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, created REAL NOT NULL,
-    content_type TEXT NOT NULL, meta TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS parts (
-    upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, size INTEGER NOT NULL,
-    etag TEXT NOT NULL, modified REAL NOT NULL, PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, event BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,306 +56,90 @@ class PartRow:
     modified: float
 
 
-def _replace_object(conn: sqlite3.Connection, row: ObjectRow) -> str | None:
-    """Write the object's row; the blob it replaced, if any, to be removed."""
-    old = conn.execute(
-        "SELECT blob FROM objects WHERE bucket = ? AND key = ?", (row.bucket, row.key)
-    ).fetchone()
-    conn.execute(
-        "INSERT OR REPLACE INTO objects "
-        "(bucket, key, blob, size, etag, modified, content_type, meta) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (row.bucket, row.key, row.blob, row.size, row.etag, row.modified, row.content_type,
-         _meta(row.metadata, row.headers)),
-    )  # fmt: skip
-    return str(old["blob"]) if old is not None else None
-
-
-def _meta(metadata: dict[str, str], headers: dict[str, str]) -> str:
-    return json.dumps({"metadata": metadata, "headers": headers}, sort_keys=True)
-
-
-def _object(row: sqlite3.Row) -> ObjectRow:
-    meta = json.loads(row["meta"])
-    return ObjectRow(
-        bucket=row["bucket"],
-        key=row["key"],
-        blob=row["blob"],
-        size=row["size"],
-        etag=row["etag"],
-        modified=row["modified"],
-        content_type=row["content_type"],
-        metadata=meta.get("metadata", {}),
-        headers=meta.get("headers", {}),
-    )
-
-
-#: Makes the outbox rows of a change, given the first sequence number it may use.
+#: Makes the outbox rows (topic, encoded event) of a change, given the first sequencer
+#: it may use.
 Notify = Callable[[int], Sequence[tuple[str, bytes]]]
 
+#: Publishes the encoded events of one topic; ``drain`` forgets them once it returns.
+Publish = Callable[[str, list[bytes]], Awaitable[None]]
 
-class Index:
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+class Index(Protocol):
+    async def close(self) -> None: ...
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn
+    # -- buckets -----------------------------------------------------------------------
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    async def buckets(self) -> list[tuple[str, float]]:
+        """(name, created) of every bucket, by name."""
+        ...
 
-    def _notify(self, conn: sqlite3.Connection, notify: Notify | None, count: int) -> list[int]:
-        if notify is None or count == 0:
-            return []
-        row = conn.execute("SELECT value FROM counters WHERE name = 'sequencer'").fetchone()
-        first = (row["value"] if row else 0) + 1
-        conn.execute(
-            "INSERT INTO counters (name, value) VALUES ('sequencer', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (first + count - 1,),
-        )
-        seqs = []
-        for topic, event in notify(first):
-            cursor = conn.execute("INSERT INTO outbox (topic, event) VALUES (?, ?)", (topic, event))
-            seqs.append(int(cursor.lastrowid or 0))
-        return seqs
+    async def bucket_exists(self, name: str) -> bool: ...
 
-    # -- buckets ---------------------------------------------------------------------
-
-    def buckets(self) -> list[tuple[str, float]]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
-        return [(row["name"], row["created"]) for row in rows]
-
-    def bucket_exists(self, name: str) -> bool:
-        with self._read() as conn:
-            return (
-                conn.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is not None
-            )
-
-    def create_bucket(self, name: str, created: float) -> bool:
+    async def create_bucket(self, name: str, created: float) -> bool:
         """False when it existed already."""
-        with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO buckets (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (name, created),
-            )
-            return cursor.rowcount == 1
+        ...
 
-    def delete_bucket(self, name: str) -> tuple[str, list[str]]:
+    async def delete_bucket(self, name: str) -> tuple[str, list[str]]:
         """'gone', 'missing' or 'not-empty', and the blobs of aborted uploads to remove."""
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
-                return "missing", []
-            if conn.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone():
-                return "not-empty", []
-            blobs = [
-                row["blob"]
-                for row in conn.execute(
-                    "SELECT p.blob FROM parts p JOIN uploads u ON p.upload = u.id "
-                    "WHERE u.bucket = ?",
-                    (name,),
-                )
-            ]
-            conn.execute(
-                "DELETE FROM parts WHERE upload IN (SELECT id FROM uploads WHERE bucket = ?)",
-                (name,),
-            )
-            conn.execute("DELETE FROM uploads WHERE bucket = ?", (name,))
-            conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
-            return "gone", blobs
+        ...
 
-    # -- objects ---------------------------------------------------------------------
+    # -- objects -----------------------------------------------------------------------
 
-    def get(self, bucket: str, key: str) -> ObjectRow | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT * FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
-            ).fetchone()
-        return None if row is None else _object(row)
+    async def get(self, bucket: str, key: str) -> ObjectRow | None: ...
 
-    def put(self, row: ObjectRow, notify: Notify | None) -> tuple[str | None, list[int]] | None:
+    async def put(
+        self, row: ObjectRow, notify: Notify | None
+    ) -> tuple[str | None, list[int]] | None:
         """Store ``row``; returns the blob it replaced and the outbox rows written, or
         None when the bucket does not exist."""
-        with self._write() as conn:
-            if (
-                conn.execute("SELECT 1 FROM buckets WHERE name = ?", (row.bucket,)).fetchone()
-                is None
-            ):
-                return None
-            old = _replace_object(conn, row)
-            seqs = self._notify(conn, notify, 1)
-            return old, seqs
+        ...
 
-    def delete(
+    async def delete(
         self, bucket: str, keys: Sequence[str], notify: Callable[[list[str]], Notify]
     ) -> tuple[list[str], list[str], list[int]] | None:
         """Remove the keys that exist; returns (keys removed, their blobs, outbox rows),
         or None when the bucket does not exist."""
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
-                return None
-            removed, blobs = [], []
-            for key in keys:
-                row = conn.execute(
-                    "DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING blob",
-                    (bucket, key),
-                ).fetchone()
-                if row is not None:
-                    removed.append(key)
-                    blobs.append(row["blob"])
-            seqs = self._notify(conn, notify(removed), len(removed))
-            return removed, blobs, seqs
+        ...
 
-    def scan(
+    async def scan(
         self, bucket: str, start: str, upper: str | None, limit: int, *, inclusive: bool = False
     ) -> list[ObjectRow]:
         """Objects with key above ``start`` (or equal, when ``inclusive``) and below
         ``upper``, in key order."""
-        sql = f"SELECT * FROM objects WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?"
-        args: list[Any] = [bucket, start]
-        if upper is not None:
-            sql += " AND key < ?"
-            args.append(upper)
-        sql += " ORDER BY key LIMIT ?"
-        args.append(limit)
-        with self._read() as conn:
-            return [_object(row) for row in conn.execute(sql, args)]
+        ...
 
-    def blobs(self) -> set[str]:
-        with self._read() as conn:
-            found = {row["blob"] for row in conn.execute("SELECT blob FROM objects")}
-            found.update(row["blob"] for row in conn.execute("SELECT blob FROM parts"))
-        return found
+    async def blobs(self) -> set[str]:
+        """Every blob an object or a part names."""
+        ...
 
     # -- multipart uploads -------------------------------------------------------------
 
-    def create_upload(self, upload: UploadRow) -> bool:
-        with self._write() as conn:
-            if (
-                conn.execute("SELECT 1 FROM buckets WHERE name = ?", (upload.bucket,)).fetchone()
-                is None
-            ):
-                return False
-            conn.execute(
-                "INSERT INTO uploads (id, bucket, key, created, content_type, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    upload.id,
-                    upload.bucket,
-                    upload.key,
-                    upload.created,
-                    upload.content_type,
-                    _meta(upload.metadata, upload.headers),
-                ),
-            )
-            return True
+    async def create_upload(self, upload: UploadRow) -> bool:
+        """False when the bucket does not exist."""
+        ...
 
-    def upload(self, upload_id: str) -> UploadRow | None:
-        with self._read() as conn:
-            row = conn.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
-        if row is None:
-            return None
-        meta = json.loads(row["meta"])
-        return UploadRow(
-            id=row["id"],
-            bucket=row["bucket"],
-            key=row["key"],
-            created=row["created"],
-            content_type=row["content_type"],
-            metadata=meta.get("metadata", {}),
-            headers=meta.get("headers", {}),
-        )
+    async def upload(self, upload_id: str) -> UploadRow | None: ...
 
-    def uploads(self, bucket: str) -> list[UploadRow]:
-        with self._read() as conn:
-            ids = [
-                row["id"]
-                for row in conn.execute(
-                    "SELECT id FROM uploads WHERE bucket = ? ORDER BY key, created", (bucket,)
-                )
-            ]
-        return [row for row in map(self.upload, ids) if row is not None]
+    async def uploads(self, bucket: str) -> list[UploadRow]:
+        """The bucket's uploads in progress, by key and then age."""
+        ...
 
-    def put_part(self, upload_id: str, part: PartRow) -> tuple[bool, str | None]:
+    async def put_part(self, upload_id: str, part: PartRow) -> tuple[bool, str | None]:
         """(upload exists, blob of the part replaced)."""
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM uploads WHERE id = ?", (upload_id,)).fetchone() is None:
-                return False, None
-            old = conn.execute(
-                "SELECT blob FROM parts WHERE upload = ? AND number = ?", (upload_id, part.number)
-            ).fetchone()
-            conn.execute(
-                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, modified) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (upload_id, part.number, part.blob, part.size, part.etag, part.modified),
-            )
-            return True, (old["blob"] if old else None)
+        ...
 
-    def parts(self, upload_id: str) -> list[PartRow]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT * FROM parts WHERE upload = ? ORDER BY number", (upload_id,)
-            ).fetchall()
-        return [PartRow(r["number"], r["blob"], r["size"], r["etag"], r["modified"]) for r in rows]
+    async def parts(self, upload_id: str) -> list[PartRow]: ...
 
-    def finish_upload(
+    async def finish_upload(
         self, upload_id: str, row: ObjectRow | None, notify: Notify | None
     ) -> tuple[list[str], list[int]] | None:
-        """Remove the upload (storing ``row`` when completing); returns the blobs no longer
-        needed and the outbox rows, or None when the upload does not exist."""
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM uploads WHERE id = ?", (upload_id,)).fetchone() is None:
-                return None
-            blobs = [
-                r["blob"]
-                for r in conn.execute("SELECT blob FROM parts WHERE upload = ?", (upload_id,))
-            ]
-            conn.execute("DELETE FROM parts WHERE upload = ?", (upload_id,))
-            conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
-            seqs: list[int] = []
-            if row is not None:
-                old = _replace_object(conn, row)
-                if old is not None:
-                    blobs.append(old)
-                seqs = self._notify(conn, notify, 1)
-            return blobs, seqs
+        """Remove the upload (storing ``row`` when completing); returns the blobs no
+        longer needed and the outbox rows, or None when the upload does not exist."""
+        ...
 
     # -- outbox ------------------------------------------------------------------------
 
-    def outbox(self, seqs: Sequence[int] | None = None) -> list[tuple[int, str, bytes]]:
-        with self._read() as conn:
-            if seqs is None:
-                rows = conn.execute("SELECT seq, topic, event FROM outbox ORDER BY seq")
-            else:
-                marks = ",".join("?" * len(seqs))
-                rows = conn.execute(
-                    f"SELECT seq, topic, event FROM outbox WHERE seq IN ({marks}) ORDER BY seq",
-                    list(seqs),
-                )
-            return [(row["seq"], row["topic"], bytes(row["event"])) for row in rows]
-
-    def sent(self, seqs: Sequence[int]) -> None:
-        if not seqs:
-            return
-        with self._write() as conn:
-            conn.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
+    async def drain(self, seqs: Sequence[int] | None, publish: Publish) -> None:
+        """Publish the outbox rows ``seqs`` (or every row, oldest first), one call of
+        ``publish`` per topic, and forget each topic's rows once it returned."""
+        ...

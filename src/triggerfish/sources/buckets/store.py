@@ -1,4 +1,9 @@
-"""The built-in object store: buckets of objects on disk, whose changes are events.
+"""The built-in object store: buckets of objects, whose changes are events.
+
+Where they live: on one node, an SQLite index and blob files in the data directory
+(``SqliteIndex``, ``FileBlobs``); on a cluster (``database`` given: the transactions
+of the shared PostgreSQL store), the index and the bytes in that database
+(``PostgresIndex``, ``PostgresBlobs``), so every node serves every object. Either way:
 
 Promises:
 - A write is atomic: readers see the old object or the new one, never part of one,
@@ -6,7 +11,7 @@ Promises:
 - A change is acknowledged only once its notification is durable: the object's index
   row and the notification are committed together, then published to the bucket's
   topic (``_bucket.<name>``) before the call returns. Notifications a crash left
-  unpublished are published at the next start (the bus drops any duplicate).
+  unpublished are published at the next start (of any node, on a cluster), once.
 - ETags are what S3 computes: the MD5 of the bytes, or for a multipart upload the MD5
   of the parts' binary MD5s followed by ``-<number of parts>``.
 """
@@ -17,18 +22,16 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from triggerfish.bus.base import Bus
 from triggerfish.errors import NotFoundError
 from triggerfish.events.model import decode_event, encode_event
 from triggerfish.functions.triggers import bucket_topic
-from triggerfish.sources.buckets.blobs import Blobs, BlobWriter
+from triggerfish.sources.buckets.blobs import BlobReader, Blobs, BlobWriter, FileBlobs
 from triggerfish.sources.buckets.errors import (
     BucketExistsError,
     BucketNotEmptyError,
@@ -40,6 +43,10 @@ from triggerfish.sources.buckets.errors import (
 from triggerfish.sources.buckets.index import Index, Notify, ObjectRow, PartRow, UploadRow
 from triggerfish.sources.buckets.names import check_bucket_name, check_key
 from triggerfish.sources.buckets.notifications import Actor, Change, change_event
+from triggerfish.sources.buckets.postgres_blobs import PostgresBlobs
+from triggerfish.sources.buckets.postgres_index import PostgresIndex
+from triggerfish.sources.buckets.sqlite_index import SqliteIndex
+from triggerfish.store.documents import Transaction
 
 log = logging.getLogger("triggerfish.buckets")
 
@@ -78,18 +85,28 @@ class BucketStore:
         root: Path,
         bus: Bus,
         *,
+        database: tuple[Transaction, Transaction] | None = None,
         region: str = "us-east-1",
         retention: float | None = None,
         create_exists_ok: bool = True,
     ) -> None:
-        """``create_exists_ok``: creating a bucket one already has succeeds (S3's
-        behaviour in us-east-1) instead of answering BucketAlreadyOwnedByYou."""
+        """``root``: the node's folder (the whole store on one node; uploads in
+        progress on a cluster). ``database``: the read and write transactions of the
+        shared store, to keep the buckets there. ``create_exists_ok``: creating a
+        bucket one already has succeeds (S3's behaviour in us-east-1) instead of
+        answering BucketAlreadyOwnedByYou."""
         self.root = root
         self.region = region
         self._bus = bus
         self._retention = retention
         self._create_exists_ok = create_exists_ok
-        self._blobs = Blobs(root)
+        self._database = database
+        self._blobs: Blobs
+        self._shared_blobs: PostgresBlobs | None = None
+        if database is None:
+            self._blobs = FileBlobs(root)
+        else:
+            self._blobs = self._shared_blobs = PostgresBlobs(root, *database)
         self._index: Index | None = None
 
     @property
@@ -99,18 +116,20 @@ class BucketStore:
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._index = await asyncio.to_thread(Index, self.root / "index.db")
-        keep = await asyncio.to_thread(self.index.blobs)
-        removed = await asyncio.to_thread(self._blobs.prepare, keep)
+        if self._database is None or self._shared_blobs is None:
+            self._index = await SqliteIndex.open(self.root / "index.db")
+        else:
+            self._index = PostgresIndex(*self._database, self._shared_blobs)
+        removed = await self._blobs.prepare(self.index.blobs)
         if removed:
             log.info("removed %d blob(s) left by an interrupted write", removed)
-        for name, _created in await asyncio.to_thread(self.index.buckets):
+        for name, _created in await self.index.buckets():
             await self._ensure_topic(name)
         await self._flush(None)
 
     async def stop(self) -> None:
         if self._index is not None:
-            await asyncio.to_thread(self._index.close)
+            await self._index.close()
             self._index = None
 
     # -- notifications -------------------------------------------------------------------
@@ -136,27 +155,22 @@ class BucketStore:
 
     async def _flush(self, seqs: Sequence[int] | None) -> None:
         """Publish outbox rows (these, or all of them), then forget them."""
-        if seqs is not None and not seqs:
-            return
-        rows = await asyncio.to_thread(self.index.outbox, seqs)
-        by_topic: dict[str, list[tuple[int, bytes]]] = {}
-        for seq, topic, blob in rows:
-            by_topic.setdefault(topic, []).append((seq, blob))
-        for topic, items in by_topic.items():
-            events = [decode_event(blob) for _seq, blob in items]
-            try:
-                await self._bus.publish(topic, events)
-            except NotFoundError:
-                await self._bus.create_topic(topic, retention=self._retention)
-                await self._bus.publish(topic, events)
-            await asyncio.to_thread(self.index.sent, [seq for seq, _blob in items])
+        await self.index.drain(seqs, self._publish)
+
+    async def _publish(self, topic: str, encoded: list[bytes]) -> None:
+        events = [decode_event(blob) for blob in encoded]
+        try:
+            await self._bus.publish(topic, events)
+        except NotFoundError:
+            await self._bus.create_topic(topic, retention=self._retention)
+            await self._bus.publish(topic, events)
 
     # -- buckets -------------------------------------------------------------------------
 
     async def create_bucket(self, name: str) -> bool:
         """True when created; False when it existed (and ``create_exists_ok``)."""
         check_bucket_name(name)
-        created = await asyncio.to_thread(self.index.create_bucket, name, time.time())
+        created = await self.index.create_bucket(name, time.time())
         if not created and not self._create_exists_ok:
             raise BucketExistsError(
                 "Your previous request to create the named bucket succeeded and you already own it."
@@ -165,22 +179,22 @@ class BucketStore:
         return created
 
     async def delete_bucket(self, name: str) -> None:
-        outcome, blobs = await asyncio.to_thread(self.index.delete_bucket, name)
+        outcome, blobs = await self.index.delete_bucket(name)
         if outcome == "missing":
             raise NoSuchBucketError("The specified bucket does not exist")
         if outcome == "not-empty":
             raise BucketNotEmptyError("The bucket you tried to delete is not empty")
-        await asyncio.to_thread(self._blobs.remove, blobs)
+        await self._blobs.remove(blobs)
 
     async def bucket_exists(self, name: str) -> bool:
-        return await asyncio.to_thread(self.index.bucket_exists, name)
+        return await self.index.bucket_exists(name)
 
     async def check_bucket(self, name: str) -> None:
         if not await self.bucket_exists(name):
             raise NoSuchBucketError("The specified bucket does not exist")
 
     async def list_buckets(self) -> list[tuple[str, float]]:
-        return await asyncio.to_thread(self.index.buckets)
+        return await self.index.buckets()
 
     # -- objects -------------------------------------------------------------------------
 
@@ -204,7 +218,7 @@ class BucketStore:
         """Make the written bytes object ``key``; ``writer`` is consumed either way."""
         try:
             check_key(key)
-            blob = await asyncio.to_thread(self._blobs.seal, writer)
+            blob = await self._blobs.seal(writer)
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
@@ -220,29 +234,33 @@ class BucketStore:
             headers=dict(new.headers or {}),
         )
         change = Change(event_name, bucket, key, row.size, row.etag, row.modified)
-        done = await asyncio.to_thread(self.index.put, row, self._notify([change], actor))
+        try:
+            done = await self.index.put(row, self._notify([change], actor))
+        except BaseException:
+            await self._blobs.remove([blob])
+            raise
         if done is None:
-            await asyncio.to_thread(self._blobs.remove, [blob])
+            await self._blobs.remove([blob])
             raise NoSuchBucketError("The specified bucket does not exist")
         old, seqs = done
         if old is not None:
-            await asyncio.to_thread(self._blobs.remove, [old])
+            await self._blobs.remove([old])
         await self._flush(seqs)
         return row
 
     async def head_object(self, bucket: str, key: str) -> ObjectRow:
-        row = await asyncio.to_thread(self.index.get, bucket, key)
+        row = await self.index.get(bucket, key)
         if row is None:
             await self.check_bucket(bucket)
             raise NoSuchKeyError("The specified key does not exist.")
         return row
 
-    async def open_object(self, bucket: str, key: str) -> tuple[ObjectRow, BinaryIO]:
+    async def open_object(self, bucket: str, key: str) -> tuple[ObjectRow, BlobReader]:
         """The object and its bytes, open: a later replacement does not change them."""
         for _attempt in range(5):
             row = await self.head_object(bucket, key)
             try:
-                return row, await asyncio.to_thread(self._blobs.open, row.blob)
+                return row, await self._blobs.open(row.blob)
             except FileNotFoundError:
                 continue  # replaced between the lookup and the open: look again
         raise NoSuchKeyError("The specified key does not exist.")
@@ -256,11 +274,11 @@ class BucketStore:
             changes = [Change("ObjectRemoved:Delete", bucket, key, modified=now) for key in removed]
             return self._notify(changes, actor)
 
-        done = await asyncio.to_thread(self.index.delete, bucket, list(keys), notify)
+        done = await self.index.delete(bucket, list(keys), notify)
         if done is None:
             raise NoSuchBucketError("The specified bucket does not exist")
         removed, blobs, seqs = done
-        await asyncio.to_thread(self._blobs.remove, blobs)
+        await self._blobs.remove(blobs)
         await self._flush(seqs)
         return removed
 
@@ -285,12 +303,12 @@ class BucketStore:
         row, handle = await self.open_object(*source)
         writer = self.writer()
         try:
-            await asyncio.to_thread(_copy, handle, writer)
+            await _copy(handle, writer)
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
         finally:
-            handle.close()
+            await handle.aclose()
         if new is None:
             new = NewObject(row.content_type, row.metadata, row.headers)
         return await self.put_object(
@@ -315,9 +333,7 @@ class BucketStore:
         prefixes: list[str] = []
         last = after
         while True:
-            batch = await asyncio.to_thread(
-                self.index.scan, bucket, start, upper, 1000, inclusive=inclusive
-            )
+            batch = await self.index.scan(bucket, start, upper, 1000, inclusive=inclusive)
             if not batch:
                 return Listing(objects, prefixes, False, last)
             start, inclusive = batch[-1].key, False
@@ -355,12 +371,12 @@ class BucketStore:
             metadata=dict(new.metadata or {}),
             headers=dict(new.headers or {}),
         )
-        if not await asyncio.to_thread(self.index.create_upload, upload):
+        if not await self.index.create_upload(upload):
             raise NoSuchBucketError("The specified bucket does not exist")
         return upload.id
 
     async def _upload(self, bucket: str, key: str, upload_id: str) -> UploadRow:
-        upload = await asyncio.to_thread(self.index.upload, upload_id)
+        upload = await self.index.upload(upload_id)
         if upload is None or upload.bucket != bucket or upload.key != key:
             await self.check_bucket(bucket)
             raise NoSuchUploadError(
@@ -378,32 +394,36 @@ class BucketStore:
                     "InvalidArgument", f"Part number must be an integer between 1 and {MAX_PARTS}"
                 )
             await self._upload(bucket, key, upload_id)
-            blob = await asyncio.to_thread(self._blobs.seal, writer)
+            blob = await self._blobs.seal(writer)
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
         part = PartRow(number, blob, writer.size, writer.md5.hex(), time.time())
-        found, old = await asyncio.to_thread(self.index.put_part, upload_id, part)
+        try:
+            found, old = await self.index.put_part(upload_id, part)
+        except BaseException:
+            await self._blobs.remove([blob])
+            raise
         if not found:
-            await asyncio.to_thread(self._blobs.remove, [blob])
+            await self._blobs.remove([blob])
             raise NoSuchUploadError("The specified upload does not exist.")
         if old is not None:
-            await asyncio.to_thread(self._blobs.remove, [old])
+            await self._blobs.remove([old])
         return part
 
     async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartRow]:
         await self._upload(bucket, key, upload_id)
-        return await asyncio.to_thread(self.index.parts, upload_id)
+        return await self.index.parts(upload_id)
 
     async def list_uploads(self, bucket: str) -> list[UploadRow]:
         await self.check_bucket(bucket)
-        return await asyncio.to_thread(self.index.uploads, bucket)
+        return await self.index.uploads(bucket)
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self._upload(bucket, key, upload_id)
-        done = await asyncio.to_thread(self.index.finish_upload, upload_id, None, None)
+        done = await self.index.finish_upload(upload_id, None, None)
         if done is not None:
-            await asyncio.to_thread(self._blobs.remove, done[0])
+            await self._blobs.remove(done[0])
 
     async def complete_upload(
         self,
@@ -416,9 +436,7 @@ class BucketStore:
     ) -> ObjectRow:
         """Join the chosen parts ((number, etag) in ascending order) into the object."""
         upload = await self._upload(bucket, key, upload_id)
-        stored = {
-            part.number: part for part in await asyncio.to_thread(self.index.parts, upload_id)
-        }
+        stored = {part.number: part for part in await self.index.parts(upload_id)}
         if not chosen:
             raise InvalidObjectError(
                 "MalformedXML", "You must specify at least one part to complete an upload"
@@ -446,8 +464,8 @@ class BucketStore:
             )
         writer = self.writer()
         try:
-            await asyncio.to_thread(self._join, parts, writer)
-            blob = await asyncio.to_thread(self._blobs.seal, writer)
+            await self._join(parts, writer)
+            blob = await self._blobs.seal(writer)
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
@@ -468,31 +486,28 @@ class BucketStore:
         change = Change(
             "ObjectCreated:CompleteMultipartUpload", bucket, key, row.size, row.etag, row.modified
         )
-        done = await asyncio.to_thread(
-            self.index.finish_upload, upload_id, row, self._notify([change], actor)
-        )
+        try:
+            done = await self.index.finish_upload(upload_id, row, self._notify([change], actor))
+        except BaseException:
+            await self._blobs.remove([blob])
+            raise
         if done is None:
-            await asyncio.to_thread(self._blobs.remove, [blob])
+            await self._blobs.remove([blob])
             raise NoSuchUploadError("The specified upload does not exist.")
         blobs, seqs = done
-        await asyncio.to_thread(self._blobs.remove, blobs)
+        await self._blobs.remove(blobs)
         await self._flush(seqs)
         return row
 
-    def _join(self, parts: list[PartRow], writer: BlobWriter) -> None:
+    async def _join(self, parts: list[PartRow], writer: BlobWriter) -> None:
         for part in parts:
-            with self._blobs.open(part.blob) as handle:
-                _copy(handle, writer)
+            handle = await self._blobs.open(part.blob)
+            try:
+                await _copy(handle, writer)
+            finally:
+                await handle.aclose()
 
 
-def _copy(handle: BinaryIO, writer: BlobWriter) -> None:
-    shutil.copyfileobj(handle, _Sink(writer), 1024 * 1024)
-
-
-class _Sink:
-    def __init__(self, writer: BlobWriter) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> int:
-        self._writer.write(data)
-        return len(data)
+async def _copy(handle: BlobReader, writer: BlobWriter) -> None:
+    async for data in handle.stream():
+        await asyncio.to_thread(writer.write, data)
