@@ -184,9 +184,12 @@ def invocation_insert(dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def invocation_values(record: InvocationRecord, recorded_id: str) -> tuple[Any, ...]:
+def invocation_values(
+    record: InvocationRecord, recorded_id: str, *, flag: Any = int
+) -> tuple[Any, ...]:
     """One row for the raw ``INSERT`` on SQLite, in table order: JSON columns as text
-    (what ``sa.JSON`` stores there), the flag as 0 or 1."""
+    (what ``sa.JSON`` stores there), the flag as 0 or 1 (``flag=bool``: as a boolean,
+    for PostgreSQL's ``COPY``)."""
     # Most records have no event ids (direct invocations) and no stack trace: "[]" is
     # what ``orjson`` writes for those, without the call.
     event_ids = record.event_ids
@@ -205,7 +208,7 @@ def invocation_values(record: InvocationRecord, recorded_id: str) -> tuple[Any, 
         record.memory_size_mb,
         record.max_memory_used_mb,
         record.init_duration_ms,
-        1 if record.cold_start else 0,
+        flag(record.cold_start),
         record.error_type,
         record.error_message,
         orjson.dumps(stack_trace).decode() if stack_trace else "[]",

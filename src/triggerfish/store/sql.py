@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from triggerfish.errors import ConflictError, NotFoundError, ValidationError
+from triggerfish.errors import AdapterError, ConflictError, NotFoundError, ValidationError
 from triggerfish.ids import new_id
 from triggerfish.store import schema as t
 from triggerfish.store.cluster import Cluster
@@ -357,6 +357,9 @@ class SqlStore:
                 document = t.invocation_batch_document(records)
                 await conn.exec_driver_sql(*sqlite_insert(records, document))
                 return
+            if dialect == "postgresql" and _copyable(records):
+                await _copy_records(conn, records)
+                return
             document = t.invocation_batch_document(records) if dialect == "postgresql" else None
             if document is not None:
                 stamps = "".join(new_id.many(len(records)))
@@ -527,3 +530,38 @@ def _check_alias(alias: str) -> None:
             "not only digits and not a 12-character version id",
             field="alias",
         )
+
+
+def _copyable(records: Sequence[InvocationRecord]) -> bool:
+    """Whether ``COPY`` takes every record: PostgreSQL text cannot hold a NUL, which a
+    function's logs or error may carry (such a batch takes the other routes below)."""
+    for record in records:
+        if "\x00" in record.logs or "\x00" in (record.error_message or ""):
+            return False
+        if any("\x00" in line for line in record.stack_trace):
+            return False
+        if "\x00" in (record.error_type or "") or any("\x00" in i for i in record.event_ids):
+            return False
+    return True
+
+
+async def _copy_records(conn: AsyncConnection, records: Sequence[InvocationRecord]) -> None:
+    """Invocation records by ``COPY``: PostgreSQL spends about a quarter of what an
+    ``INSERT`` of the batch as one JSON document costs it, and the driver encodes the
+    rows in C. Runs on the transaction's own connection, so it commits with it."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    stamps = new_id.many(len(records))
+    values = [
+        t.invocation_values(record, record.recorded_id or stamp, flag=bool)
+        for record, stamp in zip(records, stamps, strict=True)
+    ]
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    try:
+        await raw.copy_records_to_table(
+            t.invocations.name, records=values, columns=t.INVOCATION_VALUES_ORDER
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise ConflictError(f"already exists: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise AdapterError(f"store error: {exc}") from exc
