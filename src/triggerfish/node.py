@@ -37,6 +37,7 @@ from triggerfish.security.registry import TokenRegistry
 from triggerfish.sinks import Sinks
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.brokers import broker_kinds
+from triggerfish.sources.brokers.urls import redact_url
 from triggerfish.sources.buckets import BucketKind, BucketStore
 from triggerfish.sources.files import FilesKind
 from triggerfish.sources.manager import SourceManager
@@ -273,16 +274,5 @@ async def _reach(what: str, url: str, start: Callable[[], Awaitable[None]]) -> N
     message naming which URL failed and why."""
     try:
         await start()
-    except AdapterError as exc:
-        raise AdapterError(f"cannot reach the {what} at {_safe(url)}: {exc}") from exc
-    except OSError as exc:
-        raise AdapterError(f"cannot reach the {what} at {_safe(url)}: {exc}") from exc
-
-
-def _safe(url: str) -> str:
-    """``url`` without a password."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+    except (AdapterError, OSError) as exc:
+        raise AdapterError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from exc
