@@ -43,6 +43,10 @@ TERM = b"+TERM"
 Request = tuple[str, bytes, dict[str, str] | None]  # subject, payload, headers
 
 
+#: Seconds between checks, while a pull waits, that the connection was not renewed.
+RECONNECT_CHECK = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     offset: int  # the stream sequence
@@ -166,6 +170,9 @@ class Wire:
         deadline = loop.time() + (wait or 0.0) + self._timeout
         out: list[Msg] = []
         handed_over = False
+        # A server that restarted forgot this request: after a reconnection the wait
+        # ends empty, and the caller's next fetch asks the server again.
+        reconnects = self._nc.stats["reconnects"]
         try:
             await self._nc.publish(
                 f"{self._api}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
@@ -179,12 +186,14 @@ class Wire:
                         break
                     raise GroupGone(f"no answer from consumer {consumer} of stream {stream}")
                 try:
-                    msg = await sub.next_msg(timeout=remaining)
+                    msg = await sub.next_msg(timeout=min(remaining, RECONNECT_CHECK))
                 except asyncio.CancelledError:
                     handed_over = True
                     self.spawn(self._release_late(sub, deadline))
                     raise
                 except TimeoutError:
+                    if self._nc.stats["reconnects"] != reconnects:
+                        break
                     continue  # the deadline check above decides
                 code = status(msg)
                 if code is None:

@@ -50,6 +50,7 @@ FETCH_WAIT = 300.0
 PREFETCH = 8  # invocations leased per environment the function may run at once
 MAX_FETCH = 256
 ACK_DELAY = 0.01  # seconds acknowledgements wait to share one bus call
+MAX_BACKOFF = 4.0  # seconds between tries of a delivery loop that keeps failing
 
 
 class TriggerRunner:
@@ -164,7 +165,9 @@ class TriggerRunner:
                         "trigger %s: delivery loop failed; retrying in %.1fs", sub.id, backoff
                     )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                # At most a few seconds: a store or bus that comes back is used again
+                # soon after, not after a pause that grew through a long outage.
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _dispatch(
         self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]
