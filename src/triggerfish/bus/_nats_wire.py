@@ -159,6 +159,11 @@ class Wire:
         """Up to ``batch`` messages of a durable consumer; ``wait=None`` answers at once,
         a number waits up to that long for the first. GroupGone when the consumer does
         not answer as one."""
+        if not self._nc.is_connected:
+            # The client would keep the request and send it on reconnection, to be
+            # answered to an inbox nobody reads any more: what it were handed would
+            # wait for its lease to end.
+            raise ConnectionError("not connected to the NATS server")
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         request: dict[str, object] = {"batch": batch}
@@ -171,7 +176,7 @@ class Wire:
         out: list[Msg] = []
         handed_over = False
         # A server that restarted forgot this request: after a reconnection the wait
-        # ends empty, and the caller's next fetch asks the server again.
+        # ends, and the caller's next fetch asks the server again.
         reconnects = self._nc.stats["reconnects"]
         try:
             await self._nc.publish(
@@ -184,15 +189,20 @@ class Wire:
                 if remaining <= 0:
                     if out:
                         break
+                    handed_over = self._abandon(sub, wait)  # it may still be alive
                     raise GroupGone(f"no answer from consumer {consumer} of stream {stream}")
                 try:
                     msg = await sub.next_msg(timeout=min(remaining, RECONNECT_CHECK))
                 except asyncio.CancelledError:
-                    handed_over = True
-                    self.spawn(self._release_late(sub, deadline))
+                    handed_over = self._abandon(sub, wait)
                     raise
                 except TimeoutError:
                     if self._nc.stats["reconnects"] != reconnects:
+                        # The request may have been sent only on reconnection (the
+                        # client buffers while disconnected), and then lives on the
+                        # server for its whole wait: what it is handed must go back at
+                        # once, not when its lease runs out.
+                        handed_over = self._abandon(sub, wait)
                         break
                     continue  # the deadline check above decides
                 code = status(msg)
@@ -214,6 +224,13 @@ class Wire:
             if not handed_over:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
+
+    def _abandon(self, sub: Subscription, wait: float | None) -> bool:
+        """Hand a pull request this side stops waiting for to ``_release_late``, for as
+        long as the server may still answer it."""
+        deadline = asyncio.get_running_loop().time() + (wait or 0.0) + self._timeout
+        self.spawn(self._release_late(sub, deadline))
+        return True
 
     async def _release_late(self, sub: Subscription, deadline: float) -> None:
         """Release what JetStream delivers to an abandoned pull request until it expires."""

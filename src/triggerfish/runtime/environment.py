@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.lifeline import node_lifeline
 from triggerfish.runtime.protocol import BOOT_CODE, Init, describe_exit
 from triggerfish.runtime.report import cap_output
 
@@ -141,15 +142,22 @@ def spawn_interpreter(
     output_fd: int,
     boot: str = BOOT_CODE,
 ) -> SpawnedProcess:
-    argv = [python, "-c", boot, str(theirs.fileno())]
-    return SpawnedProcess(start_child(argv, spec.code_dir, env, theirs, output_fd))
+    lifeline = node_lifeline()
+    argv = [python, "-c", boot, str(theirs.fileno()), str(lifeline)]
+    return SpawnedProcess(start_child(argv, spec.code_dir, env, theirs, output_fd, lifeline))
 
 
 def start_child(
-    argv: list[str], cwd: str | Path, env: dict[str, str], theirs: socket.socket, output_fd: int
+    argv: list[str],
+    cwd: str | Path,
+    env: dict[str, str],
+    theirs: socket.socket,
+    output_fd: int,
+    *passed: int,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own, passing it ``theirs`` (its end of the
-    socket pair) and writing its stdout and stderr to ``output_fd``."""
+    socket pair) and the descriptors ``passed``, and writing its stdout and stderr to
+    ``output_fd``."""
     # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
     # machinery (a child watcher per process on 3.11).
     return subprocess.Popen(
@@ -159,7 +167,7 @@ def start_child(
         stdin=subprocess.DEVNULL,
         stdout=output_fd,
         stderr=output_fd,
-        pass_fds=(theirs.fileno(),),
+        pass_fds=(theirs.fileno(), *passed),
         start_new_session=True,
     )
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from triggerfish.runtime.lifeline import node_lifeline
 from triggerfish.runtime.protocol import (
     Exited,
     FromForkServer,
@@ -230,13 +231,14 @@ async def start_zygote(python: str, *, limit: float) -> ForkServer | None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         # A blocking fork/exec of a few milliseconds (see ``Worker.spawn``).
+        lifeline = node_lifeline()
         process = subprocess.Popen(  # noqa: ASYNC220
-            [python, "-c", ZYGOTE_CODE, str(theirs.fileno())],
+            [python, "-c", ZYGOTE_CODE, str(theirs.fileno()), str(lifeline)],
             cwd="/",
             env=zygote_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),),
+            pass_fds=(theirs.fileno(), lifeline),
             start_new_session=True,
         )
     except OSError:

@@ -36,6 +36,7 @@ import msgspec
 
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.environment import start_child
+from triggerfish.runtime.lifeline import die_with_parent_argv
 from triggerfish.runtime.protocol import encode_frame
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.js")
@@ -84,7 +85,9 @@ def heap_mb(memory_mb: int) -> int:
 
 
 def command(executable: str, memory_mb: int, fd: int) -> list[str]:
-    return [executable, f"--max-old-space-size={heap_mb(memory_mb)}", str(BOOTSTRAP), str(fd)]
+    return die_with_parent_argv(
+        [executable, f"--max-old-space-size={heap_mb(memory_mb)}", str(BOOTSTRAP), str(fd)]
+    )
 
 
 def node_major(executable: str) -> int | None:

@@ -449,7 +449,8 @@ def drain(init: Init) -> str:
 
 def main() -> None:
     fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)
+    for own in sys.argv[1:]:  # the protocol socket and the node's lifeline
+        os.set_inheritable(int(own), False)
     reader = FrameReader(ToEnvironment)
     messages: list[Any] = []
     while not messages:

@@ -1,7 +1,9 @@
 """The Python execution environment: the process the executor starts per environment.
 
-Run as ``python -c "from triggerfish.runtime.python.bootstrap import main; main()" FD``
-where FD is its end of the protocol socket (see ``triggerfish.runtime.protocol``). It
+Run as ``python -c "from triggerfish.runtime.python.bootstrap import main; main()" FD
+LIFELINE`` where FD is its end of the protocol socket (see
+``triggerfish.runtime.protocol``) and LIFELINE the node's (see
+``triggerfish.runtime.lifeline``), or forked by a fork server. It
 reads ``Init``, limits its own memory, imports the handler (the init phase), answers
 ``Ready`` or ``InitFailed``, then serves ``Invoke`` messages one at a time until the
 socket closes. It promises:
@@ -47,6 +49,7 @@ from triggerfish.context import Context, set_current_context
 from triggerfish.errors import ValidationError
 from triggerfish.runtime import snapstart
 from triggerfish.runtime.base import EmitRequest
+from triggerfish.runtime.lifeline import watch
 from triggerfish.runtime.protocol import (
     EXIT_OUT_OF_MEMORY,
     HEADER_SIZE,
@@ -372,5 +375,9 @@ def serve(fd: int, *, preloaded: Preloaded | None = None, forked_at: float | Non
 
 def main() -> None:
     fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)  # subprocesses of the function must not hold it open
+    lifeline = int(sys.argv[2])
+    del sys.argv[2:]
+    for own in (fd, lifeline):
+        os.set_inheritable(own, False)  # subprocesses of the function must not hold it
+    watch(lifeline)
     serve(fd)

@@ -1,7 +1,8 @@
 """Fork servers: the zygote, and the snapshot templates of ``snapstart`` functions.
 
-The zygote is started as ``python -c ZYGOTE_CODE FD`` (FD: its end of a SOCK_SEQPACKET
-control socket). It imports the Python runtime once, then forks an execution
+The zygote is started as ``python -c ZYGOTE_CODE FD LIFELINE`` (FD: its end of a
+SOCK_SEQPACKET control socket; LIFELINE: the read end of the node's lifeline, see
+``triggerfish.runtime.lifeline``). It imports the Python runtime once, then forks an execution
 environment for every ``Spawn`` it is sent, so that a cold start costs a fork plus the
 function's own imports instead of a fresh interpreter. A ``Spawn`` with a ``template``
 forks a child that imports the handler, runs its before-snapshot hooks and then serves
@@ -17,10 +18,11 @@ A fork server promises:
 - children that share nothing with it but the memory image: each starts a new
   session (its own process group, so killing the group kills what it started),
   gets default signal handlers, stdin from /dev/null, fds 1 and 2 on its own output
-  file, its channel on fd 3 and no other descriptor, the function's working
-  directory and environment variables, and a fresh seed for ``random`` (Python
-  reseeds it in every fork);
-- it exits when its control socket closes (its owner is gone).
+  file, its channel on fd 3, the node's lifeline on fd 4 and no other descriptor,
+  the function's working directory and environment variables, and a fresh seed for
+  ``random`` (Python reseeds it in every fork);
+- it exits when its control socket closes (its owner is gone); its children live on
+  until their node is gone.
 
 The memory limit (``RLIMIT_DATA``) is applied by the child itself once it knows it,
 never in the fork server, which stays unlimited.
@@ -41,6 +43,7 @@ from typing import Any
 
 import msgspec
 
+from triggerfish.runtime.lifeline import LIFELINE_FD, relocate, watch
 from triggerfish.runtime.protocol import (
     EXIT_OUT_OF_MEMORY,
     Exited,
@@ -66,9 +69,12 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 class ForkServer:
-    def __init__(self, control: socket.socket, preloaded: bootstrap.Preloaded | None) -> None:
+    def __init__(
+        self, control: socket.socket, preloaded: bootstrap.Preloaded | None, lifeline: int
+    ) -> None:
         self._control = control
         self._preloaded = preloaded
+        self._lifeline = lifeline
         self._decoder = msgspec.msgpack.Decoder(Spawn)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -133,6 +139,7 @@ class ForkServer:
                 if request.template is not None:
                     code = _serve_template(request)
                 else:
+                    watch(LIFELINE_FD)
                     bootstrap.serve(CHANNEL_FD, preloaded=self._preloaded, forked_at=forked_at)
                     code = 0
             except MemoryError:
@@ -158,8 +165,10 @@ class ForkServer:
         os.dup2(output_fd, 2)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
+        lifeline = relocate(self._lifeline)
         os.dup2(channel_fd, CHANNEL_FD, inheritable=False)
-        os.closerange(CHANNEL_FD + 1, _max_fd())
+        os.dup2(lifeline, LIFELINE_FD, inheritable=False)
+        os.closerange(LIFELINE_FD + 1, _max_fd())
         os.chdir(request.cwd)
         os.environ.clear()
         os.environ.update(request.env)
@@ -193,7 +202,7 @@ def _serve_template(request: Spawn) -> int:
                 " from the snapshot have only one. Start threads in an after-restore hook.\n"
             )
         server_message = Ready(elapsed, capture.drain())
-    server = ForkServer(control, None)
+    server = ForkServer(control, None, LIFELINE_FD)
     server.send(server_message)
     if failure is not None or isinstance(loaded, InitFailed):
         return 0
@@ -244,10 +253,12 @@ def _warm_up() -> None:
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(control.fileno(), False)
+    lifeline = int(sys.argv[2])
+    os.set_inheritable(lifeline, False)
     os.chdir("/")
     _warm_up()
     gc.collect()
     gc.freeze()
-    server = ForkServer(control, None)
+    server = ForkServer(control, None, lifeline)
     server.send(Started(os.getpid()))
     server.serve()
