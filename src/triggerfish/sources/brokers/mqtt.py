@@ -25,6 +25,13 @@ maximum QoS (a message is delivered at the lower of its publish and subscription
   lost. Subscribe with QoS 1 (the default) for at least once across crashes.
 - QoS 0: at most once.
 
+A trigger whose every topic is a shared subscription (``$share/<group>/<filter>``,
+MQTT 5 and Mosquitto's 3.1.1) runs on every node of a cluster: the broker hands each
+message to one member of the group, and each node is a member with a client id of its
+own (the trigger's, and a digest of the node's data directory: stable across restarts).
+The broker keeps routing a dead member's share to its persistent session, so what a
+killed node held, and what came for it while it was down, arrives when it is back.
+
 Messages carry ``mqttqos`` and ``mqttretain``. A retained message is sent again at
 every subscription in MQTT 3.1.1; MQTT 5 (``protocol: 5``, the default) asks the broker
 to send retained messages only when the subscription is new.
@@ -43,6 +50,7 @@ from triggerfish.sources.brokers.base import (
     BrokerKind,
     BrokerOptions,
     BrokerSource,
+    node_tag,
     require,
     safe_name,
 )
@@ -68,6 +76,11 @@ class MqttOptions(BrokerOptions):
     @classmethod
     def _protocol_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+
+def shared(topics: list[str]) -> bool:
+    """Whether every filter is a shared subscription (``$share/<group>/<filter>``)."""
+    return bool(topics) and all(topic.startswith("$share/") for topic in topics)
 
 
 def receive_maximum(batch: int) -> int:
@@ -101,7 +114,13 @@ class MqttSource(BrokerSource[MqttOptions]):
 
     @property
     def client_id(self) -> str:
-        return self.options.client_id or safe_name(f"triggerfish-{self.context.trigger_id}")
+        if self.options.client_id:
+            return self.options.client_id
+        name = f"triggerfish-{self.context.trigger_id}"
+        if shared(self.options.topic):
+            # Each node of a cluster is a member of the shared subscription: one id each.
+            name = f"{name}-{node_tag(self.context.data_dir)}"
+        return safe_name(name)
 
     def _client(self, aiomqtt: Any) -> Any:
         options = self.options
@@ -196,5 +215,7 @@ class MqttKind(BrokerKind[MqttOptions]):
 
     def one_per_cluster(self, options: Mapping[str, Any]) -> bool:
         """One client id and persistent session per trigger: one node connects at a
-        time, and the node that takes over resumes the session, with what it holds."""
-        return True
+        time, and the node that takes over resumes the session, with what it holds.
+        Shared subscriptions with the default client ids run on every node instead."""
+        topics = _as_list(options.get("topic")) or []
+        return not (shared([str(t) for t in topics]) and not options.get("client_id"))

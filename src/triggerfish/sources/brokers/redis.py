@@ -16,7 +16,6 @@ message in flight when it stops is lost too. At most once by nature.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from triggerfish.sources.brokers.base import (
     BrokerOptions,
     BrokerSource,
     Overlap,
+    node_tag,
     require,
 )
 from triggerfish.sources.brokers.convert import Message
@@ -74,8 +74,7 @@ class RedisStreamsSource(BrokerSource[RedisStreamsOptions]):
         the nodes of a cluster, even on one machine."""
         if self.options.consumer:
             return self.options.consumer
-        node = hashlib.sha256(str(self.context.data_dir.resolve()).encode()).hexdigest()[:8]
-        return f"{socket.gethostname()}-{node}"
+        return f"{socket.gethostname()}-{node_tag(self.context.data_dir)}"
 
     async def consume(self) -> None:
         redis = _driver()
