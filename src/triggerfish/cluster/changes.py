@@ -5,6 +5,8 @@ A node that deploys, moves an alias or changes a trigger bumps a counter in the 
 drops what it cached from the store and reloads it (``on_change``). Polling one row
 works the same on every store and costs one small read a node per interval; with the
 default of a quarter second a change is in force cluster-wide well within a second.
+A node that cannot read the counter (its store is away) keeps what it has and reads
+again; a reload that fails halfway is run again until it holds.
 """
 
 from __future__ import annotations
@@ -50,16 +52,28 @@ class ChangeWatcher:
             self.seen = value
 
     async def _watch(self) -> None:
+        failing = False  # the store did not answer the last read: said once, not per read
+        unapplied = -1  # the counter whose change failed to apply, said once
         while True:
             await asyncio.sleep(self.interval)
             try:
                 value = await self._generations.generation()
             except Exception as exc:
-                log.warning("cannot read the cluster's change counter (%s)", exc)
+                if not failing:
+                    log.warning("cannot read the cluster's change counter (%s); retrying", exc)
+                    failing = True
                 continue
+            if failing:
+                log.info("reading the cluster's change counter again")
+                failing = False
             if value != self.seen:
-                self.seen = value
                 try:
                     await self._on_change()
                 except Exception:
-                    log.exception("applying a change made on another node failed")
+                    # Not seen yet: applied again at the next read, until it holds (the
+                    # store may have gone away halfway through the reload).
+                    if value != unapplied:
+                        log.exception("applying a change made on another node failed; retrying")
+                        unapplied = value
+                    continue
+                self.seen = value

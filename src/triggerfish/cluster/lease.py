@@ -10,6 +10,10 @@ expire under it and another node takes it: for a moment there may be no leader,
 never knowingly two. (Two leaders remain possible for a holder paused for longer than
 its lease, e.g. a stopped process that resumes; what runs under the lease, schedules,
 publishes with deterministic ids, so the bus drops what two leaders both fire.)
+
+What the node does when leadership changes (``on_change``) may fail: taking the lead
+reads the store, which may be away again just then. It is run again at every attempt
+until it succeeds, so a node that holds the lease also runs what goes with it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class LeaderLease:
         self.ttl = ttl
         self._on_change = on_change
         self.held = False
+        self._in_force = True  # ``on_change`` succeeded for ``held``
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -74,11 +79,22 @@ class LeaderLease:
             held = False
         if held != self.held:
             await self._set(held)
+        elif not self._in_force:
+            await self._apply(held)
 
     async def _set(self, held: bool) -> None:
         self.held = held
         log.info("%s the %s lease", "holding" if held else "no longer holding", self.name)
+        await self._apply(held)
+
+    async def _apply(self, held: bool) -> None:
         try:
             await self._on_change(held)
         except Exception:
-            log.exception("reacting to the %s lease failed", self.name)
+            if self._in_force:  # said once, not at every attempt
+                log.exception("reacting to the %s lease failed; retrying", self.name)
+            self._in_force = False
+            return
+        if not self._in_force:
+            log.info("reacting to the %s lease succeeded on a later attempt", self.name)
+        self._in_force = True

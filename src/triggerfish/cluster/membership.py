@@ -57,6 +57,7 @@ class Membership:
         self.gone_after = gone_after
         self.started_at = time.time()
         self.state: NodeState = "running"
+        self._failing = False  # the last heartbeat was not written
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -90,8 +91,14 @@ class Membership:
                 info=self._report(),
             )
         except Exception as exc:
-            if not quiet:
-                log.warning("heartbeat not written (%s); will try again", exc)
+            if not quiet and not self._failing:
+                log.warning("heartbeat not written (%s); trying again every %g s", exc,
+                            self.interval)  # fmt: skip
+            self._failing = True
+            return
+        if self._failing:
+            log.info("heartbeat written again")
+            self._failing = False
 
     async def view(self) -> list[NodeView]:
         now = time.time()

@@ -20,7 +20,7 @@ from triggerfish.bus.base import Bus, Delivery
 from triggerfish.dispatch import shapes
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import Subscription
-from triggerfish.errors import NotFoundError, TriggerfishError
+from triggerfish.errors import AdapterError, NotFoundError, TriggerfishError
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
@@ -157,8 +157,9 @@ class TriggerRunner:
                 # A store or bus hiccup (or a function deleted under the trigger) must not
                 # end the trigger: log it and try again, a bit later each time. A missing
                 # alias (not created yet, or deleted) is expected: its events wait in the
-                # topic until it exists, and one line says so.
-                if isinstance(exc, NotFoundError):
+                # topic until it exists, and one line says so; so is a store or bus that
+                # is away (the node reconnects by itself), without a traceback.
+                if isinstance(exc, NotFoundError | AdapterError):
                     log.warning("trigger %s: %s; retrying in %.1fs", sub.id, exc, backoff)
                 else:
                     log.exception(

@@ -6,6 +6,13 @@ with one prepared statement for the whole batch (``SqlStore.record_invocations``
 record is a report of what happened, not an event: the last ``interval`` of records
 (0.2 s) can be lost in a crash, never an event.
 
+While the store cannot be written (a database that went away), records wait in the
+buffer and are written once it is back, oldest first: one warning when writing starts
+failing, one line when it works again. The buffer holds at most ``limit`` records;
+past that the oldest are dropped, and a warning says how many. A batch whose write
+failed after it was in fact committed (the connection broke before the answer) comes
+back as a conflict: it is then written record by record, skipping those stored.
+
 Each record also feeds the node's ``Metrics`` at once, when it is given one, so the
 Prometheus counters move with every invocation, before the record is written.
 """
@@ -15,14 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
+from triggerfish.errors import AdapterError, ConflictError
 from triggerfish.observe.metrics import Metrics
 from triggerfish.runtime.base import FunctionSpec, InvocationResult
 from triggerfish.store.records import InvocationRecord
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish.observe")
+
+LIMIT = 100_000  # records kept while the store cannot be written
+RETRY = 1.0  # seconds between tries of a store that failed
+DROP_REPORT = 10.0  # seconds between two warnings of records dropped
 
 
 class Recorder:
@@ -32,13 +45,22 @@ class Recorder:
         *,
         interval: float = 0.2,
         batch: int = 1000,
+        limit: int = LIMIT,
+        retry: float = RETRY,
         metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._interval = interval
         self._batch = batch
+        self._limit = max(limit, batch)
+        self._retry = retry
         self._buffer: list[InvocationRecord] = []
+        self.dropped = 0  # records dropped past ``limit`` since the start
+        self._unreported = 0  # of those, not yet in a warning
+        self._reported_at = 0.0
+        self._failing_since: float | None = None  # monotonic time of the first failure
+        self._dropped_before = 0  # ``dropped`` when writing started failing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -51,7 +73,12 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as exc:
+            # Stopping while the store is away: nowhere left to keep them.
+            log.error("%d invocation record(s) not written: %s", len(self._buffer), exc)
+            self._buffer.clear()
 
     def record(
         self,
@@ -78,8 +105,15 @@ class Recorder:
         if self._metrics is not None:
             self._metrics.observe(record)
         if len(self._buffer) >= self._batch:
+            if len(self._buffer) > self._limit:
+                self._drop()
             self._wake.set()
         return record
+
+    @property
+    def pending(self) -> int:
+        """Records waiting to be written."""
+        return len(self._buffer)
 
     async def flush(self) -> None:
         """Write every buffered record, also those that come while it writes."""
@@ -95,12 +129,41 @@ class Recorder:
             try:
                 # Shielded: a stop that cancels the flusher lets a write under way finish,
                 # so the final flush never writes the same records twice.
-                await asyncio.shield(self._store.record_invocations(batch))
+                await asyncio.shield(self._write(batch))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self._buffer[:0] = batch  # kept for the next try
+                if len(self._buffer) > self._limit:
+                    self._drop()
                 raise
+
+    async def _write(self, batch: list[InvocationRecord]) -> None:
+        try:
+            await self._store.record_invocations(batch)
+        except ConflictError:
+            # Some were stored already: a write whose commit went through while its
+            # connection broke, retried. Store the others one by one.
+            for record in batch:
+                with contextlib.suppress(ConflictError):
+                    await self._store.record_invocations([record])
+
+    def _drop(self) -> None:
+        """Drop the oldest records past ``limit``; say so at most every few seconds."""
+        excess = len(self._buffer) - self._limit
+        del self._buffer[:excess]
+        self.dropped += excess
+        self._unreported += excess
+        now = time.monotonic()
+        if now - self._reported_at >= DROP_REPORT:
+            log.warning(
+                "dropped %d invocation record(s), the oldest: the store cannot be written and "
+                "%d wait for it already (the limit)",
+                self._unreported,
+                self._limit,
+            )
+            self._reported_at = now
+            self._unreported = 0
 
     async def _run(self) -> None:
         while True:
@@ -112,6 +175,24 @@ class Recorder:
                 # next turn (or a full batch), so a busy node writes a few large batches
                 # a second rather than one small batch after another.
                 await self._write_some(len(self._buffer))
-            except Exception:
-                log.exception("could not write invocation records; will retry")
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    self._dropped_before = self.dropped
+                    log.warning(
+                        "cannot write invocation records (%s); %d kept, trying again every %g s",
+                        exc,
+                        len(self._buffer),
+                        self._retry,
+                        exc_info=not isinstance(exc, AdapterError),
+                    )
+                await asyncio.sleep(self._retry)
+                continue
+            if self._failing_since is not None:
+                dropped = self.dropped - self._dropped_before
+                log.info(
+                    "invocation records written again after %.1f s%s",
+                    time.monotonic() - self._failing_since,
+                    f"; {dropped} were dropped meanwhile" if dropped else "",
+                )
+                self._failing_since = None

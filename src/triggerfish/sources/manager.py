@@ -101,9 +101,20 @@ class SourceManager:
         await self.refresh()
 
     async def lead(self, leading: bool) -> None:
-        """Start (or stop) the sources of the kinds that run on one node of a cluster."""
+        """Start (or stop) the sources of the kinds that run on one node of a cluster.
+        Stopping them needs no store: a node that lost the lease because its store went
+        away stops them all the same."""
         self._leading = leading
-        await self.refresh()
+        if leading:
+            await self.refresh()
+            return
+        async with self._lock:
+            for trigger_id, (record, source) in list(self._running.items()):
+                kind = kind_of(record.config)
+                handler = self._kinds.get(kind)
+                if handler is not None and _one_per_cluster(handler, record.config, kind):
+                    del self._running[trigger_id]
+                    await self._stop(trigger_id, source)
 
     async def refresh(self) -> None:
         async with self._lock:

@@ -4,7 +4,9 @@ On SQLite it turns on WAL (readers never wait for the writer), a busy timeout an
 foreign keys, and opens every write transaction with ``BEGIN IMMEDIATE``: two writers
 then queue on the busy timeout instead of one failing when it upgrades a read lock.
 On every backend, driver errors leave a transaction as ``AdapterError``, or
-``ConflictError`` when a uniqueness rule was broken, with the driver's error as cause.
+``ConflictError`` when a uniqueness rule was broken, with the driver's error as cause;
+so does a server that cannot be reached (a refused or reset connection), so a store
+that went away is a 503 to API callers and a retry to background tasks.
 """
 
 from __future__ import annotations
@@ -93,13 +95,23 @@ class Database:
     async def _transaction(self, engine: AsyncEngine | None) -> AsyncIterator[AsyncConnection]:
         if engine is None:
             raise AdapterError("the store is not started; call start() first")
+        in_body = False
         try:
             async with engine.begin() as conn:
+                in_body = True
                 yield conn
+                in_body = False
         except sa.exc.IntegrityError as exc:
             raise ConflictError(f"already exists or still referenced: {exc.orig}") from exc
         except sa.exc.SQLAlchemyError as exc:
             raise AdapterError(f"store error ({self.safe_url}): {exc}") from exc
+        except OSError as exc:
+            # A server that cannot be reached (refused, reset, timed out) fails the
+            # driver's connect with the socket's error, which SQLAlchemy passes as it is.
+            # An OSError of the caller's own code inside the transaction stays its own.
+            if in_body:
+                raise
+            raise AdapterError(f"cannot reach the store ({self.safe_url}): {exc}") from exc
 
     def _prepare_sqlite(self, engine: AsyncEngine) -> None:
         busy_ms = self._busy_timeout_ms

@@ -563,5 +563,7 @@ async def _copy_records(conn: AsyncConnection, records: Sequence[InvocationRecor
         )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError(f"already exists: {exc}") from exc
-    except asyncpg.PostgresError as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # Called on the driver's connection: its errors (a connection closed under it
+        # among them) are not SQLAlchemy's, so they are converted here.
         raise AdapterError(f"store error: {exc}") from exc

@@ -1,17 +1,23 @@
 """Leader lease, membership and change announcements between nodes sharing one store,
-in process on an SQLite store (the store's own tests cover PostgreSQL's atomicity)."""
+in process on an SQLite store (the store's own tests cover PostgreSQL's atomicity),
+also while the store is away and once it is back."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from triggerfish.cluster import ChangeWatcher, LeaderLease, Membership
+from triggerfish.errors import AdapterError
 from triggerfish.store import SqlStore
+from triggerfish.store.cluster import Cluster
+from triggerfish.store.documents import Transaction
 
 
 async def until(condition: Callable[[], bool], *, within: float = 5.0) -> float:
@@ -132,3 +138,109 @@ async def test_membership_lists_nodes_and_shows_a_silent_one_as_gone(store: SqlS
     finally:
         await a.stop()
     assert {v.id: v.state for v in await b.view()}["a"] == "stopped"
+
+
+class Outage:
+    """The store's cluster tables behind a switch: while ``away``, every transaction
+    fails as one on a database that cannot be reached does."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.away = False
+        read, write = store.transactions
+        self.cluster = Cluster(self._reach(read), self._reach(write))
+
+    def _reach(self, transaction: Transaction) -> Transaction:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[AsyncConnection]:
+            if self.away:
+                raise AdapterError("cannot reach the store: connection refused")
+            async with transaction() as conn:
+                yield conn
+
+        return opened
+
+
+async def test_a_leader_that_loses_the_store_steps_down_and_leads_again_once_back(
+    store: SqlStore,
+) -> None:
+    outage = Outage(store)
+    running: list[bool] = []
+    fail_next = [0]
+
+    async def changed(held: bool) -> None:
+        # Starting the schedules reads the store: it fails while the store is away.
+        if fail_next[0]:
+            fail_next[0] -= 1
+            raise AdapterError("cannot reach the store")
+        running.append(held)
+
+    leader = LeaderLease(outage.cluster, name="l", holder="a", ttl=0.3, on_change=changed)
+    await leader.start()
+    try:
+        assert running == [True]
+        outage.away = True
+        await until(lambda: not leader.held)
+        assert running == [True, False]  # stepped down at once, without the store
+        fail_next[0] = 2  # the first reactions to leading again fail: tried again
+        outage.away = False
+        await until(lambda: running == [True, False, True], within=3.0)
+        assert leader.held
+    finally:
+        await leader.stop()
+
+
+async def test_a_change_that_fails_to_apply_is_applied_again(store: SqlStore) -> None:
+    outage = Outage(store)
+    applied = []
+    fail_next = [1]
+
+    async def changed() -> None:
+        if fail_next[0]:
+            fail_next[0] -= 1
+            raise AdapterError("cannot reach the store")  # halfway through the reload
+        applied.append(await store.cluster.generation())
+
+    watcher = ChangeWatcher(outage.cluster, on_change=changed, interval=0.02)
+    await watcher.start()
+    try:
+        outage.away = True
+        await store.cluster.bump_generation()  # another node's change, during the outage
+        await asyncio.sleep(0.1)
+        assert applied == []
+        outage.away = False
+        await until(lambda: applied == [1])
+        await asyncio.sleep(0.1)
+        assert applied == [1]  # once it held, not again
+    finally:
+        await watcher.stop()
+
+
+async def test_heartbeats_resume_when_the_store_is_back(store: SqlStore) -> None:
+    outage = Outage(store)
+    member = Membership(
+        outage.cluster,
+        node_id="a",
+        address="http://127.0.0.1:8081",
+        version="0.1.0",
+        report=dict,
+        interval=0.05,
+        gone_after=0.3,
+    )
+    # Another node, whose store is reachable, looks at it.
+    other = Membership(store.cluster, node_id="b", address="", version="", report=dict,
+                       gone_after=0.3)  # fmt: skip
+
+    async def seen_as(state: str) -> None:
+        started = time.monotonic()
+        while [v.state for v in await other.view()] != [state]:
+            assert time.monotonic() - started < 5.0, f"not {state} within 5 s"
+            await asyncio.sleep(0.02)
+
+    await member.start()
+    try:
+        outage.away = True
+        await seen_as("gone")
+        outage.away = False
+        await seen_as("running")
+    finally:
+        await member.stop()

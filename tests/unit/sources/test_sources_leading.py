@@ -1,6 +1,6 @@
 """On a cluster, triggers that one node must run alone (schedules, broker subscriptions
 that would hand every node each message) run on the leading node only, and move with
-the lead; the others run on every node."""
+the lead (also when the lead is lost with the store); the others run on every node."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from triggerfish.bus.memory import MemoryBus
+from triggerfish.errors import AdapterError
 from triggerfish.sources.base import SourceContext
 from triggerfish.sources.brokers import broker_kinds
 from triggerfish.sources.manager import SourceManager
@@ -77,6 +78,38 @@ async def test_only_the_leading_node_runs_triggers_that_must_run_alone(
         await manager.lead(True)
         assert kind.running == {"f.shared", "f.alone"}
         await manager.lead(False)
+        assert kind.running == {"f.shared"}
+    finally:
+        await manager.stop()
+        await bus.stop()
+
+
+async def test_a_node_that_loses_the_lead_with_its_store_stops_them_all_the_same(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = MemoryKind("memory")
+    await store.put_function_version("f", {}, "d" * 64, "v1")
+    await store.replace_triggers(
+        "f",
+        [
+            TriggerRecord("f.shared", "f", "_source.f.shared",
+                          config={"source": {"kind": "memory"}}),
+            TriggerRecord("f.alone", "f", "_source.f.alone",
+                          config={"source": {"kind": "memory", "alone": True}}),
+        ],
+    )  # fmt: skip
+    bus = MemoryBus()
+    await bus.start()
+    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=True)
+    await manager.start()
+    try:
+        assert kind.running == {"f.shared", "f.alone"}
+
+        async def away() -> list[TriggerRecord]:
+            raise AdapterError("cannot reach the store: connection refused")
+
+        monkeypatch.setattr(store, "list_triggers", away)
+        await manager.lead(False)  # the lease was lost because the store went away
         assert kind.running == {"f.shared"}
     finally:
         await manager.stop()

@@ -25,7 +25,7 @@ from triggerfish.api.s3 import buckets as b
 from triggerfish.api.s3 import objects as o
 from triggerfish.api.s3.request import S3Request, bucket_from_host
 from triggerfish.api.s3.xml import error_response
-from triggerfish.errors import TriggerfishError, ValidationError
+from triggerfish.errors import AdapterError, TriggerfishError, ValidationError
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.sigv4 import S3AuthError, verify
 from triggerfish.sources.buckets import BucketStore, InvalidObjectError
@@ -192,7 +192,13 @@ class S3App:
             _operation, handler = route(req)
             response = await handler(self.buckets, req)
         except Exception as exc:
-            return self._error(exc, req, head=head)
+            error = self._error(exc, req, head=head)
+            if _has_body(request):
+                # The body may be unread (an answer before the upload, a 503 that the
+                # client retries): the next request on this connection would be taken
+                # for the rest of it, so the client is told to open another.
+                error.headers["connection"] = "close"
+            return error
         response.headers["x-amz-request-id"] = req.request_id
         response.headers["x-amz-id-2"] = req.request_id
         return response
@@ -206,13 +212,17 @@ class S3App:
                 code, status = "InternalError", 500
             elif isinstance(exc, ValidationError):
                 code, status = "InvalidArgument", 400
+            elif isinstance(exc, AdapterError):
+                # The store (or the bus) is away: S3 clients retry a 503 by themselves.
+                log.warning("S3 request failed: %s", exc)
+                code, status = "ServiceUnavailable", 503
             else:
                 log.error("S3 request failed: %s", exc, exc_info=exc)
                 code, status = "InternalError", 500
         if isinstance(exc, S3AuthError):
             log.info("S3 request refused: %s (%s)", exc.code, exc)
         request_id = req.request_id if req else "0"
-        return error_response(
+        response = error_response(
             code,
             str(exc) if status != 500 else "We encountered an internal error. Please try again.",
             status,
@@ -220,6 +230,14 @@ class S3App:
             resource=req.resource if req else "/",
             head=head,
         )
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        return response
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length", "0").strip()
+    return length not in ("", "0") or "transfer-encoding" in request.headers
 
 
 class S3Middleware:
