@@ -40,6 +40,9 @@ class Settings:
     housekeeping_interval: float = 60.0  # seconds between retention passes
     log_level: str = "info"
     memory_capacity: int = 0  # MB that environments may use in all; 0: the machine's memory
+    sandbox: bool = True  # confine functions where the machine allows (docs/security.md)
+    sandbox_dir: str = ""  # what functions' users reach; default: beside the data (see docs)
+    max_processes: int = 256  # processes and threads an environment may have (sandboxed)
     source_process: bool = True  # broker sources in a process of their own (else in the node)
     price_per_request: float = 0.20 / 1_000_000  # USD, AWS Lambda's published x86 price
     price_per_gb_second: float = 0.0000166667  # USD

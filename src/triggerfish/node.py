@@ -32,11 +32,13 @@ from triggerfish.observe.costs import CostMeter, Prices
 from triggerfish.observe.metrics import Metrics
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.runtime.sandbox import Sandbox, lock_data_dir
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.registry import TokenRegistry
 from triggerfish.sinks import Sinks
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.brokers import broker_kinds
+from triggerfish.sources.brokers.base import node_tag
 from triggerfish.sources.brokers.urls import redact_url
 from triggerfish.sources.buckets import BucketKind, BucketStore
 from triggerfish.sources.files import FilesKind
@@ -66,7 +68,14 @@ class Node:
         self.clustered = is_shared(settings.resolved_store_url)
         self.node_id = _node_id(data)
         self.artifacts = ArtifactStore(data / "artifacts")
-        self.builder = Builder(data / "envs")
+        self.sandbox = Sandbox(
+            data,
+            node_tag(data),
+            root_dir=Path(settings.sandbox_dir) if settings.sandbox_dir else None,
+            max_processes=settings.max_processes,
+        )
+        self.sandbox.start(enabled=settings.sandbox)
+        self.builder = Builder(self.sandbox.envs_dir() or data / "envs")
         self.deployer = Deployer(
             self.store,
             self.artifacts,
@@ -77,6 +86,7 @@ class Node:
             work_dir=data / "run",
             idle_ttl=settings.idle_ttl,
             memory_capacity=settings.memory_capacity,
+            sandbox=self.sandbox,
         )
         self.metrics = Metrics(pool_stats=self.executor.pool_stats, groups=self.bus.groups)
         self.recorder = Recorder(self.store, metrics=self.metrics)
@@ -186,6 +196,10 @@ class Node:
         await self.control.start()
         await self.housekeeping.start()
         await self.membership.start()
+        if self.sandbox.uses_users:
+            # Now that the databases and folders exist: functions' users pass through to
+            # the sandbox's folder (when it lies in the data directory), nothing else.
+            lock_data_dir(self.settings.data_dir, open_folders=("sandbox",))
         self.running = True
         # What is alive now (modules, the application, the components) lives as long as
         # the node: take it out of the cyclic collector's reach. A full collection walks
@@ -240,6 +254,7 @@ class Node:
             "leader": self.leader.held if self.clustered else True,
             "store": self.settings.resolved_store_url.partition(":")[0],
             "bus": self.settings.resolved_bus_url.partition(":")[0],
+            "sandbox": str(self.sandbox.level),
         }
 
 

@@ -18,8 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Server:
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, env: dict[str, str] | None = None, python: str | None = None
+    ) -> None:
+        """``python``: the interpreter to run it with (default: this one)."""
         self.data_dir = data_dir
+        self.python = python or sys.executable
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -33,7 +37,7 @@ class Server:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
+                    self.python,
                     "-m",
                     "triggerfish",
                     "up",

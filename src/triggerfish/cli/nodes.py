@@ -38,11 +38,23 @@ def nodes(
                 info.get("warm", ""),
                 info.get("busy", ""),
                 info.get("waiting", ""),
+                str(info.get("sandbox", "")).partition(" ")[0],
                 when(node["started_at"]),
             )
         )
     table(
         None,
-        ["node", "address", "version", "state", "heartbeat", "warm", "busy", "waiting", "up since"],
+        [
+            "node",
+            "address",
+            "version",
+            "state",
+            "heartbeat",
+            "warm",
+            "busy",
+            "waiting",
+            "sandbox",
+            "up since",
+        ],
         rows,
     )

@@ -109,6 +109,7 @@ def up(
                 console.print(f"deployed {result.function} {result.version} ({state})")
             for hint in drive_hints(load_manifest(deploy)):
                 console.print(hint, markup=False)
+        console.print(f"sandbox: {started.sandbox.level}", markup=False)
         console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
 
     app = create_asgi(node, on_start=after_start)

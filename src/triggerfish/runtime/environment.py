@@ -14,12 +14,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.lifeline import node_lifeline
 from triggerfish.runtime.protocol import BOOT_CODE, Init, describe_exit
 from triggerfish.runtime.report import cap_output
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.sandbox import Cell, Sandbox
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -32,6 +35,7 @@ class WorkerOptions:
     log_limit: int
     work_dir: Path | None
     init_timeout: float
+    sandbox: Sandbox | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ def environment_variables(
 
 
 def scratch_directory(spec: FunctionSpec, options: WorkerOptions) -> str:
+    if options.sandbox is not None:
+        own = options.sandbox.scratch_dir(spec.function)
+        if own is not None:
+            return str(own)
     if options.work_dir is None:
         return tempfile.gettempdir()
     scratch = options.work_dir / "tmp" / spec.function.replace("/", "_")
@@ -141,10 +149,12 @@ def spawn_interpreter(
     theirs: socket.socket,
     output_fd: int,
     boot: str = BOOT_CODE,
+    cell: Cell | None = None,
 ) -> SpawnedProcess:
     lifeline = node_lifeline()
     argv = [python, "-c", boot, str(theirs.fileno()), str(lifeline)]
-    return SpawnedProcess(start_child(argv, spec.code_dir, env, theirs, output_fd, lifeline))
+    popen = start_child(argv, spec.code_dir, env, theirs, output_fd, lifeline, cell=cell)
+    return SpawnedProcess(popen)
 
 
 def start_child(
@@ -154,13 +164,19 @@ def start_child(
     theirs: socket.socket,
     output_fd: int,
     *passed: int,
+    cell: Cell | None = None,
+    uid: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own, passing it ``theirs`` (its end of the
     socket pair) and the descriptors ``passed``, and writing its stdout and stderr to
-    ``output_fd``."""
+    ``output_fd``; as the user of ``cell`` (or ``uid``), and moved into ``cell`` at once:
+    the process reads its first frame only once its interpreter has started, long
+    after."""
+    if cell is not None:
+        uid = cell.confinement.uid
     # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
     # machinery (a child watcher per process on 3.11).
-    return subprocess.Popen(
+    popen = subprocess.Popen(
         argv,
         cwd=cwd,
         env=env,
@@ -169,7 +185,18 @@ def start_child(
         stderr=output_fd,
         pass_fds=(theirs.fileno(), *passed),
         start_new_session=True,
+        user=uid,
+        group=uid,
+        extra_groups=[] if uid is not None else None,
     )
+    if cell is not None:
+        try:
+            cell.adopt(popen.pid)
+        except OSError:
+            popen.kill()
+            popen.wait()
+            raise
+    return popen
 
 
 def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:

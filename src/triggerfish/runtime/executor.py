@@ -62,6 +62,7 @@ from triggerfish.runtime.results import (
     exit_result,
     throttled,
 )
+from triggerfish.runtime.sandbox import Sandbox
 from triggerfish.runtime.snapshot import Template
 from triggerfish.runtime.worker import NOT_STARTED, Call, NotStarted, Worker
 
@@ -95,16 +96,20 @@ class ProcessExecutor:
         zygote: bool = True,
         snapshot_ttl: float = 3600.0,
         node_spares: bool = True,
+        sandbox: Sandbox | None = None,
     ) -> None:
         """``memory_capacity``: MB that environments may hold in all (0: the machine's
         memory). ``zygote``: fork environments from a zygote (else a fresh interpreter
         each). ``snapshot_ttl``: seconds a snapshot template is kept without forks.
-        ``node_spares``: keep a pre-started Node.js process per runtime and memory size."""
+        ``node_spares``: keep a pre-started Node.js process per runtime and memory size.
+        ``sandbox``: confines every environment (``triggerfish.runtime.sandbox``), once
+        started."""
         options = WorkerOptions(
             python=python_executable or sys.executable,
             log_limit=log_limit,
             work_dir=Path(work_dir) if work_dir is not None else None,
             init_timeout=init_timeout,
+            sandbox=sandbox,
         )
         self._idle_ttl = idle_ttl
         self._pools: dict[str, Pool] = {}

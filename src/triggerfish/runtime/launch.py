@@ -84,7 +84,9 @@ class Launcher:
         self.budget = MemoryBudget(memory_capacity)
         self.snapshot_ttl = snapshot_ttl
         self.zygotes = Zygotes(timeout=max(options.init_timeout, 10.0)) if zygote else None
-        self.node = NodeLauncher(spares=node_spares, spare_ttl=spare_ttl)
+        sandbox = options.sandbox
+        identity = None if sandbox is None or not sandbox.uses_users else sandbox.identity
+        self.node = NodeLauncher(spares=node_spares, spare_ttl=spare_ttl, identity=identity)
         self.waiters: list[asyncio.Future[None]] = []  # invocations waiting for memory
         self.killing = False
         self._pools = pools

@@ -96,7 +96,18 @@ class Skipped(msgspec.Struct, tag="x", tag_field="k", array_like=True):
     request_id: str
 
 
-ToEnvironment = Init | Invoke
+class Become(msgspec.Struct, tag="b", tag_field="k", array_like=True):
+    """To a blank environment (forked ahead of need, see ``Spawn.blank``): the
+    function it now serves, before its ``Init``. ``uid`` and ``gid``: the user it
+    becomes, None to stay the fork server's."""
+
+    cwd: str
+    env: dict[str, str]
+    uid: int | None = None
+    gid: int | None = None
+
+
+ToEnvironment = Init | Invoke | Become
 FromEnvironment = Ready | InitFailed | Emitted | Done | Skipped
 
 
@@ -105,6 +116,16 @@ FromEnvironment = Ready | InitFailed | Emitted | Done | Skipped
 # SCM_RIGHTS. The executor sends ``Spawn``; a fork server answers ``Started`` once
 # when it is ready (a template answers ``Ready`` or ``InitFailed`` instead), then
 # ``Spawned`` or ``SpawnFailed`` per ``Spawn`` and ``Exited`` whenever a child ends.
+
+
+class Confinement(msgspec.Struct, array_like=True, frozen=True):
+    """What a new process does to itself before running any of the function's code
+    (``triggerfish.runtime.sandbox.confine``): join the cgroups whose ``cgroup.procs``
+    files are listed, then become ``uid`` and ``gid``."""
+
+    uid: int
+    gid: int
+    procs: list[str] = []
 
 
 class Spawn(msgspec.Struct, tag="s", tag_field="k", array_like=True):
@@ -116,6 +137,12 @@ class Spawn(msgspec.Struct, tag="s", tag_field="k", array_like=True):
     cwd: str
     env: dict[str, str]
     template: Init | None = None
+    confine: Confinement | None = None
+    #: Fork a blank: it joins the cgroups of ``confine`` (moving a process between
+    #: cgroups can wait for the kernel for milliseconds: a blank does it before it is
+    #: needed), then waits for a ``Become`` on its channel; ``cwd`` and ``env`` are
+    #: ignored.
+    blank: bool = False
 
 
 class Started(msgspec.Struct, tag="S", tag_field="k", array_like=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import time
@@ -32,12 +33,16 @@ from triggerfish.runtime.environment import (
     scratch_directory,
 )
 from triggerfish.runtime.protocol import EXIT_OUT_OF_MEMORY, InitFailed, Ready
+from triggerfish.runtime.sandbox import Cell
 from triggerfish.runtime.zygote import ForkedProcess, ForkServer, Zygotes
 
 
 class Template:
-    def __init__(self, server: ForkServer, output_fd: int, ready: Ready) -> None:
+    def __init__(
+        self, server: ForkServer, output_fd: int, ready: Ready, cell: Cell | None = None
+    ) -> None:
         self.server = server
+        self._cell = cell
         self.init_duration_ms = ready.init_duration_ms
         #: What the import printed, given to the first environment's invocation.
         self.pending_logs = ready.logs
@@ -62,6 +67,9 @@ class Template:
         if self._output_fd is not None:
             os.close(self._output_fd)
             self._output_fd = None
+        cell, self._cell = self._cell, None
+        if cell is not None:
+            cell.remove()
 
 
 async def create_template(
@@ -70,6 +78,25 @@ async def create_template(
     zygote = await zygotes.get(spec.python or options.python)
     if zygote is None:
         return None
+    cell = None
+    if options.sandbox is not None:
+        cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
+        if cell is not None and cell.code_dir is not None:
+            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+    try:
+        made = await _create(spec, options, zygote, cell)
+    except BaseException:
+        if cell is not None:
+            cell.remove()
+        raise
+    if not isinstance(made, Template) and cell is not None:
+        cell.remove()
+    return made
+
+
+async def _create(
+    spec: FunctionSpec, options: WorkerOptions, zygote: ForkServer, cell: Cell | None
+) -> Template | InitFailed | Exit | None:
     scratch = scratch_directory(spec, options)
     env = environment_variables(spec, scratch, "snap-start")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -82,6 +109,7 @@ async def create_template(
             env,
             [theirs.fileno(), output_fd],
             template=init_message(spec, options),
+            confine=None if cell is None else cell.confinement,
         )
     except OSError:
         ours.close()
@@ -100,7 +128,7 @@ async def create_template(
         await _discard(server, output_fd)
         raise
     if isinstance(hello, Ready):
-        return Template(server, output_fd, hello)
+        return Template(server, output_fd, hello, cell)
     timed_out = hello is None and not server.dead
     await _discard(server, None)
     try:

@@ -41,6 +41,7 @@ socket but does not exit is killed after ``EXIT_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import os
 import signal
@@ -51,8 +52,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from triggerfish.runtime import blanks
 from triggerfish.runtime.base import FunctionSpec, runtime_family
 from triggerfish.runtime.environment import (
     Exit,
@@ -72,6 +74,7 @@ from triggerfish.runtime.node.launcher import NodeLauncher
 from triggerfish.runtime.protocol import (
     BOOT_CODE,
     EXIT_OUT_OF_MEMORY,
+    Become,
     Done,
     Emitted,
     FrameReader,
@@ -86,6 +89,9 @@ from triggerfish.runtime.protocol import (
 )
 from triggerfish.runtime.provided.relay import RELAY_CODE
 from triggerfish.runtime.zygote import ForkServer, Zygotes
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.sandbox import Cell
 
 WATCH_INTERVAL = 0.1
 #: A first call larger than this is sent once the environment runs, not queued ahead.
@@ -207,6 +213,8 @@ class Worker:
         self.on_answer: Callable[[Worker, Any], None] | None = None
         #: Memory budget (MB) this environment holds; the executor releases it.
         self.reserved_mb = 0
+        #: The sandbox's cgroups and user of this environment, where it has them.
+        self._cell: Cell | None = None
 
     @classmethod
     async def start(
@@ -230,33 +238,13 @@ class Worker:
         env = environment_variables(spec, scratch_dir, init_type)
         family = runtime_family(spec.runtime)
         process: ProcessHandle | None = None
-        if family == "nodejs":
-            if node is None:
-                raise OSError(f"runtime {spec.runtime}: Node.js environments are not enabled")
-            launched = node.launch(spec, env)
-            ours, output_fd = launched.sock, launched.output_fd
-            process = SpawnedProcess(launched.popen)
+        started = await _from_blank(spec, options, env, scratch_dir, family, template, zygotes)
+        if started is not None:
+            spec, cell, process, ours, output_fd = started
         else:
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            output_fd = output_file(f"triggerfish-{spec.function}", scratch_dir)
-            python = spec.python or options.python
-            try:
-                fds = [theirs.fileno(), output_fd]
-                if family != "python":
-                    pass  # zygotes and snapshots hold the Python runtime only
-                elif template is not None:
-                    process = await template.spawn(str(spec.code_dir), env, fds)
-                elif zygotes is not None:
-                    process = await zygotes.spawn(python, str(spec.code_dir), env, fds)
-                if process is None:
-                    boot = RELAY_CODE if family == "provided" else BOOT_CODE
-                    process = spawn_interpreter(python, spec, env, theirs, output_fd, boot)
-            except BaseException:
-                ours.close()
-                os.close(output_fd)
-                raise
-            finally:
-                theirs.close()
+            spec, cell, process, ours, output_fd = await _launch(
+                spec, options, env, scratch_dir, family, template, zygotes, node
+            )
         # The Init (and the first call) wait in the socket, so the environment reads
         # them as soon as it runs: no round trip between starting and running.
         try:
@@ -271,6 +259,7 @@ class Worker:
         except OSError:
             pass  # it died already: the Init's answer will say so
         worker = cls(spec, options, process, output_fd)
+        worker._cell = cell
         worker._init_call = worker._enqueue(options.init_timeout)
         if first is not None:
             worker._first_call = worker._enqueue(spec.timeout)
@@ -505,6 +494,8 @@ class Worker:
 
     def kill(self) -> None:
         self._process.kill()
+        if self._cell is not None:
+            self._cell.kill()  # what the handler started, whatever session it made
 
     async def _exit(self, call: Call) -> Exit:
         await self._wait_exited()
@@ -517,6 +508,8 @@ class Worker:
             out_of_memory = code == EXIT_OUT_OF_MEMORY or (
                 code == -signal.SIGABRT and HEAP_EXHAUSTED in output
             )
+            if self._cell is not None and self._cell.took_oom_kill():
+                out_of_memory = True
             reason = "oom" if out_of_memory else "crashed"
             self._verdict = reason
         self._close_transport()
@@ -546,3 +539,101 @@ class Worker:
         if self._output_fd is not None:
             os.close(self._output_fd)
             self._output_fd = None
+        cell, self._cell = self._cell, None
+        if cell is not None:
+            cell.remove()
+
+
+Launched = tuple[FunctionSpec, "Cell | None", ProcessHandle, socket.socket, int]
+
+
+async def _from_blank(
+    spec: FunctionSpec,
+    options: WorkerOptions,
+    env: dict[str, str],
+    scratch_dir: str,
+    family: str,
+    template: ForkServer | None,
+    zygotes: Zygotes | None,
+) -> Launched | None:
+    """A Python environment started from a blank of its fork server, where the sandbox
+    confines environments and one is ready (``triggerfish.runtime.blanks``)."""
+    sandbox = options.sandbox
+    if family != "python" or sandbox is None or not sandbox.confines:
+        return None
+    if template is not None:
+        server: ForkServer | None = template
+        # A snapshot runs as its function's user already: its blanks join as that user.
+        uid = sandbox.identity(spec.function) if sandbox.uses_users else os.getuid()
+    else:
+        server = None if zygotes is None else await zygotes.get(spec.python or options.python)
+        uid = os.getuid()
+    if server is None:
+        return None
+    blank = blanks.take(server, sandbox, uid, scratch_dir)
+    if blank is None:
+        return None
+    try:
+        cell = sandbox.fit(blank.cell, spec.function, spec.memory, spec.code_dir)
+        if cell.code_dir is not None:
+            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+        user = cell.confinement.uid if sandbox.uses_users and template is None else None
+        blank.sock.sendall(encode_frame(Become(str(spec.code_dir), env, user, user)))
+    except BaseException:
+        blank.close()
+        raise
+    return spec, cell, blank.process, blank.sock, blank.output_fd
+
+
+async def _launch(
+    spec: FunctionSpec,
+    options: WorkerOptions,
+    env: dict[str, str],
+    scratch_dir: str,
+    family: str,
+    template: ForkServer | None,
+    zygotes: Zygotes | None,
+    node: NodeLauncher | None,
+) -> Launched:
+    """Start the environment's process into a cell of its own (where the sandbox
+    confines environments): forked from ``template`` or the zygote, launched by
+    ``node``, or a fresh interpreter."""
+    cell = None
+    if options.sandbox is not None:
+        cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
+        if cell is not None and cell.code_dir is not None:
+            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+    confinement = None if cell is None else cell.confinement
+    process: ProcessHandle | None = None
+    try:
+        if family == "nodejs":
+            if node is None:
+                raise OSError(f"runtime {spec.runtime}: Node.js environments are not enabled")
+            launched = node.launch(spec, env, cell)
+            return spec, cell, SpawnedProcess(launched.popen), launched.sock, launched.output_fd
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        output_fd = output_file(f"triggerfish-{spec.function}", scratch_dir)
+        python = spec.python or options.python
+        try:
+            fds = [theirs.fileno(), output_fd]
+            code = str(spec.code_dir)
+            if family != "python":
+                pass  # zygotes and snapshots hold the Python runtime only
+            elif template is not None:
+                process = await template.spawn(code, env, fds, confine=confinement)
+            elif zygotes is not None:
+                process = await zygotes.spawn(python, code, env, fds, confinement)
+            if process is None:
+                boot = RELAY_CODE if family == "provided" else BOOT_CODE
+                process = spawn_interpreter(python, spec, env, theirs, output_fd, boot, cell)
+        except BaseException:
+            ours.close()
+            os.close(output_fd)
+            raise
+        finally:
+            theirs.close()
+        return spec, cell, process, ours, output_fd
+    except BaseException:
+        if cell is not None:
+            cell.remove()
+        raise

@@ -22,12 +22,13 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from triggerfish.runtime.lifeline import node_lifeline
 from triggerfish.runtime.protocol import (
+    Confinement,
     Exited,
     FromForkServer,
     Init,
@@ -39,6 +40,9 @@ from triggerfish.runtime.protocol import (
     Started,
 )
 from triggerfish.runtime.python.forkserver import MAX_MESSAGE, ZYGOTE_CODE
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.blanks import Blank
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: After a zygote could not be started, plain process starts are used for this long.
@@ -100,6 +104,10 @@ class ForkServer:
         self._refs = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ForkedProcess]] = {}
         self._children: dict[int, ForkedProcess] = {}
+        #: Children forked ahead of need (``triggerfish.runtime.blanks``).
+        self.blanks: list[Blank] = []
+        self.blanks_coming = 0
+        self.blank_tasks: set[asyncio.Task[None]] = set()
         self._hello: asyncio.Future[Started | Ready | InitFailed | None] = (
             self._loop.create_future()
         )
@@ -122,15 +130,23 @@ class ForkServer:
             return None
 
     async def spawn(
-        self, cwd: str, env: dict[str, str], fds: list[int], *, template: Init | None = None
+        self,
+        cwd: str,
+        env: dict[str, str],
+        fds: list[int],
+        *,
+        template: Init | None = None,
+        confine: Confinement | None = None,
+        blank: bool = False,
     ) -> ForkedProcess:
-        """Fork a child with ``fds`` (channel, output); raises ``ForkServerGone`` or
+        """Fork a child with ``fds`` (channel, output), confined by ``confine`` when
+        given (a ``blank`` waits for a ``Become`` first); raises ``ForkServerGone`` or
         ``OSError``."""
         if self.dead:
             raise ForkServerGone(f"the {self.label} is gone")
         self.last_used = time.monotonic()
         ref = next(self._refs)
-        data = msgspec.msgpack.encode(Spawn(ref, cwd, env, template))
+        data = msgspec.msgpack.encode(Spawn(ref, cwd, env, template, confine, blank))
         if len(data) > MAX_MESSAGE:
             raise OSError(f"the environment of the function is too large ({len(data)} bytes)")
         answer: asyncio.Future[ForkedProcess] = self._loop.create_future()
@@ -208,7 +224,13 @@ class ForkServer:
         self.process.kill()
 
     def close(self) -> None:
-        """Stop the server (its children live on until their own end)."""
+        """Stop the server (its children live on until their own end, but for its
+        blanks, which never served)."""
+        for task in self.blank_tasks:
+            task.cancel()
+        blanks, self.blanks = self.blanks, []
+        for blank in blanks:
+            blank.close()
         self._died()
 
     async def wait_closed(self) -> None:
@@ -302,7 +324,12 @@ class Zygotes:
         return new
 
     async def spawn(
-        self, python: str, cwd: str, env: dict[str, str], fds: list[int]
+        self,
+        python: str,
+        cwd: str,
+        env: dict[str, str],
+        fds: list[int],
+        confine: Confinement | None = None,
     ) -> ForkedProcess | None:
         """Fork an environment from the zygote of ``python``, retrying once on a fresh
         zygote when it died; None when no zygote can serve."""
@@ -311,7 +338,7 @@ class Zygotes:
             if server is None:
                 return None
             try:
-                return await server.spawn(cwd, env, fds)
+                return await server.spawn(cwd, env, fds, confine=confine)
             except ForkServerGone:
                 continue
         return None

@@ -29,8 +29,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -38,6 +40,9 @@ from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.environment import start_child
 from triggerfish.runtime.lifeline import die_with_parent_argv
 from triggerfish.runtime.protocol import encode_frame
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.sandbox import Cell
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.js")
 #: V8's old space gets this share of the memory size; the rest is code, young space and
@@ -47,6 +52,10 @@ MIN_HEAP_MB = 32
 SPARE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC"}
 
 _VERSIONED = re.compile(r"^nodejs(\d+)\.x$")
+
+
+#: A spare's kind: the Node.js executable, the memory size, the user it runs as.
+SpareKey = tuple[str, int, int | None]
 
 
 class Setup(msgspec.Struct, tag="n", tag_field="k", array_like=True):
@@ -105,11 +114,20 @@ class NodeLauncher:
     """Finds the Node.js of each runtime name and starts environments, from a spare
     when one is ready."""
 
-    def __init__(self, *, spares: bool = True, spare_ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        *,
+        spares: bool = True,
+        spare_ttl: float = 300.0,
+        identity: Callable[[str], int | None] | None = None,
+    ) -> None:
+        """``identity``: the user a function's processes run as (the sandbox's), None
+        for the node's own."""
         self._use_spares = spares
         self._spare_ttl = spare_ttl
-        self._spares: dict[tuple[str, int], Launched] = {}
-        self._last_used: dict[tuple[str, int], float] = {}
+        self._identity: Callable[[str], int | None] = identity or (lambda function: None)
+        self._spares: dict[SpareKey, Launched] = {}
+        self._last_used: dict[SpareKey, float] = {}
         self._executables: dict[str, str] = {}
         self._closed = False
 
@@ -142,11 +160,13 @@ class NodeLauncher:
         self._executables[runtime] = found
         return found
 
-    def launch(self, spec: FunctionSpec, env: dict[str, str]) -> Launched:
+    def launch(self, spec: FunctionSpec, env: dict[str, str], cell: Cell | None = None) -> Launched:
         """A process for ``spec``, running in its code folder with exactly ``env``: a
-        spare (already sent its ``Setup``) when one is ready, else a fresh one."""
+        spare (already sent its ``Setup``) when one is ready, else a fresh one; as the
+        user of ``cell`` and in it, when given (spares are kept per user)."""
         executable = self.executable(spec.runtime)
-        key = (executable, spec.memory)
+        uid = None if cell is None else cell.confinement.uid
+        key = (executable, spec.memory, uid)
         spare = None
         if self._use_spares and "NODE_OPTIONS" not in env:
             self._last_used[key] = time.monotonic()
@@ -157,9 +177,15 @@ class NodeLauncher:
             with contextlib.suppress(RuntimeError):  # no loop: no refill
                 asyncio.get_running_loop().call_soon(self._refill, key)
         if spare is not None:
+            if cell is not None:
+                try:
+                    cell.adopt(spare.popen.pid)
+                except OSError:
+                    spare.close()
+                    raise
             spare.sock.sendall(encode_frame(Setup(str(spec.code_dir), env)))
             return spare
-        return self._start(executable, spec.memory, env, str(spec.code_dir))
+        return self._start(executable, spec.memory, env, str(spec.code_dir), cell=cell)
 
     def prepare(self, spec: FunctionSpec) -> None:
         """Have a spare ready for ``spec``'s runtime and memory size (when a version of
@@ -167,30 +193,38 @@ class NodeLauncher:
         if not self._use_spares or "NODE_OPTIONS" in spec.environment or self._closed:
             return
         try:
-            key = (self.executable(spec.runtime), spec.memory)
+            key = (self.executable(spec.runtime), spec.memory, self._identity(spec.function))
         except OSError:
             return
         self._last_used[key] = time.monotonic()
         self._refill(key)
 
-    def _refill(self, key: tuple[str, int]) -> None:
+    def _refill(self, key: SpareKey) -> None:
         if self._closed or key in self._spares:
             return
-        executable, memory = key
+        executable, memory, uid = key
         try:
-            spare = self._start(executable, memory, dict(SPARE_ENV), "/")
+            spare = self._start(executable, memory, dict(SPARE_ENV), "/", uid=uid)
         except OSError:
             return
         spare.spare = True
         self._spares[key] = spare
 
-    def _start(self, executable: str, memory: int, env: dict[str, str], cwd: str) -> Launched:
+    def _start(
+        self,
+        executable: str,
+        memory: int,
+        env: dict[str, str],
+        cwd: str,
+        *,
+        cell: Cell | None = None,
+        uid: int | None = None,
+    ) -> Launched:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         output_fd = _output_file()
         try:
-            popen = start_child(
-                command(executable, memory, theirs.fileno()), cwd, env, theirs, output_fd
-            )
+            argv = command(executable, memory, theirs.fileno())
+            popen = start_child(argv, cwd, env, theirs, output_fd, cell=cell, uid=uid)
         except BaseException:
             ours.close()
             os.close(output_fd)

@@ -53,6 +53,7 @@ from triggerfish.runtime.lifeline import watch
 from triggerfish.runtime.protocol import (
     EXIT_OUT_OF_MEMORY,
     HEADER_SIZE,
+    Become,
     Done,
     Emitted,
     Init,
@@ -143,11 +144,11 @@ class Channel:
         self._buffer = bytearray()
         self._input = select.poll()
         self._input.register(fd, select.POLLIN)
-        self._decoder: msgspec.msgpack.Decoder[Init | Invoke] = msgspec.msgpack.Decoder(
+        self._decoder: msgspec.msgpack.Decoder[Init | Invoke | Become] = msgspec.msgpack.Decoder(
             ToEnvironment
         )
 
-    def receive(self) -> Init | Invoke | None:
+    def receive(self) -> Init | Invoke | Become | None:
         """The next message, or None once the socket is closed (mid-frame included)."""
         if not self._fill(HEADER_SIZE):
             return None
@@ -361,9 +362,16 @@ class Environment:
         )
 
 
-def serve(fd: int, *, preloaded: Preloaded | None = None, forked_at: float | None = None) -> None:
-    """Serve one environment on the protocol socket ``fd`` until it closes."""
-    channel = Channel(fd)
+def serve(
+    fd: int,
+    *,
+    preloaded: Preloaded | None = None,
+    forked_at: float | None = None,
+    channel: Channel | None = None,
+) -> None:
+    """Serve one environment on the protocol socket ``fd`` (or ``channel``, already
+    reading it) until it closes."""
+    channel = channel or Channel(fd)
     try:
         init = channel.receive()
         if not isinstance(init, Init):

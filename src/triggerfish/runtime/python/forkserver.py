@@ -46,6 +46,8 @@ import msgspec
 from triggerfish.runtime.lifeline import LIFELINE_FD, relocate, watch
 from triggerfish.runtime.protocol import (
     EXIT_OUT_OF_MEMORY,
+    Become,
+    Confinement,
     Exited,
     FromForkServer,
     InitFailed,
@@ -57,6 +59,7 @@ from triggerfish.runtime.protocol import (
 )
 from triggerfish.runtime.python import bootstrap
 from triggerfish.runtime.python.capture import OutputCapture
+from triggerfish.runtime.sandbox import confine
 
 #: How the executor starts a zygote; the control socket's fd is the one argument.
 ZYGOTE_CODE = "from triggerfish.runtime.python.forkserver import main; main()"
@@ -138,6 +141,9 @@ class ForkServer:
                 self._become_child(request, fds)
                 if request.template is not None:
                     code = _serve_template(request)
+                elif request.blank:
+                    watch(LIFELINE_FD)
+                    code = self._serve_blank()
                 else:
                     watch(LIFELINE_FD)
                     bootstrap.serve(CHANNEL_FD, preloaded=self._preloaded, forked_at=forked_at)
@@ -175,6 +181,28 @@ class ForkServer:
         # The zygote resolved "" (the working directory) on sys.path at its own cwd.
         sys.path_importer_cache.pop("", None)
         sys.argv[1:] = [str(CHANNEL_FD)]
+        if request.blank and request.confine is not None:
+            # Users come with the ``Become``: join the cgroups only, ahead of need.
+            confine(Confinement(os.getuid(), os.getgid(), request.confine.procs))
+        elif request.confine is not None:
+            confine(request.confine)
+
+    def _serve_blank(self) -> int:
+        """Wait for the ``Become`` that gives this environment its function, then serve
+        it as a child forked for it would."""
+        channel = bootstrap.Channel(CHANNEL_FD)
+        become = channel.receive()
+        if not isinstance(become, Become):
+            return 0  # closed unused (or a confused executor)
+        forked_at = time.perf_counter()  # its init counts from here, not from the fork
+        os.chdir(become.cwd)
+        os.environ.clear()
+        os.environ.update(become.env)
+        sys.path_importer_cache.pop("", None)
+        if become.uid is not None and become.gid is not None:
+            confine(Confinement(become.uid, become.gid))
+        bootstrap.serve(CHANNEL_FD, preloaded=self._preloaded, forked_at=forked_at, channel=channel)
+        return 0
 
 
 def _serve_template(request: Spawn) -> int:
