@@ -31,6 +31,9 @@ class Settings:
     dedupe_window: float = 86400.0  # seconds
     sync_payload_limit: int = 6 * MB
     async_payload_limit: int = 1 * MB
+    header_size_limit: int = 64 * 1024  # bytes of a request's line and headers (else 431)
+    header_count_limit: int = 100  # header fields of one request (else 431)
+    json_depth_limit: int = 64  # levels of nesting of event data and payloads (else 400)
     shutdown_grace: float = 10.0  # seconds for invocations in flight at shutdown
     lease_margin: float = 30.0  # past a function's timeout, before a dead node's events return
     leader_lease: float = 5.0  # seconds; on a cluster, a dead leader is replaced within two

@@ -34,7 +34,9 @@ from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.runtime.sandbox import Sandbox, lock_data_dir
 from triggerfish.security.access_keys import AccessKeys
+from triggerfish.security.last_use import LastUse
 from triggerfish.security.registry import TokenRegistry
+from triggerfish.security.secrets import SecretStore
 from triggerfish.sinks import Sinks
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.brokers import broker_kinds
@@ -92,7 +94,16 @@ class Node:
         self.recorder = Recorder(self.store, metrics=self.metrics)
         prices = Prices(settings.price_per_request, settings.price_per_gb_second)
         self.costs = CostMeter(self.store, prices=prices)
-        self.access_keys = AccessKeys(self.store, data / "access-keys.key")
+        # When each token and key was last used, written at most once a minute each.
+        self.last_use = LastUse(self.store)
+        self.access_keys = AccessKeys(
+            self.store,
+            data / "access-keys.key",
+            last_use=self.last_use,
+            announce=self._announce_change,
+        )
+        # Secrets are sealed with the same key file (nodes of a cluster share it).
+        self.secrets = SecretStore(self.store, data / "access-keys.key")
         # On a cluster the buckets live in the shared store, in its own transactions.
         shared = self.store.transactions if self.clustered else None
         self.buckets = BucketStore(
@@ -106,13 +117,17 @@ class Node:
             access_keys=self.access_keys,
             endpoint=settings.resolved_url,
             region=self.buckets.region,
+            secrets=self.secrets,
+            retire=self.executor.retire,
         )
         # Named brokers that emits and destinations may target, one relay each.
         self.sinks = Sinks(self.bus, self.store, retention=settings.retention)
         self.emitter = Emitter(
             self.bus, known_broker=self.sinks.known, destinations_of=self.specs.destinations_of
         )
-        self.tokens = TokenRegistry(self.store, settings.token_path)
+        self.tokens = TokenRegistry(
+            self.store, settings.token_path, last_use=self.last_use, announce=self._announce_change
+        )
         self.dispatcher = Dispatcher(
             self.bus,
             self.executor,
@@ -132,6 +147,7 @@ class Node:
             throttle_wait=settings.throttle_wait,
             sync_limit=settings.sync_payload_limit,
             async_limit=settings.async_payload_limit,
+            json_depth_limit=settings.json_depth_limit,
         )
         self.source_process = (
             SourceProcess(self.bus, label=str(data.resolve()), log_level=settings.log_level)
@@ -156,7 +172,9 @@ class Node:
             sources=self.sources,
             executor=self.executor,
             sinks=self.sinks,
+            secrets=self.secrets,
             retention=settings.retention,
+            access_keys=self.access_keys,
             announce=self.changes.announce if self.clustered else None,
         )
         self.leader = LeaderLease(
@@ -183,6 +201,7 @@ class Node:
         await _reach("store", self.settings.resolved_store_url, self.store.start)
         await _reach("bus", self.settings.resolved_bus_url, self.bus.start)
         await self.access_keys.start()
+        await self.secrets.start()
         await self.buckets.start()
         self.admin_token = await self.tokens.start()
         await self.recorder.start()
@@ -227,6 +246,7 @@ class Node:
         await self.buckets.stop()
         await self.bus.stop()
         await self.membership.stop()
+        await self.last_use.aclose()
         await self.store.stop()
         gc.unfreeze()  # what the node held can be collected again
 
@@ -241,8 +261,15 @@ class Node:
         return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets), *brokers]
 
     async def _changed_elsewhere(self) -> None:
-        """Another node of the cluster changed functions, aliases, triggers or brokers."""
+        """Another node of the cluster changed functions, aliases, triggers or brokers,
+        or revoked a token or key."""
+        await self.tokens.reload()
         await self.control.invalidate_local()
+
+    async def _announce_change(self) -> None:
+        """Tell the other nodes of a cluster that a token or key was revoked."""
+        if self.clustered:
+            await self.changes.announce()
 
     def _report(self) -> dict[str, Any]:
         """What this node's heartbeat tells the others and ``triggerfish nodes``."""

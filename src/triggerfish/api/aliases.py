@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from triggerfish.api.deps import control_of, require
+from triggerfish.api.bounds import Number
+from triggerfish.api.deps import control_of, path, require
 from triggerfish.control import AliasRecord
 from triggerfish.errors import NotFoundError
 
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["aliases"])
 class AliasBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: str | int = Field(description="a version id, or a version number")
+    version: str | Number = Field(description="a version id, or a version number")
 
 
 def alias_view(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
@@ -51,14 +52,18 @@ async def get_alias(name: str, alias: str, request: Request) -> dict[str, Any]:
     return await one_view(request, record)
 
 
-@router.put("/functions/{name}/aliases/{alias}", dependencies=[Depends(require("deploy"))])
+@router.put(
+    "/functions/{name}/aliases/{alias}", dependencies=[Depends(require("deploy", path("name")))]
+)
 async def put_alias(name: str, alias: str, body: AliasBody, request: Request) -> dict[str, Any]:
     record = await control_of(request).aliases.set(name, alias, body.version)
     return await one_view(request, record)
 
 
 @router.delete(
-    "/functions/{name}/aliases/{alias}", status_code=204, dependencies=[Depends(require("deploy"))]
+    "/functions/{name}/aliases/{alias}",
+    status_code=204,
+    dependencies=[Depends(require("deploy", path("name")))],
 )
 async def delete_alias(name: str, alias: str, request: Request) -> None:
     await control_of(request).aliases.delete(name, alias)

@@ -27,10 +27,14 @@ from triggerfish.api import (
     metrics,
     nodes,
     problems,
+    secrets,
+    tokens,
     topics,
     webhooks,
 )
 from triggerfish.api.fastpath import FastPath
+from triggerfish.api.limits import BodyLimits, HeadLimits, IngressLimits
+from triggerfish.api.openapi import Application
 from triggerfish.api.s3 import S3Middleware, default_domains
 from triggerfish.errors import TriggerfishError
 
@@ -60,7 +64,7 @@ def create_app(
             if manage_node:
                 await node.stop()
 
-    app = FastAPI(
+    app = Application(
         title="Triggerfish",
         version=__version__,
         description="Event-driven functions: topics, triggers, invocations.",
@@ -70,23 +74,35 @@ def create_app(
     app.add_exception_handler(TriggerfishError, problems.triggerfish_error)
     app.add_exception_handler(RequestValidationError, problems.request_validation_error)
     app.add_exception_handler(StarletteHTTPException, problems.http_error)
-    app.include_router(topics.router)
-    app.include_router(functions.router)
-    app.include_router(aliases.router)
-    app.include_router(invocations.router)
-    app.include_router(builds.router)
-    app.include_router(costs.router)
+    for router in (
+        topics.router,
+        functions.router,
+        aliases.router,
+        invocations.router,
+        builds.router,
+        costs.router,
+        webhooks.router,
+        brokers.router,
+        secrets.router,
+        nodes.router,
+        keys.create_router(node.access_keys),
+        tokens.create_router(node.tokens),
+    ):
+        app.include_router(router, responses=problems.RESPONSES)
     app.include_router(metrics.router)
-    app.include_router(webhooks.router)
-    app.include_router(brokers.router)
-    app.include_router(nodes.router)
-    app.include_router(keys.create_router(node.access_keys))
-    app.include_router(lambda_.create_router(node))
+    app.include_router(lambda_.create_router(node), responses=lambda_.RESPONSES)
     app.add_middleware(
         S3Middleware,
         buckets=node.buckets,
         keys=node.access_keys,
         domains=default_domains(node.settings.host),
+    )
+    # Outermost of the application's own middleware: limits before any work (S3's too).
+    settings = node.settings
+    app.add_middleware(
+        IngressLimits,
+        heads=HeadLimits(size=settings.header_size_limit, count=settings.header_count_limit),
+        bodies=BodyLimits(settings, domains=default_domains(settings.host)),
     )
 
     @app.get("/healthz", tags=["health"])

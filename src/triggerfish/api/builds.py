@@ -12,13 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from triggerfish.api.bounds import Offset
 from triggerfish.api.deps import node_of, require
 
 router = APIRouter(prefix="/v1", tags=["functions"])
 
 
 @router.get("/functions/{name}/build", dependencies=[Depends(require("read"))])
-async def get_build(name: str, request: Request, offset: int = 0) -> dict[str, Any]:
+async def get_build(name: str, request: Request, offset: Offset = 0) -> dict[str, Any]:
     node = node_of(request)
     builder = node.builder
     out: dict[str, Any] = {"function": name, "status": "none", "key": None}

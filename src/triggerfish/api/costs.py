@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from triggerfish.api.bounds import UnixTime
 from triggerfish.api.deps import node_of, require
 from triggerfish.errors import ValidationError
 
@@ -16,8 +17,8 @@ router = APIRouter(prefix="/v1", tags=["costs"])
 async def costs(
     request: Request,
     function: str | None = None,
-    since: float | None = Query(default=None, description="Unix time; from this request on"),
-    until: float | None = Query(default=None, description="Unix time; before this request"),
+    since: Annotated[UnixTime | None, Query(description="Unix time; from this request on")] = None,
+    until: Annotated[UnixTime | None, Query(description="Unix time; before this request")] = None,
 ) -> dict[str, Any]:
     """Sums of the invocations requested in ``[since, until)``; every time when omitted."""
     if since is not None and until is not None and until < since:

@@ -12,7 +12,8 @@ operation, which documents it in the OpenAPI schema and serves it when the appli
 runs without this front.
 
 Errors keep each API's shape: Lambda's error documents on the Lambda path,
-``application/problem+json`` on the native one.
+``application/problem+json`` on the native one. The head limits (431) and the body
+limits (413) are those of ``api.limits``, checked before the token or the body.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from triggerfish.api.invoke import NativeInvoke, function_of
 from triggerfish.api.lambda_.errors import error_reply, lambda_error
 from triggerfish.api.lambda_.invoke import INVOKE_PATH, Invocations
+from triggerfish.api.limits import HeadLimits, leaves_long_body
 from triggerfish.api.problems import problem_reply
 from triggerfish.api.publish import NativePublish, topic_of
 from triggerfish.api.raw import Disconnected, RawRequest, Reply
@@ -48,6 +50,8 @@ class FastPath:
         self.lambda_invoke = Invocations(node)
         self.native_invoke = NativeInvoke(node)
         self.native_publish = NativePublish(node)
+        settings = node.settings
+        self.heads = HeadLimits(size=settings.header_size_limit, count=settings.header_count_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.route(scope) if scope["type"] == "http" else None
@@ -80,6 +84,16 @@ class FastPath:
         """The reply to a request of ``route``, errors included; None when the
         application should serve it instead (its body then still unread). Raises
         ``Disconnected`` when the client left before it sent the whole body."""
+        refusal = self.heads.refusal(scope)
+        if refusal is not None:
+            return refusal
+        reply = await self._reply(scope, receive, route)
+        if reply is not None and reply.status == 413:
+            # The rest of the body is not read: a long one ends the connection.
+            reply.close = leaves_long_body(scope)
+        return reply
+
+    async def _reply(self, scope: Scope, receive: Receive, route: Route) -> Reply | None:
         operation, name = route
         request = RawRequest(scope, receive)
         if operation == "lambda":
@@ -90,13 +104,13 @@ class FastPath:
             except Exception as exc:
                 return error_reply(lambda_error(exc))
         if operation == "invoke":
-            params = self.native_invoke.accepts(request)
+            params = self.native_invoke.accepts(request, name)
             if params is None:
                 return None
             return await _answer(
                 self.native_invoke.handle(name, request, params), f"invoking {name!r}"
             )
-        if not self.native_publish.accepts(request):
+        if not self.native_publish.accepts(request, name):
             return None
         return await _answer(self.native_publish.handle(name, request), f"publishing to {name!r}")
 

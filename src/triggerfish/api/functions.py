@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from triggerfish.api.deps import control_of, node_of, require
+from triggerfish.api.deps import control_of, invoked, node_of, path, require
 from triggerfish.api.invoke import Params, invoke_sync
 from triggerfish.errors import ConfigError
 from triggerfish.functions.manifest import parse_function_config
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["functions"])
 MAX_CODE_BYTES = 250 * 1024 * 1024  # as Lambda's unzipped limit
 
 
-@router.put("/functions/{name}", dependencies=[Depends(require("deploy"))])
+@router.put("/functions/{name}", dependencies=[Depends(require("deploy", path("name")))])
 async def deploy(
     name: str,
     request: Request,
@@ -62,12 +62,18 @@ async def get_function(name: str, request: Request) -> dict[str, Any]:
     return await control_of(request).functions.describe(name)
 
 
-@router.delete("/functions/{name}", status_code=204, dependencies=[Depends(require("deploy"))])
+@router.delete(
+    "/functions/{name}", status_code=204, dependencies=[Depends(require("deploy", path("name")))]
+)
 async def delete_function(name: str, request: Request) -> None:
     await control_of(request).functions.delete(name)
 
 
-@router.post("/functions/{name}/invoke", dependencies=[Depends(require("invoke"))])
+@router.post(
+    "/functions/{name}/invoke",
+    dependencies=[Depends(require("invoke", invoked))],
+    responses={202: {"description": "mode=async: the payload is durable and will run"}},
+)
 async def invoke(
     name: str,
     request: Request,

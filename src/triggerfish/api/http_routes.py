@@ -7,8 +7,9 @@ path after the ``/fn`` prefix) and ``pathParameters`` ``{"id": "42"}``. Its retu
 becomes the response: a dict with ``statusCode`` gives the status, ``headers``,
 ``multiValueHeaders``, ``cookies`` and ``body`` (``isBase64Encoded`` for bytes); any
 other value is a 200 whose JSON body is that value. A failed invocation answers 502
-(504 on a timeout), a function at its concurrency limit 429, an unknown route 404, each
-with API Gateway's ``{"message": ...}`` body.
+(504 on a timeout), a function at its concurrency limit 429, an unknown route 404, a
+body over the ``sync_payload_limit`` 413 (as it streams in, before a signature is
+checked), each with API Gateway's ``{"message": ...}`` body.
 
 Per route ``auth``: ``none``; ``token``, an API token with the invoke scope as
 ``Authorization: Bearer`` (the header is not passed to the function); ``hmac``, the
@@ -36,6 +37,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from triggerfish.api.raw import RawRequest
 from triggerfish.control import Control, TriggerRecord
 from triggerfish.errors import (
     AuthError,
@@ -122,9 +124,20 @@ async def answer(request: Request) -> Response:
     if found is None:
         return message(404, "Not Found")
     route, target, params = found
-    body = await request.body()
-    refused = _authenticate(request, node, target.options, body)
-    if refused is not None:
+    invoked = f"{target.trigger.function}:{target.trigger.qualifier}"
+    # A token is checked before the body is read; a signature needs the body, read
+    # while counting it (``api.limits`` refuses a longer one before this route runs).
+    signed = target.options.auth == "hmac"
+    if not signed and (refused := _authenticate(request, node, target.options, b"", invoked)):
+        return refused
+    limit = node.settings.sync_payload_limit
+    try:
+        body = await RawRequest(request.scope, request.receive).body(
+            limit, lambda: PayloadTooLargeError(f"over {limit} bytes")
+        )
+    except PayloadTooLargeError:
+        return message(413, "Request Entity Too Large", {"Connection": "close"})
+    if signed and (refused := _authenticate(request, node, target.options, body, invoked)):
         return refused
     event = gateway_event(request, route, params, body, options=target.options)
     try:
@@ -152,7 +165,7 @@ def _route_path(request: Request) -> str:
 
 
 def _authenticate(
-    request: Request, node: Node, options: HttpOptions, body: bytes
+    request: Request, node: Node, options: HttpOptions, body: bytes, invoked: str
 ) -> Response | None:
     """None when the request may go on, else the response refusing it."""
     if options.auth == "token":
@@ -160,7 +173,7 @@ def _authenticate(
         if kind.lower() != "bearer" or not token.strip():
             return message(401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="triggerfish"'})
         try:
-            node.tokens.authorize(token.strip(), "invoke")
+            node.tokens.authorize(token.strip(), "invoke", invoked)
         except PermissionDeniedError:
             return message(403, "Forbidden")
         except AuthError:

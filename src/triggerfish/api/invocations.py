@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from triggerfish.api.bounds import Limit, UnixTime
 from triggerfish.api.deps import control_of, require
 from triggerfish.api.topics import stored_json
 from triggerfish.control import DeadLetters, InvocationRecord
@@ -44,16 +45,16 @@ async def list_invocations(
     function: str | None = None,
     status: str | None = None,
     trigger: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    limit: int = 100,
+    since: UnixTime | None = None,
+    until: UnixTime | None = None,
+    limit: Limit = 100,
     before: str | None = None,
     after: str | None = None,
     logs: bool = False,
 ) -> dict[str, Any]:
     """Newest first, paged with ``before``; or oldest first from ``after`` (``after=0``
     starts at the beginning), for following new invocations as they come."""
-    page = max(1, min(limit, 1000))
+    page = min(limit, 1000)
     records = await control_of(request).invocations.search(
         function=function,
         status=status,
@@ -83,7 +84,7 @@ async def get_invocation(invocation_id: str, request: Request) -> dict[str, Any]
 
 @router.get("/dlq", dependencies=[Depends(require("read"))])
 async def list_dead_letters(
-    request: Request, topic: str | None = None, limit: int = 100
+    request: Request, topic: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:
     topics = control_of(request).topics
     found = await topics.dead_letters(topic, limit=min(limit, 1000))
@@ -91,6 +92,6 @@ async def list_dead_letters(
 
 
 @router.post("/dlq/{topic}/redrive", dependencies=[Depends(require("deploy"))])
-async def redrive(topic: str, request: Request, limit: int = 1000) -> dict[str, Any]:
+async def redrive(topic: str, request: Request, limit: Limit = 1000) -> dict[str, Any]:
     redriven, skipped = await control_of(request).topics.redrive(topic, limit=limit)
     return {"topic": topic, "redriven": redriven, "skipped": skipped}

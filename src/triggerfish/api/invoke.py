@@ -73,11 +73,19 @@ class NativeInvoke:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    def accepts(self, request: RawRequest) -> Params | None:
+    def accepts(self, request: RawRequest, name: str) -> Params | None:
         """The parameters when this path serves the request: a synchronous call with
-        a token that may invoke. None leaves it to the route, which explains refusals."""
-        if not token_allows(self._node.tokens, request, "invoke"):
+        a token that may invoke the function. None leaves it to the route, which
+        explains refusals."""
+        params = self._params(request)
+        if params is None:
             return None
+        resource = f"{name}:{params.qualifier or 'live'}"
+        if not token_allows(self._node.tokens, request, "invoke", resource):
+            return None
+        return params
+
+    def _params(self, request: RawRequest) -> Params | None:
         if not request.scope.get("query_string"):
             return DEFAULT
         query = request.query

@@ -1,5 +1,6 @@
 """Errors as ``application/problem+json`` (RFC 9457): one table from error family to
-HTTP status, and a message a person can act on."""
+HTTP status, and a message a person can act on. ``RESPONSES`` declares those answers in
+the OpenAPI document, for every route of ``/v1``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -33,6 +35,44 @@ STATUS: tuple[tuple[type[errors.TriggerfishError], int, str], ...] = (
     (errors.AdapterError, 503, "backend-unavailable"),
     (errors.TriggerfishError, 500, "internal"),
 )
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457). Some carry more members, as `field`: the input at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def _answer(description: str, *, retry: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": f"#/components/schemas/{Problem.__name__}"}}},
+    }
+    if retry:
+        answer["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
+    return answer
+
+
+#: The error answers of the routes of ``/v1``, as OpenAPI ``responses`` (``api.openapi``
+#: adds the ``Problem`` schema they refer to).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _answer("The request is not valid: a parameter, a header or the body."),
+    401: _answer("Credentials are missing or not valid (for a webhook: its signature)."),
+    403: _answer("The credentials do not allow this operation on this resource."),
+    404: _answer("The function, topic or other resource named does not exist."),
+    409: _answer("The change conflicts with what exists, or with what uses it."),
+    413: _answer("The body is over this operation's limit."),
+    429: _answer("The function is at its concurrency limit.", retry=True),
+    431: _answer("The request's header fields are over the limit."),
+    503: _answer("The store or the bus is unavailable for now.", retry=True),
+}
 
 
 def problem(

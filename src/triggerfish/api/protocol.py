@@ -86,6 +86,8 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
         if reply is None:
             await cycle.run_asgi(app)
             return
+        if reply.close:  # a refused body is left unread: the connection ends with it
+            cycle.keep_alive = False
         try:
             response = _response(cycle, reply, STATUS_LINE)
         except ValueError:

@@ -31,7 +31,10 @@ def topic_of(path: str) -> str | None:
 
 async def publish_reply(node: Node, topic: str, headers: Mapping[str, str], body: bytes) -> Reply:
     """Store the events of one request on ``topic``: 202 once they are durable."""
-    events = parse_http(headers, body, max_size=node.settings.async_payload_limit)
+    settings = node.settings
+    events = parse_http(
+        headers, body, max_size=settings.async_payload_limit, max_depth=settings.json_depth_limit
+    )
     if not events:
         raise ValidationError("the batch holds no event", field="body")
     results = await node.control.topics.publish(topic, events)
@@ -54,9 +57,9 @@ class NativePublish:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    def accepts(self, request: RawRequest) -> bool:
-        """True when this path serves the request: a token that may publish."""
-        return token_allows(self._node.tokens, request, "publish")
+    def accepts(self, request: RawRequest, topic: str) -> bool:
+        """True when this path serves the request: a token that may publish to it."""
+        return token_allows(self._node.tokens, request, "publish", topic)
 
     async def handle(self, topic: str, request: RawRequest) -> Reply:
         limit = self._node.settings.async_payload_limit

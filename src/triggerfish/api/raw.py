@@ -37,14 +37,14 @@ def path_part(path: str, prefix: str, suffix: str) -> str | None:
     return None
 
 
-def token_allows(tokens: TokenRegistry, request: RawRequest, scope: str) -> bool:
-    """True when the request's Bearer token may use ``scope``; False leaves the request
-    to its route, which explains a refusal in full."""
+def token_allows(tokens: TokenRegistry, request: RawRequest, scope: str, resource: str) -> bool:
+    """True when the request's Bearer token may use ``scope`` on ``resource``; False
+    leaves the request to its route, which explains a refusal in full."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         return False
     try:
-        tokens.authorize(token, scope)
+        tokens.authorize(token, scope, resource)
     except TriggerfishError:
         return False
     return True
@@ -110,9 +110,10 @@ class RawRequest:
 
 
 class Reply:
-    """A complete response: status, body, and headers as (lowercase name, value)."""
+    """A complete response: status, body, and headers as (lowercase name, value).
+    ``close``: end the connection after it (a refused body that is left unread)."""
 
-    __slots__ = ("body", "headers", "media_type", "status")
+    __slots__ = ("body", "close", "headers", "media_type", "status")
 
     def __init__(
         self,
@@ -121,11 +122,13 @@ class Reply:
         headers: list[tuple[bytes, bytes]] | None = None,
         *,
         media_type: bytes | None = JSON,
+        close: bool = False,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else []
         self.media_type = media_type
+        self.close = close
 
     def header(self, name: str, value: str) -> None:
         self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
@@ -141,6 +144,8 @@ class Reply:
 
     async def send(self, send: Send) -> None:
         headers = self.all_headers()
+        if self.close:  # the server closes the connection once it sent the reply
+            headers = [*headers, (b"connection", b"close")]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
@@ -152,4 +157,6 @@ class Reply:
             media_type=None if self.media_type is None else self.media_type.decode("latin-1"),
         )
         response.raw_headers.extend(self.headers)
+        if self.close:
+            response.raw_headers.append((b"connection", b"close"))
         return response

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from triggerfish.api.deps import control_of, node_of, require
+from triggerfish.api.bounds import Duration, Limit, Offset, UnixTime
+from triggerfish.api.deps import control_of, node_of, path, require
 from triggerfish.api.publish import publish_reply
 from triggerfish.control import GroupInfo, StoredEvent, TopicInfo
 from triggerfish.errors import ValidationError
@@ -22,13 +23,13 @@ router = APIRouter(prefix="/v1/topics", tags=["topics"])
 
 
 class TopicBody(BaseModel):
-    retention: float | None = Field(default=None, description="seconds; null keeps forever")
+    retention: Duration | None = Field(default=None, description="seconds; null keeps forever")
 
 
 class ReplayBody(BaseModel):
     trigger: str = Field(description="the trigger (consumer group) to replay into")
-    offset: int | None = Field(default=None, description="first offset to deliver again")
-    since: float | None = Field(default=None, description="unix time: events published since")
+    offset: Offset | None = Field(default=None, description="first offset to deliver again")
+    since: UnixTime | None = Field(default=None, description="unix time: events published since")
 
 
 def topic_json(info: TopicInfo) -> dict[str, Any]:
@@ -56,7 +57,9 @@ def stored_json(item: StoredEvent) -> dict[str, Any]:
     return {"offset": item.offset, "published_at": item.published_at, "event": item.event.to_dict()}
 
 
-@router.post("/{topic}/events", status_code=202, dependencies=[Depends(require("publish"))])
+@router.post(
+    "/{topic}/events", status_code=202, dependencies=[Depends(require("publish", path("topic")))]
+)
 async def publish_events(topic: str, request: Request) -> Response:
     """Served by ``api.fastpath`` in front of the application when it has it (see
     ``api.publish``); this route documents the operation and serves it otherwise."""
@@ -91,7 +94,11 @@ async def delete_topic(topic: str, request: Request) -> None:
 
 @router.get("/{topic}/events", dependencies=[Depends(require("read"))])
 async def read_events(
-    topic: str, request: Request, after: int = 0, since: float | None = None, limit: int = 100
+    topic: str,
+    request: Request,
+    after: Offset = 0,
+    since: UnixTime | None = None,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     topics = control_of(request).topics
     items = await topics.read(topic, after=after, since=since, limit=min(limit, 1000))

@@ -4,7 +4,9 @@
 when the webhook has a secret, and answers 202 once its event is durable on the
 webhook's topic; a missing or wrong signature gets 401 and publishes nothing. These
 requests need no API token: a webhook is authenticated by its signature alone, and one
-without a secret accepts anyone who can reach the server.
+without a secret accepts anyone who can reach the server. A body over the
+``async_payload_limit`` is refused (413) as it streams in, before the signature is
+checked; a JSON body nested deeper than the ``json_depth_limit`` gets 400.
 
 Definitions are managed with the deploy scope (``PUT``, ``DELETE``) and read with the
 read scope; ``triggerfish deploy`` puts those of the manifest's ``webhooks:``.
@@ -21,7 +23,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from triggerfish.api.deps import control_of, node_of, require
 from triggerfish.api.problems import problem
+from triggerfish.api.raw import RawRequest
 from triggerfish.errors import ConfigError, PayloadTooLargeError
+from triggerfish.events.depth import check_depth
+from triggerfish.events.model import is_json_content_type
 from triggerfish.functions.fields import NAME_RE, NAME_RULE
 from triggerfish.functions.webhooks import WebhookConfig
 from triggerfish.sources.webhooks import (
@@ -79,19 +84,30 @@ async def receive(name: str, request: Request) -> JSONResponse:
     signature, when the webhook has a secret, is the authentication)."""
     node = node_of(request)
     config = await node.control.webhooks.get(name)
-    limit = node.settings.async_payload_limit
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLargeError(f"the body is {len(body):,} bytes; the limit is {limit:,}")
+    settings = node.settings
+    limit = settings.async_payload_limit
+    # Counted as it streams in, before the signature is checked (``api.limits`` has
+    # refused a body over the limit before this route runs; this keeps the route safe
+    # on its own).
+    body = await RawRequest(request.scope, request.receive).body(
+        limit,
+        lambda: PayloadTooLargeError(
+            f"the request body is over the limit of {limit} bytes for a webhook "
+            "(async_payload_limit)"
+        ),
+    )
     headers = dict(request.headers)
     try:
-        signature = verify(config, headers, body)
+        secret = await node.control.webhooks.signing_secret(name, config)
+        signature = verify(config, headers, body, secret=secret)
     except SignatureError as exc:
         log.warning("webhook %s: refused a request: %s", name, exc)
         return problem(401, "invalid-signature", str(exc))
     except ConfigError as exc:
         log.error("webhook %s: %s", name, exc)
         return problem(500, "webhook-misconfigured", f"webhook {name!r} cannot check signatures")
+    if body and is_json_content_type(headers.get("content-type") or "application/octet-stream"):
+        check_depth(body, settings.json_depth_limit, what="the webhook's JSON body")
     event = webhook_event(name, config, headers, body, signature=signature)
     (stored,) = await node.control.topics.publish(config.topic, [event])
     return JSONResponse(

@@ -1,4 +1,6 @@
-"""``triggerfish keys``: access keys for the S3-compatible API (boto3, the AWS CLI)."""
+"""``triggerfish keys``: access keys for the S3 and Lambda APIs (boto3, the AWS CLI),
+with scopes, resources and an expiry as ``triggerfish tokens`` has (``cli.tokens``).
+A key created without ``--scope`` may do everything."""
 
 from __future__ import annotations
 
@@ -9,6 +11,18 @@ import typer
 
 from triggerfish.cli.client import Client
 from triggerfish.cli.output import console, print_json, table, when
+from triggerfish.cli.tokens import (
+    BucketOpt,
+    ExpiresOpt,
+    FunctionOpt,
+    ScopeOpt,
+    TopicOpt,
+    expiry,
+    grant_body,
+    last_used,
+    scopes_text,
+    state,
+)
 from triggerfish.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -20,25 +34,39 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @app.command()
 def create(
     name: Annotated[str, typer.Option("--name", help="A label for people.")] = "",
+    scope: ScopeOpt = None,
+    topic: TopicOpt = None,
+    function: FunctionOpt = None,
+    bucket: BucketOpt = None,
+    expires: ExpiresOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue an access key; its secret is shown only now."""
+    """Issue an access key; its secret is shown only now.
+
+    triggerfish keys create --name uploader --scope s3:write --bucket photos/in/*
+    """
     settings = load_settings({"data_dir": data_dir})
     with Client(settings) as api:
-        body = api.json("POST", "/v1/keys", json={"name": name})
+        body = api.json(
+            "POST",
+            "/v1/keys",
+            json=grant_body(name, scope, topic, function, bucket, expires),
+        )
     if as_json:
         print_json(body)
         return
     console.print(f"AWS_ACCESS_KEY_ID={body['id']}")
     console.print(f"AWS_SECRET_ACCESS_KEY={body['secret']}")
     console.print(f"AWS_ENDPOINT_URL={settings.resolved_url}")
+    note = "" if scope else " (no --scope: this key may do everything)"
+    console.print(f"[dim]may: {scopes_text(body)}{note}; expires {expiry(body)}.[/]")
     console.print("[dim]The secret is shown only once; keep it somewhere safe.[/]")
 
 
-@app.command("list")
-def list_(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Access keys, without their secrets."""
+@app.command("ls")
+def ls(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Access keys, without their secrets, with when each was last used."""
     with Client(load_settings({"data_dir": data_dir})) as api:
         keys = api.json("GET", "/v1/keys")["keys"]
     if as_json:
@@ -46,18 +74,25 @@ def list_(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
         return
     table(
         "access keys",
-        ["id", "name", "function", "created", "state"],
+        ["id", "name", "function", "scopes", "created", "expires", "last used", "state"],
         (
             (
                 key["id"],
                 key["name"],
                 key.get("function") or "",
+                scopes_text(key),
                 when(key["created_at"]),
-                "revoked" if key["revoked"] else "active",
+                expiry(key),
+                last_used(key),
+                state(key),
             )
             for key in keys
         ),
     )
+
+
+# ``keys list`` was the name before ``ls``; scripts may still use it.
+app.command("list", hidden=True)(ls)
 
 
 @app.command()

@@ -21,7 +21,8 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import aliases, costs, dlq, keys, nodes, up
+from triggerfish.cli import aliases, costs, dlq, keys, nodes, tokens, up
+from triggerfish.cli import secrets as secrets_cli
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
@@ -43,7 +44,11 @@ app.command("costs")(costs.costs)
 app.command("nodes")(nodes.nodes)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
-app.add_typer(keys.app, name="keys", help="Access keys for the S3-compatible API.")
+app.add_typer(keys.app, name="keys", help="Access keys for the S3 and Lambda APIs.")
+app.add_typer(tokens.app, name="tokens", help="API tokens with scopes, resources and expiry.")
+app.add_typer(
+    secrets_cli.app, name="secrets", help="Secrets for functions' environments and webhooks."
+)
 app.add_typer(aliases.app, name="alias", help="Point aliases at versions: promote, roll back.")
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

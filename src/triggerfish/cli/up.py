@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from triggerfish.api.app import create_asgi
+from triggerfish.api.limits import limit_heads
 from triggerfish.api.protocol import hot_path_protocol
 from triggerfish.cli.output import console
 from triggerfish.config import load_settings
@@ -119,8 +120,10 @@ def up(
         port=settings.port,
         # The C parser and event loop (uvicorn[standard] brings them; a platform without
         # wheels for them falls back); no access log: the invocation records are the log.
-        # The invoke and ingest fast path answers in the connection (``api.protocol``).
-        http=hot_path_protocol(app),
+        # The invoke and ingest fast path answers in the connection (``api.protocol``);
+        # a request head is refused as it passes the header size (``api.limits``).
+        http=limit_heads(hot_path_protocol(app), size=settings.header_size_limit),
+        h11_max_incomplete_event_size=settings.header_size_limit,
         loop="uvloop" if find_spec("uvloop") else "asyncio",
         log_level=settings.log_level.lower(),
         access_log=False,

@@ -9,6 +9,7 @@ from triggerfish.control.control import Control
 from triggerfish.control.functions import Functions
 from triggerfish.control.housekeeping import Housekeeping
 from triggerfish.control.invocations import Invocations
+from triggerfish.control.secrets import Reference, SecretListing, Secrets
 from triggerfish.control.specs import Specs
 from triggerfish.control.topics import DeadLetters, Topics
 from triggerfish.control.webhooks import Webhooks
@@ -33,6 +34,9 @@ __all__ = [
     "InvocationRecord",
     "Invocations",
     "PublishResult",
+    "Reference",
+    "SecretListing",
+    "Secrets",
     "Specs",
     "StoredEvent",
     "TopicInfo",

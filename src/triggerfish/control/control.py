@@ -6,7 +6,8 @@ redrives; so do the reads the API answers. The HTTP API, the Lambda API and
 ``triggerfish up --deploy`` call it; none of them reaches the store or the bus.
 
 Each concept is one part, an attribute: ``functions``, ``aliases``, ``topics``,
-``webhooks``, ``brokers``, ``invocations``; ``specs`` resolves what the executor runs.
+``webhooks``, ``brokers``, ``invocations``, ``secrets``; ``specs`` resolves what the
+executor runs (with the values of the secrets it refers to).
 After a change of functions, aliases or triggers, ``changed`` puts it in force: it
 is the one step every such change ends with. Its local half, ``invalidate_local``,
 drops what this node derived from the store (resolved specs, the ``generation`` that
@@ -27,6 +28,7 @@ from triggerfish.control.aliases import Aliases
 from triggerfish.control.brokers import Brokers
 from triggerfish.control.functions import Functions
 from triggerfish.control.invocations import Invocations
+from triggerfish.control.secrets import Secrets
 from triggerfish.control.specs import Specs
 from triggerfish.control.topics import Topics
 from triggerfish.control.webhooks import Webhooks
@@ -36,6 +38,8 @@ from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import load_manifest
 from triggerfish.functions.package import pack_directory
 from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.security.access_keys import AccessKeys
+from triggerfish.security.secrets import SecretStore
 from triggerfish.sinks import Sinks
 from triggerfish.sources.manager import SourceManager
 from triggerfish.store.sql import SqlStore
@@ -53,10 +57,13 @@ class Control:
         sources: SourceManager,
         executor: ProcessExecutor,
         sinks: Sinks,
+        secrets: SecretStore,
         retention: float | None,
+        access_keys: AccessKeys,
         announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._access_keys = access_keys
         self._sinks = sinks
         self._announce = announce
         self._dispatcher = dispatcher
@@ -71,17 +78,26 @@ class Control:
             dispatcher=dispatcher,
             sources=sources,
             sinks=sinks,
+            secrets=secrets,
             changed=self.changed,
             retention=retention,
+            access_keys=access_keys,
         )
         self.aliases = Aliases(store, changed=self.changed)
         self.topics = Topics(bus, dispatcher)
-        self.webhooks = Webhooks(store, bus, retention=retention)
+        self.webhooks = Webhooks(store, bus, secrets=secrets, retention=retention)
+        self.secrets = Secrets(
+            secrets, store, webhooks=self.webhooks, changed=self._secrets_changed
+        )
         self.brokers = Brokers(store, sinks, changed=self._announced)
         self.invocations = Invocations(store)
 
     async def start(self) -> None:
-        """Provision the live version of every function (once the executor runs)."""
+        """Provision the live version of every function (once the executor runs), and
+        seal the literal webhook secrets an older release stored as written."""
+        await self.webhooks.seal_stored()
+        # Keys of functions deleted by a release whose keys outlived their function.
+        await self._access_keys.retire_orphans(self.functions.names)
         for function in await self._store.list_functions():
             await self._provision(function.name)
 
@@ -108,6 +124,12 @@ class Control:
         await self.invalidate_local(function)
         await self._announced()
 
+    async def _secrets_changed(self) -> None:
+        """A secret was set or removed: every node resolves the specs again (the
+        functions whose values changed get new environments, see ``specs``)."""
+        await self.invalidate_local()
+        await self._announced()
+
     async def _announced(self) -> None:
         if self._announce is not None:
             await self._announce()
@@ -119,6 +141,7 @@ class Control:
         when the function is gone); with no function (a change made elsewhere), those
         of every function this node stores or runs."""
         self.specs.clear()
+        self._access_keys.forget()  # a function's key may have new permissions, or died
         self.generation += 1
         await self._dispatcher.refresh()
         await self._sources.refresh()

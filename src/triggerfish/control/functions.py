@@ -1,23 +1,29 @@
 """Functions: deploy and delete, and their descriptions (versions, aliases, triggers
 with their backlogs).
 
-A deploy checks the triggers against the source kinds this node runs and the
-destinations against its brokers before anything is stored; after it, and after a
-delete, ``changed`` puts the new state in force.
+A deploy checks the triggers against the source kinds this node runs, the
+destinations against its brokers, and that every secret and server variable it refers
+to exists, before anything is stored; after it, and after a delete, ``changed`` puts
+the new state in force.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from triggerfish.bus.base import Bus
+from triggerfish.control.secrets import check_environment
 from triggerfish.dispatch.dispatcher import Dispatcher
 from triggerfish.errors import ConfigError
 from triggerfish.functions.brokers import parse_target
 from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import FunctionConfig
+from triggerfish.functions.permissions import granted
+from triggerfish.security.access_keys import AccessKeys
+from triggerfish.security.secrets import SecretStore
 from triggerfish.sinks import Sinks
 from triggerfish.sources.manager import SourceManager
 from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
@@ -34,10 +40,14 @@ class Functions:
         dispatcher: Dispatcher,
         sources: SourceManager,
         sinks: Sinks,
+        secrets: SecretStore,
         changed: Callable[[str], Awaitable[None]],
         retention: float | None,
+        access_keys: AccessKeys,
     ) -> None:
         self._store = store
+        self._access_keys = access_keys
+        self._secrets = secrets
         self._bus = bus
         self._deployer = deployer
         self._dispatcher = dispatcher
@@ -53,7 +63,12 @@ class Functions:
         the messages of configuration errors (the manifest's key path)."""
         self._sources.validate(config.triggers, origin=origin)
         await self._check_destinations(config, origin=origin)
+        await check_environment(self._secrets, name, config.environment, where=origin)
+        _check_route_variables(config, origin=origin)
         result = await self._deployer.deploy(name, config, code_zip)
+        # The function's own key holds what its manifest grants, no more (and is made
+        # now, when this is the function's first deploy).
+        await self._access_keys.grant_function(name, granted(config))
         await self._changed(name)
         return result
 
@@ -61,6 +76,7 @@ class Functions:
         """Delete a function with its versions, aliases and triggers; its environments
         are stopped (invocations in flight finish)."""
         await self._store.delete_function(name)
+        await self._access_keys.retire_function(name)  # its key dies with it
         await self._changed(name)
 
     async def _check_destinations(self, config: FunctionConfig, *, origin: str) -> None:
@@ -169,3 +185,17 @@ class Functions:
                 }
             )
         return out
+
+
+def _check_route_variables(config: FunctionConfig, *, origin: str) -> None:
+    """An HTTP route signed with ``env:NAME`` needs NAME set on this server."""
+    for index, trigger in enumerate(config.triggers):
+        http = trigger.http
+        if http is None or http.auth != "hmac" or not (http.secret or "").startswith("env:"):
+            continue
+        variable = (http.secret or "")[4:]
+        if not os.environ.get(variable):
+            raise ConfigError(
+                f"{origin}triggers[{index}].http.secret: env:{variable} is not set in the "
+                "server's environment; set it where `triggerfish up` runs and restart it"
+            )

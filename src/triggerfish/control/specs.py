@@ -7,17 +7,27 @@ store read each time would cost more than the call. ``Control.invalidate_local``
 them all after any change of functions or aliases, so an alias that moved is followed
 by the next call. The destinations of each version resolved are kept by version id
 (versions never change), for the emitter.
+
+A spec's environment gets the values of the secrets its version refers to
+(``{secret: NAME}``) when it is resolved, so a secret set again is in force once the
+specs are cleared (``Control.secrets`` clears them, on every node of a cluster). When a
+version's secret values differ from those this node resolved for it before, its
+function's environments are retired first (``retire``): no environment started with
+the old value takes another call, and snapshot templates are made again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 
+from triggerfish.control.secrets import secret_environment
 from triggerfish.functions.brokers import Destinations
 from triggerfish.functions.deployer import Deployer
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.security.access_keys import AccessKeys, function_credentials
-from triggerfish.store.records import LIVE
+from triggerfish.security.secrets import SecretStore
+from triggerfish.store.records import LIVE, VersionRecord
 from triggerfish.store.sql import SqlStore
 
 
@@ -30,10 +40,15 @@ class Specs:
         access_keys: AccessKeys,
         endpoint: str,
         region: str,
+        secrets: SecretStore | None = None,
+        retire: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._deployer = deployer
         self._access_keys = access_keys
+        self._secrets = secrets
+        self._retire = retire
+        self._secret_marks: dict[tuple[str, str], int] = {}  # by function, version
         self._endpoint = endpoint
         self._region = region
         self._specs: dict[tuple[str, str], FunctionSpec] = {}
@@ -50,6 +65,7 @@ class Specs:
             version = await self._store.resolve(function, qualifier)
             spec = await self._deployer.prepare(version, qualifier=qualifier)
             self._destinations[(function, version.version)] = version.settings.destinations
+            spec = await self._with_secrets(spec, version)
             spec = await self._with_aws_environment(spec)
             # A change that cleared the specs while this one was read may have made it
             # stale: it serves this call, and the next one reads the store again.
@@ -66,6 +82,22 @@ class Specs:
         one being read now is not kept."""
         self._cleared += 1
         self._specs.clear()
+
+    async def _with_secrets(self, spec: FunctionSpec, version: VersionRecord) -> FunctionSpec:
+        """The values of the secrets the version refers to, in its environment;
+        NotFoundError naming the variable and the secret when one is gone."""
+        values = await secret_environment(
+            self._secrets, spec.function, version.settings.environment
+        )
+        if not values:
+            return spec
+        # Only a mark of the values is kept (a hash, in memory), never the values.
+        key, mark = (spec.function, spec.version), hash(tuple(sorted(values.items())))
+        seen = self._secret_marks.get(key)
+        self._secret_marks[key] = mark
+        if seen is not None and seen != mark and self._retire is not None:
+            await self._retire(spec.function)
+        return dataclasses.replace(spec, environment={**spec.environment, **values})
 
     async def _with_aws_environment(self, spec: FunctionSpec) -> FunctionSpec:
         """Functions reach the built-in S3 API with their own access key, as Lambda code

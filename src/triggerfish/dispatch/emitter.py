@@ -82,7 +82,15 @@ class Emitter:
     def route(self, target: str, event: Event) -> tuple[str, Event]:
         """The bus topic that ``event`` aimed at ``target`` is published to, and the event
         as published there. ValidationError for a target that is not one, or names a
-        broker this node does not have."""
+        broker this node does not have, or is one of Triggerfish's own topics (``_``
+        first: ``_invoke.<function>`` would start a function its caller may not invoke)."""
+        if target.startswith("_"):
+            raise ValidationError(
+                f"emit to {target!r}: topics whose name starts with '_' are Triggerfish's "
+                "own; emit to a topic of yours, or invoke the function with a key that "
+                "may (permissions: invoke)",
+                field="topic",
+            )
         if ":" not in target:
             return target, event
         try:

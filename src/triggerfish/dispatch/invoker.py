@@ -20,17 +20,19 @@ from triggerfish.errors import (
     ValidationError,
 )
 from triggerfish.events.create import now_rfc3339
+from triggerfish.events.depth import MAX_DEPTH, check_payload_depth
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import Executor, InvocationRequest, InvocationResult
 
 
-def check_payload(payload: bytes, limit: int, mode: str) -> None:
+def check_payload(payload: bytes, limit: int, mode: str, depth: int = MAX_DEPTH) -> None:
     if len(payload) > limit:
         raise PayloadTooLargeError(
             f"{mode} invocation payload is {len(payload):,} bytes; the limit is {limit:,} bytes"
         )
+    check_payload_depth(payload, depth)
     try:
         orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -51,6 +53,7 @@ class Invoker:
         throttle_wait: float = 1.0,
         sync_limit: int = 6 * 1024 * 1024,
         async_limit: int = 1024 * 1024,
+        json_depth_limit: int = MAX_DEPTH,
     ) -> None:
         self._bus = bus
         self._executor = executor
@@ -60,6 +63,7 @@ class Invoker:
         self._throttle_wait = throttle_wait
         self._sync_limit = sync_limit
         self._async_limit = async_limit
+        self._depth = json_depth_limit
 
     async def invoke(
         self,
@@ -72,7 +76,7 @@ class Invoker:
         """Run the function now and return its outcome; raises ThrottledError when it
         stays at its concurrency limit for longer than ``throttle_wait``.
         ``client_context``: the caller's, for the handler's ``context.client_context``."""
-        check_payload(payload, self._sync_limit, "synchronous")
+        check_payload(payload, self._sync_limit, "synchronous", self._depth)
         spec = await self._resolve(function, qualifier)
         request = InvocationRequest(
             request_id=new_id(), payload=payload, client_context=client_context
@@ -100,7 +104,7 @@ class Invoker:
         self, function: str, payload: bytes, *, qualifier: str = "live"
     ) -> PublishResult:
         """Accept the payload durably for the function; it runs with the async policy."""
-        check_payload(payload, self._async_limit, "asynchronous")
+        check_payload(payload, self._async_limit, "asynchronous", self._depth)
         if qualifier != "live":
             raise ValidationError(
                 "asynchronous invocations run the 'live' alias; invoke synchronously to "

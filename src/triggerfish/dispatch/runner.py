@@ -216,9 +216,19 @@ class TriggerRunner:
         sub = self.subscription
         offsets = [d.offset for d in deliveries]
         try:
-            payload = shapes.payload(
+            shaped = shapes.shape(
                 sub.payload, deliveries, batched=sub.batch_size > 1, topic=sub.topic
             )
+            if shaped.unshaped:
+                # An event the handler's payload cannot be built from fails its attempt
+                # as a failed invocation does (retried, then dead-lettered), rather
+                # than coming back each time its lease ends, for ever.
+                log.warning("trigger %s: %s", sub.id, shaped.error)
+                await self._failed(topic, spec, shaped.unshaped, shaped.failure(sub.payload))
+            if shaped.payload is None:
+                return
+            payload, deliveries = shaped.payload, shaped.deliveries
+            offsets = [d.offset for d in deliveries]
             request = InvocationRequest(
                 request_id=new_id(),
                 payload=payload,

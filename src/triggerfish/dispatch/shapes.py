@@ -12,6 +12,10 @@ expects (``event_format``).
 For batches, a handler may answer ``{"batchItemFailures": [{"itemIdentifier": id}]}``
 (Lambda's ``ReportBatchItemFailures``): only those items are retried. The identifier is
 the event id (the SQS ``messageId``).
+
+``shape`` builds the payload and sets aside the events it cannot be built from (data
+nested too deeply to read or write as JSON, say): the runner fails their attempt as it
+fails an invocation, and invokes the function with the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -26,6 +31,8 @@ import orjson
 
 from triggerfish.bus.base import Delivery
 from triggerfish.events.model import Event
+from triggerfish.ids import new_id
+from triggerfish.runtime.base import InvocationResult
 
 PayloadMode = Literal["cloudevent", "data", "eventbridge", "sqs"]
 REGION = "local"
@@ -37,6 +44,10 @@ def _data(event: Event) -> Any:
         return event.data_value()
     except ValueError:
         return base64.b64encode(event.data or b"").decode("ascii")
+
+
+def _cloudevent(event: Event) -> dict[str, Any]:
+    return event.to_dict(strict=True)
 
 
 def eventbridge_event(event: Event) -> dict[str, Any]:
@@ -95,10 +106,62 @@ def payload(
         if all(isinstance(v, dict) and isinstance(v.get("Records"), list) for v in values):
             return orjson.dumps({"Records": [r for v in values for r in v["Records"]]})
         return orjson.dumps(values)
-    shape = eventbridge_event if mode == "eventbridge" else Event.to_dict
+    shape = eventbridge_event if mode == "eventbridge" else _cloudevent
     if not batched:
         return orjson.dumps(shape(events[0]))
     return orjson.dumps([shape(e) for e in events])
+
+
+@dataclass(slots=True)
+class Shaped:
+    """The payload of ``deliveries`` (None when there are none), and the deliveries it
+    could not be built from, with why."""
+
+    payload: bytes | None
+    deliveries: Sequence[Delivery]
+    unshaped: list[Delivery] = field(default_factory=list)
+    error: str = ""
+
+    def failure(self, mode: PayloadMode) -> InvocationResult:
+        """The outcome of the unshaped deliveries' attempt, as the dead letter tells it."""
+        return InvocationResult(
+            request_id=new_id(),
+            status="error",
+            error_type="PayloadError",
+            error_message=f"the trigger cannot build its {mode} payload from the event: "
+            f"{self.error}",
+        )
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def shape(
+    mode: PayloadMode, deliveries: Sequence[Delivery], *, batched: bool, topic: str
+) -> Shaped:
+    """``payload``, setting aside the deliveries it cannot be built from."""
+    try:
+        return Shaped(payload(mode, deliveries, batched=batched, topic=topic), deliveries)
+    except Exception as exc:
+        if not batched or len(deliveries) == 1:
+            return Shaped(None, [], list(deliveries), _why(exc))
+        error = _why(exc)
+    kept: list[Delivery] = []
+    unshaped: list[Delivery] = []
+    for delivery in deliveries:
+        try:
+            payload(mode, [delivery], batched=True, topic=topic)
+        except Exception as exc:
+            unshaped.append(delivery)
+            error = _why(exc)
+        else:
+            kept.append(delivery)
+    try:
+        built = payload(mode, kept, batched=True, topic=topic) if kept else None
+    except Exception as exc:  # only together: none of them can be delivered
+        return Shaped(None, [], list(deliveries), _why(exc))
+    return Shaped(built, kept, unshaped, error)
 
 
 def failed_items(result: bytes | None) -> set[str] | None:

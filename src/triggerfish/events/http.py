@@ -11,8 +11,11 @@ CloudEvents HTTP binding says:
 
 Every event returned has passed ``validate_event``; every failure is an
 ``EventValidationError`` (or ``PayloadTooLargeError`` over ``max_size``) with a
-message a sender can act on. ``to_binary_http`` and ``to_structured_json`` write
-events back; reading what they write gives the same event.
+message a sender can act on. The size of a binary-mode event is its body and its
+``ce-*`` headers (names and values) together, as both are stored; JSON that nests more
+than ``max_depth`` levels is refused in every mode (``events.depth``).
+``to_binary_http`` and ``to_structured_json`` write events back; reading what they
+write gives the same event.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from collections.abc import Mapping
 from urllib.parse import quote, unquote_to_bytes
 
 from triggerfish.errors import EventValidationError, PayloadTooLargeError
-from triggerfish.events.model import Event, ExtensionValue
+from triggerfish.events.depth import MAX_DEPTH, check_depth
+from triggerfish.events.model import Event, ExtensionValue, is_json_content_type
 from triggerfish.events.structured import parse_batch, parse_structured, to_structured_json
 from triggerfish.events.validate import check_attribute_name, quoted, validate_event
 
@@ -95,11 +99,15 @@ def percent_encode(value: str) -> str:
     return quote(value, safe=_HEADER_SAFE)
 
 
-def _parse_binary(headers: dict[str, str], body: bytes) -> Event:
+def _parse_binary(
+    headers: dict[str, str], body: bytes, *, max_size: int | None, max_depth: int
+) -> Event:
     attributes: dict[str, str] = {}
+    header_bytes = 0
     for key, raw in headers.items():
         if not key.startswith(_HEADER_PREFIX):
             continue
+        header_bytes += len(key) + len(raw)
         name = key[len(_HEADER_PREFIX) :]
         check_attribute_name(name)
         if name == "data":
@@ -108,6 +116,8 @@ def _parse_binary(headers: dict[str, str], body: bytes) -> Event:
                 field="data",
             )
         attributes[name] = percent_decode(raw, name)
+    if max_size is not None and len(body) + header_bytes > max_size:
+        raise event_too_large(max_size, len(body), header_bytes)
     content_type = (headers.get("content-type") or "").strip() or None
     if content_type is not None:
         attributes.pop("datacontenttype", None)
@@ -127,6 +137,8 @@ def _parse_binary(headers: dict[str, str], body: bytes) -> Event:
             f"'ce-{missing[0]}' (or send the event as {STRUCTURED_CONTENT_TYPE})",
             field=missing[0],
         )
+    if body and is_json_content_type(content_type):
+        check_depth(body, max_depth)
     core = {name: attributes.pop(name, None) for name in _BINARY_CORE}
     extensions: dict[str, ExtensionValue] = dict(attributes)
     event = Event(
@@ -155,8 +167,24 @@ def body_too_large(max_size: int, size: int | None = None) -> PayloadTooLargeErr
     )
 
 
+def event_too_large(max_size: int, body: int, headers: int) -> PayloadTooLargeError:
+    """The error for a binary-mode event whose body and ``ce-*`` headers together
+    are over ``max_size`` bytes."""
+    return PayloadTooLargeError(
+        f"the event is {body + headers} bytes ({body} of body and {headers} of ce-* "
+        f"headers), over the limit of {max_size} bytes; ce-* headers count toward the "
+        "event's size: send a smaller event (put large payloads in a bucket and send a "
+        "reference)",
+        field="data",
+    )
+
+
 def parse_http(
-    headers: Mapping[str, str], body: bytes, *, max_size: int | None = None
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    max_size: int | None = None,
+    max_depth: int = MAX_DEPTH,
 ) -> list[Event]:
     """The events an HTTP request carries: one in binary and structured mode, any in batch."""
     if max_size is not None and len(body) > max_size:
@@ -164,10 +192,10 @@ def parse_http(
     normalised = _normalise(headers)
     mode = content_mode(normalised.get("content-type"))
     if mode == "structured":
-        return [parse_structured(body)]
+        return [parse_structured(body, max_depth=max_depth)]
     if mode == "batch":
-        return parse_batch(body)
-    return [_parse_binary(normalised, body)]
+        return parse_batch(body, max_depth=max_depth)
+    return [_parse_binary(normalised, body, max_size=max_size, max_depth=max_depth)]
 
 
 def _header_value(value: ExtensionValue) -> str:

@@ -14,12 +14,17 @@ from typing import Any
 
 import msgspec
 
+from triggerfish.events.depth import deeper_than
+
 ExtensionValue = str | int | bool
 
 #: Attributes defined by the CloudEvents 1.0 core specification.
 CORE_ATTRIBUTES = frozenset(
     {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"}
 )
+#: JSON data nested deeper than this cannot be written back by every JSON writer of the
+#: server (orjson stops at 254 levels; pydantic, with the API's envelope, at 255).
+WRITABLE_DEPTH = 200
 
 
 def is_json_content_type(content_type: str | None) -> bool:
@@ -77,10 +82,22 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         out.update(self.extensions)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON structured form (``application/cloudevents+json``) as a dict."""
+    def to_dict(self, *, strict: bool = False) -> dict[str, Any]:
+        """The JSON structured form (``application/cloudevents+json``) as a dict.
+
+        JSON data that does not parse is given as ``data_base64``, its bytes untouched;
+        so is data nested more than ``WRITABLE_DEPTH`` levels deep, unless ``strict``
+        (a delivery, whose handler expects the data as JSON: data too deep to write
+        makes its attempt fail)."""
         out = self.attributes()
         if self.data is not None:
+            if (
+                not strict
+                and is_json_content_type(self.datacontenttype)
+                and deeper_than(self.data, WRITABLE_DEPTH)
+            ):
+                out["data_base64"] = base64.b64encode(self.data).decode("ascii")
+                return out
             try:
                 out["data"] = self.data_value()
             except ValueError:

@@ -27,6 +27,7 @@ import msgspec
 import orjson
 
 from triggerfish.errors import EventValidationError
+from triggerfish.events.depth import MAX_DEPTH, check_depth
 from triggerfish.events.model import (
     CORE_ATTRIBUTES,
     Event,
@@ -147,19 +148,22 @@ def event_from_dict(obj: Mapping[str, Any]) -> Event:
     return _event_from_members(obj)
 
 
-def parse_structured(body: bytes) -> Event:
-    """A validated ``Event`` from an ``application/cloudevents+json`` body."""
+def parse_structured(body: bytes, *, max_depth: int = MAX_DEPTH) -> Event:
+    """A validated ``Event`` from an ``application/cloudevents+json`` body, whose data
+    nests at most ``max_depth`` levels deep."""
+    check_depth(body, max_depth, levels_above=1)
     members: _Members = _decode_json(
         body, "the structured event body", _Members, "a JSON object of the event's attributes"
     )
     return _event_from_members(members)
 
 
-def parse_batch(body: bytes) -> list[Event]:
+def parse_batch(body: bytes, *, max_depth: int = MAX_DEPTH) -> list[Event]:
     """Validated events from an ``application/cloudevents-batch+json`` body.
 
     An error names the position of the event at fault, as ``event [2]: ...``.
     """
+    check_depth(body, max_depth, what="the data of an event of the batch", levels_above=2)
     items: list[msgspec.Raw] = _decode_json(
         body,
         "the event batch",

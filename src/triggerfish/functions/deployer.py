@@ -165,7 +165,8 @@ class Deployer:
             runtime=config.runtime,
             memory=config.memory,
             timeout=config.timeout,
-            environment=dict(config.environment),
+            # Secret references are resolved by the caller (``control.specs``), per use.
+            environment={k: v for k, v in config.environment.items() if isinstance(v, str)},
             max_concurrency=config.max_concurrency,
             min_warm=config.min_warm,
             idle_ttl=config.idle_ttl,

@@ -33,13 +33,14 @@ from triggerfish.functions.fields import (
     NAME_RULE,
     PLAIN,
     EnvKey,
-    EnvValue,
     HandlerName,
     Name,
     RuntimeName,
     StrictModel,
     TopicName,
 )
+from triggerfish.functions.permissions import PermissionsConfig
+from triggerfish.functions.references import EnvSetting
 from triggerfish.functions.triggers import AsyncRetry, TopicConfig, TriggerConfig
 from triggerfish.functions.webhooks import WebhookConfig
 from triggerfish.runtime.base import runtime_family
@@ -77,8 +78,9 @@ class FunctionConfig(StrictModel):
     snapstart: bool = Field(
         default=False, description="true to fork environments from a snapshot taken after init"
     )
-    environment: dict[EnvKey, EnvValue] = Field(
-        default_factory=dict, description="a mapping of variable names to strings"
+    environment: dict[EnvKey, EnvSetting] = Field(
+        default_factory=dict,
+        description="a mapping of variable names to strings or {secret: NAME}",
     )
     async_retry: AsyncRetry = Field(
         default_factory=AsyncRetry, description="a mapping with max_attempts and max_age"
@@ -90,6 +92,10 @@ class FunctionConfig(StrictModel):
     )
     triggers: list[TriggerConfig] = Field(
         default_factory=list, description="a list of triggers, each a mapping with a topic"
+    )
+    permissions: PermissionsConfig = Field(
+        default_factory=PermissionsConfig,
+        description="a mapping with buckets, publish, invoke and deploy (docs/credentials.md)",
     )
 
     @model_validator(mode="after")
@@ -106,9 +112,10 @@ class FunctionConfig(StrictModel):
         return self
 
     def version_config(self) -> dict[str, Any]:
-        """What a version stores and its digest covers: everything but code and triggers
-        (and destinations when there are none, so digests made before they existed hold)."""
-        exclude = {"code", "triggers"}
+        """What a version stores and its digest covers: everything but code, triggers and
+        permissions (the function's, kept on its access key), and destinations when there
+        are none, so digests made before they existed hold."""
+        exclude = {"code", "triggers", "permissions"}
         if self.destinations == Destinations():
             exclude.add("destinations")
         return self.model_dump(mode="json", exclude=exclude)

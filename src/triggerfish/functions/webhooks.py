@@ -3,17 +3,37 @@
 A webhook turns what a service POSTs to ``/v1/webhooks/<name>`` into a CloudEvent on
 ``topic``. With a ``secret`` every request must carry a valid signature; without one
 the webhook is open to anyone who can reach the server.
+
+The signing secret is one of:
+
+- ``{secret: NAME}``: the Triggerfish secret NAME (``triggerfish secrets set NAME``),
+  read when a request is checked, so setting it again rotates it without a deploy;
+- ``env:NAME``: the server's environment variable NAME;
+- the secret itself: the store keeps it sealed (``SealedSecret``, encrypted with the
+  key file of the secrets), never as written.
+
+A reference to a secret or a variable that does not exist is refused when the webhook
+is stored. No API shows a literal secret or a sealed one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from triggerfish.bus.names import TOPIC_RULE
-from triggerfish.functions.fields import DURATION_RULE, PLAIN, Duration, StrictModel, TopicName
+from triggerfish.functions.fields import (
+    DURATION_RULE,
+    EXPECTED,
+    PLAIN,
+    Duration,
+    StrictModel,
+    TopicName,
+)
+from triggerfish.functions.references import REFERENCE, SecretRef, reference
 
 WebhookFormat = Literal["plain", "github", "timestamped"]
 
@@ -25,13 +45,42 @@ DEFAULT_HEADERS: dict[str, str] = {
 }
 
 
+class SealedSecret(StrictModel):
+    """A literal signing secret as the store keeps it: encrypted, for one webhook."""
+
+    sealed: str
+
+
+def _secret(value: Any) -> Any:
+    if value is None or isinstance(value, str | SecretRef | SealedSecret):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"sealed"}:
+        if not isinstance(value["sealed"], str):
+            raise PydanticCustomError(EXPECTED, "expected {sealed: TEXT} as the store keeps it")
+        return SealedSecret(sealed=value["sealed"])
+    if isinstance(value, Mapping):
+        return reference(value)
+    raise PydanticCustomError(
+        EXPECTED, f"expected {REFERENCE}, env:NAME or the secret itself (a string)"
+    )
+
+
+WebhookSecret = Annotated[str | SecretRef | SealedSecret | None, BeforeValidator(_secret)]
+
+
+def sealed_for(name: str) -> str:
+    """The associated data a webhook's sealed secret is encrypted with."""
+    return f"webhook:{name}"
+
+
 class WebhookConfig(StrictModel):
     """One inbound webhook."""
 
     topic: TopicName = Field(description=TOPIC_RULE)
-    secret: str | None = Field(
+    secret: WebhookSecret = Field(
         default=None,
-        description="the signing secret, or env:NAME to read it from the server's environment",
+        description=f"the signing secret: {REFERENCE} (a Triggerfish secret), env:NAME (the "
+        "server's environment variable) or the secret itself",
     )
     format: WebhookFormat = Field(
         default="plain",
@@ -64,3 +113,20 @@ class WebhookConfig(StrictModel):
     @property
     def signature_header(self) -> str:
         return self.header or DEFAULT_HEADERS[self.format]
+
+    @property
+    def literal_secret(self) -> str | None:
+        """The secret as written, when it is neither a reference nor env:NAME."""
+        secret = self.secret
+        return secret if isinstance(secret, str) and not secret.startswith("env:") else None
+
+    @property
+    def secret_name(self) -> str | None:
+        """The Triggerfish secret this webhook signs with, if it names one."""
+        return self.secret.secret if isinstance(self.secret, SecretRef) else None
+
+    @property
+    def variable_name(self) -> str | None:
+        """The server's environment variable this webhook signs with, if it names one."""
+        secret = self.secret
+        return secret[4:] if isinstance(secret, str) and secret.startswith("env:") else None

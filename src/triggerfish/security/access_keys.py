@@ -8,8 +8,17 @@ copy of the store alone does not reveal a secret; nodes sharing a store must sha
 that file.
 
 Key ids read like AWS's: ``TF`` and 18 uppercase letters and digits. Secrets are 40
-characters. A revoked key stays listed and no longer signs anything. Every function
-gets a key of its own on first use (``function_credentials``), named after it.
+characters. A revoked key stays listed and no longer signs anything.
+
+Each key carries permissions (``security.permissions``) and may expire. A key created
+without permissions may do everything (``admin``), as every key could before keys had
+permissions; so may a key stored before then. Every function gets a key of its own
+(``function_credentials``), named after it, holding exactly what its manifest grants
+(nothing by default): a deploy sets them (``grant_function``), a delete revokes the
+key (``retire_function``). A key that verified once is kept in memory with its
+permissions; ``forget`` drops them all, so that a change another node of a cluster
+made (a redeploy, a delete, a revocation, which ``announce`` tells them of) is read
+from the store on the next request.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import os
 import secrets
 import string
 import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +39,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from triggerfish.errors import ConfigError, NotFoundError, ValidationError
+from triggerfish.security.last_use import LastUse
+from triggerfish.security.permissions import ADMIN, Permission, Policy, Principal
+from triggerfish.security.sigv4 import S3AuthError
+from triggerfish.security.tokens import moment
 from triggerfish.store.sql import SqlStore
 
 KIND = "access-key"
@@ -46,6 +60,8 @@ class AccessKey:
     created_at: float
     function: str | None = None
     revoked: bool = False
+    permissions: tuple[str, ...] = ()
+    expires_at: float | None = None
 
 
 class SecretBox:
@@ -113,30 +129,68 @@ def new_secret() -> str:
     return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
 
 
+def _permissions(body: dict[str, Any]) -> tuple[str, ...]:
+    stored = body.get("permissions")
+    if stored is None:  # a key made before keys had permissions
+        return () if body.get("function") else (ADMIN,)
+    return tuple(str(text) for text in stored)
+
+
 def _listed(key_id: str, body: dict[str, Any]) -> AccessKey:
+    expires = body.get("expires_at")
     return AccessKey(
         id=key_id,
         name=str(body.get("name", "")),
         created_at=float(body.get("created_at", 0.0)),
         function=body.get("function"),
         revoked=bool(body.get("revoked", False)),
+        permissions=_permissions(body),
+        expires_at=None if expires is None else float(expires),
+    )
+
+
+def _principal(key: AccessKey) -> Principal:
+    return Principal(
+        "key",
+        key.id,
+        key.name,
+        Policy.parse(key.permissions),
+        expires_at=key.expires_at,
+        function=key.function,
+    )
+
+
+def _texts(permissions: Sequence[str | Permission]) -> list[str]:
+    return list(
+        dict.fromkeys(
+            str(p if isinstance(p, Permission) else Permission.parse(p)) for p in permissions
+        )
     )
 
 
 class AccessKeys:
     """The access keys of an installation; secrets are cached in memory once read."""
 
-    def __init__(self, store: SqlStore, key_file: Path) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        key_file: Path,
+        *,
+        last_use: LastUse | None = None,
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
+        self._announce = announce
         self._box = SecretBox(key_file)
-        self._secrets: dict[str, str] = {}
+        self._cache: dict[str, tuple[str, Principal]] = {}  # key id -> secret, principal
         self._function_lock = asyncio.Lock()
+        self.last_use = last_use or LastUse(store)
 
     async def start(self) -> None:
         """Load (or create) the key file, and check that it opens the secrets already
         in the store: a node of a cluster started with a key file of its own stops
         here, with what to do, rather than failing later on every signed request."""
-        self._secrets.clear()
+        self._cache.clear()
         await asyncio.to_thread(self._box.load)
         for key_id, body in (await self._store.documents.list(KIND)).items():
             if isinstance(body.get("secret"), str):
@@ -150,36 +204,79 @@ class AccessKeys:
                     ) from None
                 break
 
-    async def create(self, name: str = "", *, function: str | None = None) -> tuple[str, str]:
-        """A new key: returns (key id, secret); the secret is shown only here."""
+    async def create(
+        self,
+        name: str = "",
+        *,
+        function: str | None = None,
+        permissions: Sequence[str | Permission] | None = None,
+        expires_at: float | None = None,
+    ) -> tuple[str, str]:
+        """A new key: returns (key id, secret); the secret is shown only here. Without
+        ``permissions`` a key may do everything, a function's key nothing."""
         if len(name) > 200:
             raise ValidationError("an access key name has at most 200 characters", field="name")
+        if permissions is None:
+            permissions = [] if function is not None else [ADMIN]
+        created = time.time()
+        if expires_at is not None and expires_at <= created:
+            raise ValidationError("an access key must expire after it is created", field="expires")
         key_id, secret = new_key_id(), new_secret()
         body: dict[str, Any] = {
             "name": name,
             "secret": self._box.seal(secret, key_id),
-            "created_at": time.time(),
+            "created_at": created,
             "revoked": False,
+            "permissions": _texts(permissions),
         }
         if function is not None:
             body["function"] = function
+        if expires_at is not None:
+            body["expires_at"] = expires_at
         await self._store.documents.put(KIND, key_id, body)
-        self._secrets[key_id] = secret
+        self._cache[key_id] = (secret, _principal(_listed(key_id, body)))
         return key_id, secret
 
     async def secret(self, key_id: str) -> str | None:
-        """The secret of a valid (not revoked) key; None otherwise."""
-        cached = self._secrets.get(key_id)
+        """The secret of a valid (not revoked) key; None otherwise. An expired key still
+        has one, so that its signature is checked before ``principal`` refuses it."""
+        cached = self._cache.get(key_id)
         if cached is not None:
-            return cached
+            return cached[0]
         if not key_id.startswith(ID_PREFIX):
             return None
         body = await self._store.documents.find(KIND, key_id)
         if body is None or body.get("revoked"):
             return None
         secret = self._box.open(str(body["secret"]), key_id)
-        self._secrets[key_id] = secret
+        self._cache[key_id] = (secret, _principal(_listed(key_id, body)))
         return secret
+
+    def principal(self, key_id: str) -> Principal:
+        """Who signed with ``key_id``, once ``secret`` gave the secret the signature was
+        checked with; ``S3AuthError`` (InvalidAccessKeyId) for a key that expired or
+        was revoked since."""
+        cached = self._cache.get(key_id)
+        if cached is None:
+            raise S3AuthError(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        principal = cached[1]
+        if principal.expires_at is not None and time.time() >= principal.expires_at:
+            raise S3AuthError(
+                "InvalidAccessKeyId",
+                f"{principal.label} expired at {moment(principal.expires_at)}; "
+                "create a new one with `triggerfish keys create`",
+            )
+        self.last_use.touch(key_id)
+        return principal
+
+    async def get(self, key_id: str) -> AccessKey:
+        body = await self._store.documents.find(KIND, key_id)
+        if body is None:
+            raise NotFoundError(f"no access key {key_id!r}; `triggerfish keys ls` lists them")
+        return _listed(key_id, body)
 
     async def list(self) -> list[AccessKey]:
         found = await self._store.documents.list(KIND)
@@ -189,21 +286,83 @@ class AccessKeys:
     async def revoke(self, key_id: str) -> AccessKey:
         body = await self._store.documents.find(KIND, key_id)
         if body is None:
-            raise NotFoundError(f"no access key {key_id!r}; `triggerfish keys list` lists them")
+            raise NotFoundError(f"no access key {key_id!r}; `triggerfish keys ls` lists them")
         body["revoked"] = True
         await self._store.documents.put(KIND, key_id, body)
-        self._secrets.pop(key_id, None)
+        self._cache.pop(key_id, None)
+        if self._announce is not None:  # other nodes ``forget`` the keys they keep
+            await self._announce()
         return _listed(key_id, body)
 
+    def forget(self) -> None:
+        """Drop every key kept in memory: the next request reads its key again."""
+        self._cache.clear()
+
     async def for_function(self, function: str) -> tuple[str, str]:
-        """The function's own key (created on first use): (key id, secret)."""
+        """The function's own key (created on first use, with no permissions):
+        (key id, secret)."""
         async with self._function_lock:
-            for key in await self.list():
-                if key.function == function and not key.revoked:
-                    secret = await self.secret(key.id)
-                    if secret is not None:
-                        return key.id, secret
+            found = await self._function_key(function)
+            if found is not None:
+                return found
             return await self.create(f"function {function}", function=function)
+
+    async def grant_function(
+        self, function: str, permissions: Sequence[str | Permission]
+    ) -> tuple[str, str]:
+        """Give the function's own key exactly ``permissions`` (creating the key when
+        it has none): what a deploy does with the manifest's ``permissions:``."""
+        texts = _texts(permissions)
+        async with self._function_lock:
+            found = await self._function_key(function)
+            if found is None:
+                return await self.create(
+                    f"function {function}", function=function, permissions=texts
+                )
+            key_id, secret = found
+            body = await self._store.documents.get(KIND, key_id)
+            if body.get("permissions") != texts:
+                body["permissions"] = texts
+                await self._store.documents.put(KIND, key_id, body)
+            self._cache[key_id] = (secret, _principal(_listed(key_id, body)))
+            return key_id, secret
+
+    async def retire_function(self, function: str) -> tuple[str, ...]:
+        """Revoke every key of a function that was deleted; their ids."""
+        async with self._function_lock:
+            retired = [
+                key.id for key in await self.list() if key.function == function and not key.revoked
+            ]
+            for key_id in retired:
+                await self.revoke(key_id)
+            return tuple(retired)
+
+    async def retire_orphans(
+        self, functions: Callable[[], Awaitable[Iterable[str]]]
+    ) -> tuple[str, ...]:
+        """Revoke the keys of functions that no longer exist (deleted by a release whose
+        keys outlived their function); their ids. ``functions`` is read after the keys:
+        a function's key is made after the function is stored, so one deployed
+        meanwhile on another node is among them."""
+        async with self._function_lock:
+            keys = await self.list()
+            alive = set(await functions())
+            orphans = [
+                key.id
+                for key in keys
+                if key.function is not None and key.function not in alive and not key.revoked
+            ]
+            for key_id in orphans:
+                await self.revoke(key_id)
+            return tuple(orphans)
+
+    async def _function_key(self, function: str) -> tuple[str, str] | None:
+        for key in await self.list():
+            if key.function == function and not key.revoked:
+                secret = await self.secret(key.id)
+                if secret is not None:
+                    return key.id, secret
+        return None
 
 
 async def function_credentials(keys: AccessKeys, function: str) -> tuple[str, str]:

@@ -7,9 +7,12 @@ token, never the secret, and compares hashes in constant time. Storing records i
 caller's business (``verify`` takes a ``lookup`` function), so this module does no I/O
 except for ``AdminTokenFile``.
 
-Scopes: ``admin`` grants everything; ``publish`` (send events), ``invoke`` (call
-functions), ``deploy`` (change functions and triggers) and ``read`` (list and inspect)
-grant one thing each.
+Scopes are permissions (``security.permissions``): ``admin`` grants everything;
+``publish`` (send events), ``invoke`` (call functions), ``deploy`` (change functions and
+triggers), ``read`` (list and inspect), ``s3:read`` and ``s3:write`` grant one thing
+each, on every resource or on those a pattern names (``publish:orders``,
+``invoke:resize:live``). A token may expire (``expires_at``); an expired token is
+refused as a revoked one is.
 
 ``AdminTokenFile`` gives a fresh installation its first token: it creates an admin
 token on first start and writes it to a file that only its owner can read (mode 0600),
@@ -27,21 +30,23 @@ import stat
 import string
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from triggerfish.errors import AuthError, ConfigError, PermissionDeniedError, ValidationError
+from triggerfish.errors import AuthError, ConfigError, ValidationError
+from triggerfish.security.permissions import ACTIONS, ANY, Permission, Policy, Principal
+from triggerfish.security.permissions import ADMIN as ADMIN
+from triggerfish.security.permissions import DEPLOY as DEPLOY
+from triggerfish.security.permissions import INVOKE as INVOKE
+from triggerfish.security.permissions import PUBLISH as PUBLISH
+from triggerfish.security.permissions import READ as READ
 
 TOKEN_PREFIX = "tfk_"
 ID_LENGTH = 12
 SECRET_LENGTH = 32
 
-ADMIN = "admin"
-PUBLISH = "publish"
-INVOKE = "invoke"
-DEPLOY = "deploy"
-READ = "read"
-SCOPES = frozenset({ADMIN, PUBLISH, INVOKE, DEPLOY, READ})
+SCOPES = frozenset(ACTIONS)
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _TOKEN = re.compile(rf"tfk_([a-z0-9]{{{ID_LENGTH}}})_([A-Za-z0-9_\-]{{{SECRET_LENGTH}}})")
@@ -54,17 +59,29 @@ class TokenRecord:
     id: str
     name: str
     secret_hash: str
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]  # permissions, as text: "publish", "publish:orders"
     created_at: float
     revoked: bool = False
+    expires_at: float | None = None
+    policy: Policy = field(init=False, repr=False, compare=False)
+    principal: Principal = field(init=False, repr=False, compare=False)
 
-    def allows(self, scope: str) -> bool:
-        return ADMIN in self.scopes or scope in self.scopes
+    def __post_init__(self) -> None:
+        policy = Policy.parse(self.scopes)
+        object.__setattr__(self, "policy", policy)
+        principal = Principal("token", self.id, self.name, policy, expires_at=self.expires_at)
+        object.__setattr__(self, "principal", principal)
+
+    def allows(self, scope: str, resource: str = ANY) -> bool:
+        return self.policy.allows(scope, resource)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
     def __repr__(self) -> str:
         return (
             f"TokenRecord(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r}, "
-            f"revoked={self.revoked})"
+            f"revoked={self.revoked}, expires_at={self.expires_at!r})"
         )
 
 
@@ -73,44 +90,62 @@ def hash_token(token_text: str) -> str:
     return hashlib.sha256(token_text.encode("utf-8")).hexdigest()
 
 
-def _check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+def _check_scopes(scopes: Sequence[str | Permission]) -> tuple[str, ...]:
     if isinstance(scopes, str):
         scopes = [scopes]
-    unknown = [scope for scope in scopes if scope not in SCOPES]
-    if unknown:
+    checked = []
+    for scope in scopes:
+        if isinstance(scope, Permission):
+            checked.append(str(scope))
+            continue
+        try:
+            checked.append(str(Permission.parse(scope)))
+        except ValidationError:
+            if ":" in scope:
+                raise
+            raise ValidationError(
+                f"unknown scope {scope!r}; choose from {', '.join(ACTIONS)}", field="scopes"
+            ) from None
+    if not checked:
         raise ValidationError(
-            f"unknown scope {unknown[0]!r}; choose from {', '.join(sorted(SCOPES))}",
+            f"a token needs at least one scope; choose from {', '.join(ACTIONS)}",
             field="scopes",
         )
-    if not scopes:
-        raise ValidationError(
-            f"a token needs at least one scope; choose from {', '.join(sorted(SCOPES))}",
-            field="scopes",
-        )
-    return tuple(dict.fromkeys(scopes))
+    return tuple(dict.fromkeys(checked))
 
 
 def record_for_token(
-    token_text: str, *, name: str, scopes: Sequence[str], created_at: float | None = None
+    token_text: str,
+    *,
+    name: str,
+    scopes: Sequence[str | Permission],
+    created_at: float | None = None,
+    expires_at: float | None = None,
 ) -> TokenRecord:
     """The record that verifies ``token_text`` (for a token read back from a file)."""
     token_id, _ = parse_token(token_text)
     if not name.strip():
         raise ValidationError("a token needs a name, to tell it apart later", field="name")
+    created = time.time() if created_at is None else created_at
+    if expires_at is not None and expires_at <= created:
+        raise ValidationError("a token must expire after it is created", field="expires")
     return TokenRecord(
         id=token_id,
         name=name.strip(),
         secret_hash=hash_token(token_text),
         scopes=_check_scopes(scopes),
-        created_at=time.time() if created_at is None else created_at,
+        created_at=created,
+        expires_at=expires_at,
     )
 
 
-def issue_token(name: str, scopes: Sequence[str]) -> tuple[str, TokenRecord]:
+def issue_token(
+    name: str, scopes: Sequence[str | Permission], *, expires_at: float | None = None
+) -> tuple[str, TokenRecord]:
     """A new token and its record; show the token once, store only the record."""
     token_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
     token_text = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(24)}"
-    return token_text, record_for_token(token_text, name=name, scopes=scopes)
+    return token_text, record_for_token(token_text, name=name, scopes=scopes, expires_at=expires_at)
 
 
 def parse_token(token_text: str) -> tuple[str, str]:
@@ -158,11 +193,24 @@ def _check(token_text: str, token_id: str, record: TokenRecord | None) -> TokenR
             f"API token {record.name!r} ({TOKEN_PREFIX}{token_id}_...) has been revoked; "
             "ask an admin for a new token"
         )
+    if record.expired():
+        raise AuthError(
+            f"API token {record.name!r} ({TOKEN_PREFIX}{token_id}_...) expired at "
+            f"{moment(record.expires_at)}; ask an admin for a new token"
+        )
     return record
 
 
+def moment(stamp: float | None) -> str:
+    """A time for messages: ISO 8601 in UTC, to the second."""
+    if stamp is None:
+        return "never"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def verify(token_text: str | None, lookup: Callable[[str], TokenRecord | None]) -> TokenRecord:
-    """The record of a valid, unrevoked token; ``AuthError`` saying what is wrong otherwise.
+    """The record of a valid, unrevoked, unexpired token; ``AuthError`` saying what is
+    wrong otherwise.
 
     ``lookup`` takes a token id and returns its record, or ``None`` when there is none.
     """
@@ -178,17 +226,12 @@ async def verify_async(
     return _check(token_text, token_id, await lookup(token_id))
 
 
-def require(record: TokenRecord, scope: str) -> None:
-    """Raise ``AuthError`` naming ``scope`` unless the token grants it."""
+def require(record: TokenRecord, scope: str, resource: str = ANY) -> None:
+    """Raise ``PermissionDeniedError`` naming what is missing unless the token grants
+    ``scope`` on ``resource`` (``*``: on everything)."""
     if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(sorted(SCOPES))}")
-    if record.allows(scope):
-        return
-    held = ", ".join(record.scopes) or "none"
-    raise PermissionDeniedError(
-        f"API token {record.name!r} lacks the {scope!r} scope (it has: {held}); "
-        f"use a token issued with the {scope!r} or {ADMIN!r} scope"
-    )
+        raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(ACTIONS)}")
+    record.principal.require(scope, resource)
 
 
 def revoke(record: TokenRecord) -> TokenRecord:

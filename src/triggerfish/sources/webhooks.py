@@ -54,11 +54,12 @@ async def load_webhook(store: SqlStore, name: str) -> WebhookConfig:
 
 
 def public_json(name: str, config: WebhookConfig) -> dict[str, object]:
-    """A definition as the API shows it: the secret itself is never shown."""
+    """A definition as the API shows it: the secret itself is never shown, sealed or
+    not; a reference (``{"secret": NAME}``, ``env:NAME``) is."""
     body = config.model_dump(mode="json")
-    secret = config.secret
-    body["secret"] = secret if secret is None or secret.startswith("env:") else "********"
-    return {"name": name, **body, "signed": secret is not None}
+    if config.secret is not None and config.secret_name is None and config.variable_name is None:
+        body["secret"] = "********"
+    return {"name": name, **body, "signed": config.secret is not None}
 
 
 def verify(
@@ -68,14 +69,20 @@ def verify(
     *,
     now: float | None = None,
     environ: Mapping[str, str] | None = None,
+    secret: str | None = None,
 ) -> str | None:
     """Check the request's signature; raise SignatureError when it does not hold.
 
-    Returns the signature that matched (None for an open webhook). ConfigError when the
-    secret is read from an environment variable that is not set."""
+    Returns the signature that matched (None for an open webhook). ``secret``: the
+    signing secret, resolved by the caller (``Control.webhooks.signing_secret``);
+    without it, a literal or ``env:NAME`` secret is read here, and ConfigError says
+    that the variable is not set."""
     if config.secret is None:
         return None
-    secret = resolve_secret(config.secret, environ)
+    if secret is None:
+        if not isinstance(config.secret, str):
+            raise ConfigError("the webhook's secret is kept by Triggerfish: resolve it first")
+        secret = resolve_secret(config.secret, environ)
     header = config.signature_header
     given = _header(headers, header)
     if not given:
@@ -160,5 +167,5 @@ def webhook_event(
 
 def check_secret(config: WebhookConfig, *, where: str) -> None:
     """A literal secret must not be blank; ``env:NAME`` must name a variable."""
-    if config.secret is not None and not config.secret.removeprefix("env:").strip():
+    if isinstance(config.secret, str) and not config.secret.removeprefix("env:").strip():
         raise ConfigError(f"{where}.secret: expected a secret or env:NAME, got {config.secret!r}")

@@ -257,8 +257,17 @@ def test_a_batch_must_be_an_array() -> None:
 def test_a_body_over_max_size_is_refused_with_size_and_limit() -> None:
     with pytest.raises(PayloadTooLargeError, match="1001 bytes, over the limit of 1000 bytes"):
         parse_http(BINARY, b"x" * 1001, max_size=1000)
-    (event,) = parse_http(BINARY, b"x" * 1000, max_size=1000)
-    assert event.data == b"x" * 1000
+    ce_bytes = sum(len(name) + len(value) for name, value in BINARY.items())
+    (event,) = parse_http(BINARY, b"x" * (1000 - ce_bytes), max_size=1000)
+    assert event.data == b"x" * (1000 - ce_bytes)
+
+
+def test_ce_headers_count_toward_the_size_of_a_binary_event() -> None:
+    headers = {**BINARY, "ce-note": "n" * 600}
+    with pytest.raises(PayloadTooLargeError, match=r"ce-\* headers count toward") as refused:
+        parse_http(headers, b"x" * 500, max_size=1000)
+    ce_bytes = sum(len(name) + len(value) for name, value in headers.items())
+    assert f"500 of body and {ce_bytes} of ce-* headers" in str(refused.value)
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
 from triggerfish.api.lambda_.paging import Item, json_response, page
 from triggerfish.api.lambda_.shapes import LATEST, function_arn, split_name
 from triggerfish.control import AliasRecord
+from triggerfish.security.permissions import DEPLOY
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -57,9 +58,9 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             f"Alias not found: {function_arn(function, alias)}",
         )
 
-    async def read_body(request: Request, scope: str) -> dict[str, Any]:
+    async def read_body(request: Request, function: str) -> dict[str, Any]:
         raw = await request.body()
-        await authenticate(node, request, raw, scope)
+        await authenticate(node, request, raw, DEPLOY, function)
         try:
             body = orjson.loads(raw or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -97,10 +98,10 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             raise invalid_parameter("alias operations take an unqualified function name")
         return function
 
-    @router.post("/functions/{name}/aliases", summary="CreateAlias (Lambda)")
+    @router.post("/functions/{name}/aliases", summary="CreateAlias (Lambda)", status_code=201)
     async def create_alias(name: str, request: Request) -> Response:
         function = plain(name)
-        body = await read_body(request, "deploy")
+        body = await read_body(request, function)
         alias = body.get("Name")
         if not isinstance(alias, str) or not alias:
             raise invalid_parameter("Name is required: the alias's name")
@@ -117,23 +118,25 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
     @router.get("/functions/{name}/aliases/{alias}", summary="GetAlias (Lambda)")
     async def get_alias(name: str, alias: str, request: Request) -> Response:
         function = plain(name)
-        await authenticate(node, request, await request.body(), "read")
+        await authenticate(node, request, await request.body(), DEPLOY, function)
         return json_response(await one(await find(function, alias)))
 
     @router.put("/functions/{name}/aliases/{alias}", summary="UpdateAlias (Lambda)")
     async def update_alias(name: str, alias: str, request: Request) -> Response:
         function = plain(name)
-        body = await read_body(request, "deploy")
+        body = await read_body(request, function)
         current = await find(function, alias)
         number = await version_of(function, body, required=False)
         if number is None:
             return json_response(await one(current))
         return json_response(await one(await aliases.set(function, alias, number)))
 
-    @router.delete("/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)")
+    @router.delete(
+        "/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)", status_code=204
+    )
     async def delete_alias(name: str, alias: str, request: Request) -> Response:
         function = plain(name)
-        await authenticate(node, request, await request.body(), "deploy")
+        await authenticate(node, request, await request.body(), DEPLOY, function)
         await find(function, alias)
         await aliases.delete(function, alias)
         return Response(status_code=204)
@@ -141,7 +144,7 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
     @router.get("/functions/{name}/aliases", summary="ListAliases (Lambda)")
     async def list_aliases(name: str, request: Request) -> Response:
         function = plain(name)
-        await authenticate(node, request, await request.body(), "read")
+        await authenticate(node, request, await request.body(), DEPLOY, function)
         wanted = request.query_params.get("FunctionVersion")
         items: list[Item] = []
         records = await aliases.all(function)

@@ -5,7 +5,9 @@ An error is a JSON body ``{"Type": "User", "message": ...}`` (``"Message"`` for
 ``ResourceNotFoundException``, as Lambda spells it) with the code in the
 ``x-amzn-ErrorType`` header, which is where botocore's rest-json parser reads it.
 ``LambdaRoute`` turns every exception a route raises into such a response, so no
-error of these paths is answered as ``application/problem+json``.
+error of these paths is answered as ``application/problem+json`` (but for the 431 of
+``api.limits``, which refuses a head before any route). ``RESPONSES`` declares them in
+the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from triggerfish import errors
+from triggerfish.api.problems import RESPONSES as PROBLEM_RESPONSES
 from triggerfish.api.raw import Reply
 from triggerfish.security.sigv4 import S3AuthError
 
@@ -49,6 +53,51 @@ class LambdaError(errors.TriggerfishError):
         self.kind = kind
         self.headers = headers or {}
         self.extra = extra or {}
+
+
+class LambdaErrorDocument(BaseModel):
+    """Lambda's error body; the error's code is in the ``x-amzn-ErrorType`` header."""
+
+    model_config = ConfigDict(extra="allow")
+
+    Type: str | None = None
+    message: str | None = None
+    Message: str | None = None
+
+
+def _answer(description: str, codes: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {
+            "x-amzn-ErrorType": {"description": codes, "schema": {"type": "string"}},
+        },
+        "content": {
+            "application/json": {
+                "schema": {"$ref": f"#/components/schemas/{LambdaErrorDocument.__name__}"}
+            }
+        },
+    }
+
+
+#: The error answers of the Lambda API, as OpenAPI ``responses`` (``api.openapi`` adds
+#: the ``LambdaErrorDocument`` schema they refer to).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _answer(
+        "A parameter, the payload or the signature is not valid.",
+        "InvalidParameterValueException, InvalidRequestContentException, "
+        "IncompleteSignatureException",
+    ),
+    403: _answer(
+        "Credentials are missing or not valid, or do not allow this operation.",
+        "MissingAuthenticationTokenException, UnrecognizedClientException, "
+        "InvalidSignatureException, AccessDeniedException",
+    ),
+    404: _answer("The function, version or alias does not exist.", "ResourceNotFoundException"),
+    409: _answer("The alias exists already.", "ResourceConflictException"),
+    413: _answer("The body is over this operation's limit.", "RequestTooLargeException"),
+    429: _answer("The function is at its concurrency limit.", "TooManyRequestsException"),
+    431: PROBLEM_RESPONSES[431],
+}
 
 
 def invalid_parameter(message: str) -> LambdaError:

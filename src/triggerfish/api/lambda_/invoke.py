@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from triggerfish.api.lambda_.auth import authenticate
+from triggerfish.api.lambda_.auth import principal
 from triggerfish.api.lambda_.errors import LambdaError, invalid_parameter
 from triggerfish.api.lambda_.shapes import LATEST, qualifier_or_live, split_name
 from triggerfish.api.raw import RawRequest, Reply
+from triggerfish.security.permissions import INVOKE
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -94,9 +95,10 @@ class Invocations:
         node = self._node
         limit = node.settings.sync_payload_limit
         body = await request.body(limit, lambda: _too_large(limit))
-        await authenticate(node, request, body, "invoke")
+        who = await principal(node, request, body)
         headers = request.headers
         function, qualifier = split_name(name, request.query.get("Qualifier"))
+        who.require(INVOKE, f"{function}:{qualifier_or_live(qualifier)}")
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         log_type = headers.get("x-amz-log-type", "None")
         if kind not in INVOCATION_TYPES:

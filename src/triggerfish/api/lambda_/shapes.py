@@ -22,6 +22,7 @@ from typing import Any
 
 from triggerfish.api.lambda_.errors import invalid_parameter
 from triggerfish.control import LIVE, VersionRecord
+from triggerfish.functions.references import shown
 from triggerfish.runtime.base import FunctionSpec
 
 LATEST = "$LATEST"
@@ -107,5 +108,7 @@ def configuration(
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{version.function}"},
     }
     if settings.environment:
-        shape["Environment"] = {"Variables": dict(settings.environment)}
+        # A variable that refers to a secret reads "secret:NAME", never the value.
+        variables = {key: shown(value) for key, value in settings.environment.items()}
+        shape["Environment"] = {"Variables": variables}
     return shape

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from triggerfish.api.s3 import buckets as b
 from triggerfish.api.s3 import objects as o
+from triggerfish.api.s3.access import authorize
 from triggerfish.api.s3.request import S3Request, bucket_from_host
 from triggerfish.api.s3.xml import error_response
 from triggerfish.errors import AdapterError, TriggerfishError, ValidationError
@@ -189,7 +190,9 @@ class S3App:
             req.credentials = await verify(
                 req.method, req.path, req.query, req.headers, self.keys.secret
             )
-            _operation, handler = route(req)
+            req.principal = self.keys.principal(req.credentials.access_key)
+            operation, handler = route(req)
+            authorize(req.principal, operation, req)
             response = await handler(self.buckets, req)
         except Exception as exc:
             error = self._error(exc, req, head=head)

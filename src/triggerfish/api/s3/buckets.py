@@ -10,9 +10,11 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
+from triggerfish.api.s3.access import require_key, visible
 from triggerfish.api.s3.objects import quoted
 from triggerfish.api.s3.request import S3Request
 from triggerfish.api.s3.xml import NAMESPACE, XML_TYPE, Node, iso_time, parse, xml_response
+from triggerfish.security.permissions import S3_WRITE
 from triggerfish.sources.buckets import BucketStore, InvalidObjectError, Listing
 from triggerfish.sources.buckets.notifications import OWNER
 
@@ -20,10 +22,11 @@ OWNER_NODE: Node = ("Owner", [("ID", OWNER), ("DisplayName", OWNER)])
 MAX_DELETE = 1000
 
 
-async def list_buckets(store: BucketStore, _req: S3Request) -> Response:
+async def list_buckets(store: BucketStore, req: S3Request) -> Response:
     buckets: list[Node] = [
         ("Bucket", [("Name", name), ("CreationDate", iso_time(created))])
         for name, created in await store.list_buckets()
+        if visible(req, name)
     ]
     return xml_response("ListAllMyBucketsResult", [OWNER_NODE, ("Buckets", buckets)])
 
@@ -158,6 +161,8 @@ async def delete_objects(store: BucketStore, req: S3Request) -> Response:
         )
     if any(not key for key in keys):
         raise InvalidObjectError("MalformedXML", "every Object needs a Key")
+    for key in keys:
+        require_key(req, S3_WRITE, key)
     await store.delete_objects(req.bucket, keys, actor=req.actor())
     children: list[Node] = [] if quiet else [("Deleted", [("Key", key)]) for key in keys]
     return xml_response("DeleteResult", children)

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from starlette.responses import Response, StreamingResponse
 
-from triggerfish.api.s3.request import S3Request
+from triggerfish.api.s3.request import MAX_PART_SIZE, S3Request
 from triggerfish.api.s3.xml import Node, http_time, iso_time, parse, xml_response
 from triggerfish.sources.buckets import (
     BucketStore,
@@ -241,7 +241,7 @@ async def upload_part(store: BucketStore, req: S3Request) -> Response:
         if "x-amz-copy-source" in req.headers:
             await _copy_part(store, req, writer)
         else:
-            await req.read_into(writer)
+            await req.read_into(writer, limit=MAX_PART_SIZE)
     except BaseException:
         await store.discard(writer)
         raise

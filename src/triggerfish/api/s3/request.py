@@ -3,7 +3,9 @@ signature, and its body, read while checking what the signature and headers prom
 
 A body is checked against ``x-amz-content-sha256`` (or each chunk's signature for
 ``aws-chunked`` uploads), ``Content-MD5`` and ``x-amz-checksum-crc32`` when given;
-a body that does not match is refused before anything is stored.
+a body that does not match is refused before anything is stored. S3's own size limits
+hold: a request that declares a body over 5 GiB is refused (``EntityTooLarge``) before
+its signature is checked, and a body is refused as soon as it streams past its limit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from triggerfish.security.permissions import Principal
 from triggerfish.security.sigv4 import (
     STREAMING_MODES,
     UNSIGNED,
@@ -31,6 +34,16 @@ from triggerfish.sources.buckets.errors import InvalidObjectError
 from triggerfish.sources.buckets.notifications import Actor
 
 MAX_XML_BODY = 4 * 1024 * 1024
+#: S3's limits: the object of one PutObject, and one part of a multipart upload.
+MAX_PUT_SIZE = 5 * 1024**3
+MAX_PART_SIZE = 5 * 1024**3
+
+
+def entity_too_large(limit: int) -> InvalidObjectError:
+    return InvalidObjectError(
+        "EntityTooLarge",
+        f"Your proposed upload exceeds the maximum allowed size of {limit} bytes.",
+    )
 
 
 class BadDigestError(S3AuthError):
@@ -59,6 +72,7 @@ class S3Request:
     headers: dict[str, str]
     request_id: str = field(default_factory=lambda: secrets.token_hex(8).upper())
     credentials: Credentials | None = None
+    principal: Principal | None = None  # who signed it, with their permissions
 
     @classmethod
     def parse(cls, request: Request, domains: Sequence[str]) -> S3Request:
@@ -84,6 +98,10 @@ class S3Request:
             name, _, rest = path[1:].partition("/")
             bucket = name or None
             key = rest or None
+        # aws-chunked bodies declare their payload's length apart from their own.
+        declared = headers.get("x-amz-decoded-content-length") or headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > MAX_PUT_SIZE:
+            raise entity_too_large(MAX_PUT_SIZE)
         return cls(request, request.method.upper(), path, bucket, key, query, headers)
 
     @property
@@ -107,9 +125,10 @@ class S3Request:
             request_id=self.request_id,
         )
 
-    async def read_into(self, writer: BlobWriter) -> None:
-        """Stream the body into ``writer``, checking it; raise on a mismatch."""
-        await self._read(writer.write)
+    async def read_into(self, writer: BlobWriter, *, limit: int = MAX_PUT_SIZE) -> None:
+        """Stream the body into ``writer``, checking it; raise on a mismatch, or once
+        it is over ``limit`` bytes."""
+        await self._read(writer.write, limit)
 
     async def read_small(self, limit: int = MAX_XML_BODY) -> bytes:
         parts: list[bytes] = []
@@ -125,13 +144,14 @@ class S3Request:
         await self._read(keep)
         return b"".join(parts)
 
-    async def _read(self, sink: Callable[[bytes], object]) -> None:
+    async def _read(self, sink: Callable[[bytes], object], limit: int = MAX_PUT_SIZE) -> None:
         assert self.credentials is not None
         claimed = self.credentials.payload_hash
         chunked = ChunkedBody(self.credentials) if claimed in STREAMING_MODES else None
         sha256 = hashlib.sha256() if claimed != UNSIGNED and chunked is None else None
         md5 = hashlib.md5(usedforsecurity=False) if "content-md5" in self.headers else None
         crc = 0
+        size = 0
         async for data in self.request.stream():
             if chunked is not None:
                 data = chunked.feed(data)
@@ -142,6 +162,9 @@ class S3Request:
             if md5 is not None:
                 md5.update(data)
             crc = zlib.crc32(data, crc)
+            size += len(data)
+            if size > limit:
+                raise entity_too_large(limit)
             sink(data)
         trailers: dict[str, str] = {}
         if chunked is not None:

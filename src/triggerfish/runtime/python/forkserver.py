@@ -104,7 +104,10 @@ class ForkServer:
                             break
                     self._reap()
                     continue
-                data, fds, _, _ = socket.recv_fds(self._control, MAX_MESSAGE, MAX_FDS)
+                try:
+                    data, fds, _, _ = socket.recv_fds(self._control, MAX_MESSAGE, MAX_FDS)
+                except ConnectionResetError:  # closed with a request unread: the same
+                    data, fds = b"", []
                 if not data:
                     for extra in fds:
                         os.close(extra)
