@@ -242,6 +242,7 @@ class Node:
         await self.dispatcher.stop(grace=grace)
         await self.sinks.stop()
         await self.executor.stop(grace=grace)
+        self.sandbox.close()
         await self.recorder.stop()
         await self.buckets.stop()
         await self.bus.stop()

@@ -248,6 +248,14 @@ class Sandbox:
         self.level = Level("partial" if missing else "full", tuple(missing))
         return self.level
 
+    def close(self) -> None:
+        """Remove this node's cgroup folders (its environments are gone by now)."""
+        self._remove_leftovers()
+        for hierarchy in self._hierarchies:
+            with contextlib.suppress(OSError):
+                hierarchy.base.rmdir()
+        self._hierarchies = []
+
     # -- identities ----------------------------------------------------------------------
 
     def _identity_file(self) -> Path:

@@ -90,3 +90,11 @@ def test_killing_a_cell_ends_every_process_in_it(sandbox: Sandbox) -> None:
     assert cell.remove()
     parent.wait(5)
     assert parent.returncode == -9
+
+
+def test_a_closed_sandbox_leaves_no_cgroup_behind(sandbox: Sandbox) -> None:
+    cell = sandbox.cell("f", 128, None)
+    assert cell is not None
+    bases = {folder.parent for folder in cell.folders}
+    sandbox.close()  # a cell left over (a node killed mid-way) goes with it
+    assert not any(base.exists() for base in bases)
