@@ -97,6 +97,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _answer("The body is over this operation's limit.", "RequestTooLargeException"),
     429: _answer("The function is at its concurrency limit.", "TooManyRequestsException"),
     431: PROBLEM_RESPONSES[431],
+    503: _answer(
+        "The store or the bus is away for now; send it again (Retry-After).",
+        "ServiceException",
+    ),
 }
 
 
@@ -145,6 +149,12 @@ def lambda_error(exc: Exception) -> LambdaError:
         return invalid_parameter("; ".join(parts) or "invalid request")
     if isinstance(exc, errors.NotFoundError):
         return LambdaError(404, "ResourceNotFoundException", message)
+    if isinstance(exc, errors.AdapterError):
+        # The store or the bus is away: SDKs retry a 503 by themselves.
+        log.warning("Lambda API request failed: %s", exc)
+        return LambdaError(
+            503, "ServiceException", message, kind="Service", headers={"Retry-After": "1"}
+        )
     if isinstance(exc, errors.TriggerfishError):
         log.error("Lambda API request failed: %s", exc, exc_info=exc)
         return LambdaError(500, "ServiceException", message, kind="Service")
