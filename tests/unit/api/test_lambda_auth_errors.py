@@ -134,7 +134,8 @@ def parsed(exc: Exception) -> dict[str, Any]:
         (errors.ValidationError("bad", field="qualifier"), 400, "InvalidParameterValueException"),
         (S3AuthError("SignatureDoesNotMatch", "no"), 403, "InvalidSignatureException"),
         (S3AuthError("InvalidAccessKeyId", "who"), 403, "UnrecognizedClientException"),
-        (errors.AdapterError("disk"), 500, "ServiceException"),
+        (errors.AdapterError("the store is away"), 503, "ServiceException"),
+        (errors.TriggerfishError("disk"), 500, "ServiceException"),
     ],
 )
 def test_errors_parse_to_the_codes_boto3_raises(exc: Exception, status: int, code: str) -> None:
