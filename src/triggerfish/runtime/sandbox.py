@@ -31,6 +31,7 @@ drops to the function's user.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -43,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.protocol import Confinement
 
 #: Where a host's cgroup hierarchies are mounted.
@@ -60,14 +62,18 @@ def confine(confinement: Confinement) -> None:
     """In the new process: join the cgroups, drop every supplementary group, then the
     group and the user. Raises OSError when any step fails: the process must not run
     the function unconfined."""
-    pid = str(os.getpid())
-    for procs in confinement.procs:
-        with open(procs, "w") as join:
-            join.write(pid)
+    _join(confinement.procs, os.getpid())
     if os.getuid() == 0:
         os.setgroups([])
         os.setgid(confinement.gid)
         os.setuid(confinement.uid)
+
+
+def _join(procs: list[str], pid: int) -> None:
+    """Move ``pid`` into the cgroups whose ``cgroup.procs`` files are ``procs``."""
+    for path in procs:
+        with open(path, "w") as join:
+            join.write(str(pid))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +100,14 @@ class Cell:
     def adopt(self, pid: int) -> None:
         """Move ``pid`` (a process the node started as the function's user, such as a
         pre-started Node.js) into the cell, before it runs any of the function's code."""
-        for procs in self.confinement.procs:
-            with open(procs, "w") as join:
-                join.write(str(pid))
+        _join(self.confinement.procs, pid)
+
+    def runs(self, spec: FunctionSpec) -> FunctionSpec:
+        """``spec`` as it runs in this cell: from the function's own copy of its code,
+        where the cell has one."""
+        if self.code_dir is None:
+            return spec
+        return dataclasses.replace(spec, code_dir=self.code_dir)
 
     def pids(self) -> set[int]:
         found: set[int] = set()

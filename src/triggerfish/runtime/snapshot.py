@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import socket
 import time
@@ -81,8 +80,8 @@ async def create_template(
     cell = None
     if options.sandbox is not None:
         cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
-        if cell is not None and cell.code_dir is not None:
-            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+        if cell is not None:
+            spec = cell.runs(spec)
     try:
         made = await _create(spec, options, zygote, cell)
     except BaseException:

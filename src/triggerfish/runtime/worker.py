@@ -41,7 +41,6 @@ socket but does not exit is killed after ``EXIT_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fcntl
 import os
 import signal
@@ -575,8 +574,7 @@ async def _from_blank(
         return None
     try:
         cell = sandbox.fit(blank.cell, spec.function, spec.memory, spec.code_dir)
-        if cell.code_dir is not None:
-            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+        spec = cell.runs(spec)
         user = cell.confinement.uid if sandbox.uses_users and template is None else None
         blank.sock.sendall(encode_frame(Become(str(spec.code_dir), env, user, user)))
     except BaseException:
@@ -601,8 +599,8 @@ async def _launch(
     cell = None
     if options.sandbox is not None:
         cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
-        if cell is not None and cell.code_dir is not None:
-            spec = dataclasses.replace(spec, code_dir=cell.code_dir)
+        if cell is not None:
+            spec = cell.runs(spec)
     confinement = None if cell is None else cell.confinement
     process: ProcessHandle | None = None
     try:
