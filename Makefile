@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-bench install-node services run test lint bench clean
+.PHONY: install install-bench install-node install-browser services run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,15 @@ run: install
 install-node:
 	bash scripts/install-node.sh
 
+install-browser:
+	bash scripts/install-browser.sh
+
 # Starts the local brokers the broker tests use; a server that cannot start makes its
 # tests skip on a developer's machine (and fail in CI).
 services:
 	-bash scripts/services.sh
 
-test: install install-node services
+test: install install-node install-browser services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import ConfigError
+from triggerfish.runtime.base import DEFAULT_REGION
+from triggerfish.runtime.node.sdk import default_sdk_dir
 
 MB = 1024 * 1024
 
@@ -42,13 +44,20 @@ class Settings:
     retention: float = 7 * 86400.0  # retention of topics created without one
     housekeeping_interval: float = 60.0  # seconds between retention passes
     log_level: str = "info"
+    log_format: str = "text"  # of the server's own log lines: text or json (one object a line)
     memory_capacity: int = 0  # MB that environments may use in all; 0: the machine's memory
     sandbox: bool = True  # confine functions where the machine allows (docs/security.md)
     sandbox_dir: str = ""  # what functions' users reach; default: beside the data (see docs)
+    node_sdk_dir: str = ""  # the AWS SDK of Node.js functions; default: data_dir/runtimes/...
     max_processes: int = 256  # processes and threads an environment may have (sandboxed)
     source_process: bool = True  # broker sources in a process of their own (else in the node)
     price_per_request: float = 0.20 / 1_000_000  # USD, AWS Lambda's published x86 price
     price_per_gb_second: float = 0.0000166667  # USD
+    region: str = DEFAULT_REGION  # AWS_REGION of functions, and the region of every ARN
+    # OpenTelemetry (docs/tracing.md): spans go to this OTLP/HTTP endpoint; empty: off.
+    # Read from OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME as well.
+    otel_endpoint: str = ""
+    otel_service_name: str = "triggerfish"
 
     @property
     def resolved_store_url(self) -> str:
@@ -57,6 +66,12 @@ class Settings:
     @property
     def resolved_bus_url(self) -> str:
         return self.bus_url or f"sqlite:///{self.data_dir / 'bus.db'}"
+
+    @property
+    def resolved_node_sdk_dir(self) -> Path:
+        """Where ``triggerfish runtimes install-sdk`` puts the AWS SDK v3 packages of
+        Node.js functions, and where the node looks for them."""
+        return Path(self.node_sdk_dir) if self.node_sdk_dir else default_sdk_dir(self.data_dir)
 
     @property
     def token_path(self) -> Path:
@@ -74,6 +89,8 @@ _FIELDS = {f.name: f for f in fields(Settings)}
 _PREFIX = "TRIGGERFISH_"
 # Short names kept for convenience: TRIGGERFISH_DATA as DESIGN.md names it.
 _ALIASES = {"data": "data_dir", "store": "store_url", "bus": "bus_url"}
+# OpenTelemetry's own variables, read as settings (below the TRIGGERFISH_* ones).
+_OTEL = {"OTEL_EXPORTER_OTLP_ENDPOINT": "otel_endpoint", "OTEL_SERVICE_NAME": "otel_service_name"}
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
@@ -113,6 +130,9 @@ def load_settings(
                 known = ", ".join(sorted(_FIELDS))
                 raise ConfigError(f"{toml_path}: unknown setting {key!r} (known: {known})")
             values[name] = _coerce(name, raw, str(toml_path))
+    for key, name in _OTEL.items():
+        if env.get(key):
+            values[name] = env[key]
     for key, raw in env.items():
         if not key.startswith(_PREFIX) or key == _PREFIX + "CONFIG":
             continue
@@ -123,4 +143,7 @@ def load_settings(
     for name, raw in (overrides or {}).items():
         if raw is not None:
             values[name] = _coerce(name, raw, f"option --{name.replace('_', '-')}")
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format: expected text or json, got {settings.log_format!r}")
+    return settings

@@ -90,6 +90,7 @@ class Context:
         "log_group_name",
         "log_stream_name",
         "memory_limit_in_mb",
+        "trace_context",
     )
 
     def __init__(
@@ -104,6 +105,7 @@ class Context:
         log_stream_name: str = "",
         deadline: float | None = None,
         client_context: Mapping[str, Any] | None = None,
+        trace_context: Mapping[str, str] | None = None,
         payload: Any = None,
         emitter: Emitter | None = None,
     ) -> None:
@@ -117,6 +119,9 @@ class Context:
         self.log_stream_name = log_stream_name
         self.identity = CognitoIdentity()
         self.client_context = ClientContext(client_context) if client_context else None
+        #: The W3C trace context of this invocation's handler span (``traceparent``, and
+        #: ``tracestate`` when there is one): ``opentelemetry.propagate.extract`` takes it.
+        self.trace_context: dict[str, str] = dict(trace_context) if trace_context else {}
         #: The triggering CloudEvent (structured JSON form) when the payload is one.
         self.event: dict[str, Any] | None = payload if _is_cloud_event(payload) else None
         self._deadline = deadline  # time.monotonic() value; None means no limit

@@ -1,5 +1,6 @@
-"""Time-sortable ids for invocations and events: 26 characters, ULID layout,
-increasing within a process.
+"""Ids: time-sortable ids for invocations and events, and the tag of a node.
+
+Ids are 26 characters, ULID layout, increasing within a process.
 
 The first 10 characters are the milliseconds since the Unix epoch and the last 16 are
 random, both in Crockford's base 32, so sorting ids as strings sorts them by creation
@@ -12,15 +13,22 @@ from ``os.urandom``, not from ``os.urandom`` itself. A child made by ``fork`` dr
 new seed, and its next id jumps ahead (by a random step below 2**64) of the ones its
 parent can still make in the same millisecond, so parent and child do not make the same
 ids.
+
+A node's tag (``node_tag``) is a short digest of its data directory: the same across
+restarts of the node, different for the nodes of a cluster even on one machine. It
+names what a node keeps apart from the others (consumer names, client ids, the
+sandbox's folders).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
 import time
 import weakref
+from pathlib import Path
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {char: index for index, char in enumerate(_ALPHABET)}
@@ -184,6 +192,11 @@ def id_time(value: str) -> float:
 def id_floor(timestamp: float) -> str:
     """The smallest id that could be made at ``timestamp`` (for range queries on ids)."""
     return _encode(max(0, int(timestamp * 1000)), 10) + "0" * 16
+
+
+def node_tag(data_dir: Path) -> str:
+    """The tag of the node whose data directory is ``data_dir``: 8 hex characters."""
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
 
 
 # Ids of one process must increase together, so the process shares one generator. It

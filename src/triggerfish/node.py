@@ -9,6 +9,7 @@ as ``node.control``.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import uuid
@@ -28,9 +29,11 @@ from triggerfish.errors import AdapterError
 from triggerfish.functions.artifacts import ArtifactStore
 from triggerfish.functions.build import Builder
 from triggerfish.functions.deployer import Deployer
+from triggerfish.ids import node_tag
 from triggerfish.observe.costs import CostMeter, Prices
 from triggerfish.observe.metrics import Metrics
 from triggerfish.observe.recorder import Recorder
+from triggerfish.observe.tracing import Tracer
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.runtime.sandbox import Sandbox, lock_data_dir
 from triggerfish.security.access_keys import AccessKeys
@@ -40,7 +43,6 @@ from triggerfish.security.secrets import SecretStore
 from triggerfish.sinks import Sinks
 from triggerfish.sources.base import SourceKind
 from triggerfish.sources.brokers import broker_kinds
-from triggerfish.sources.brokers.base import node_tag
 from triggerfish.sources.brokers.urls import redact_url
 from triggerfish.sources.buckets import BucketKind, BucketStore
 from triggerfish.sources.files import FilesKind
@@ -75,6 +77,7 @@ class Node:
             node_tag(data),
             root_dir=Path(settings.sandbox_dir) if settings.sandbox_dir else None,
             max_processes=settings.max_processes,
+            shared=(settings.resolved_node_sdk_dir,),
         )
         self.sandbox.start(enabled=settings.sandbox)
         self.builder = Builder(self.sandbox.envs_dir() or data / "envs")
@@ -86,6 +89,7 @@ class Node:
         )
         self.executor = ProcessExecutor(
             work_dir=data / "run",
+            node_sdk=settings.resolved_node_sdk_dir,
             idle_ttl=settings.idle_ttl,
             memory_capacity=settings.memory_capacity,
             sandbox=self.sandbox,
@@ -107,7 +111,11 @@ class Node:
         # On a cluster the buckets live in the shared store, in its own transactions.
         shared = self.store.transactions if self.clustered else None
         self.buckets = BucketStore(
-            data / "buckets", self.bus, database=shared, retention=settings.retention
+            data / "buckets",
+            self.bus,
+            database=shared,
+            retention=settings.retention,
+            region=settings.region,
         )
         # What the executor runs, resolved once per function and qualifier; the
         # application layer drops them after every change.
@@ -116,7 +124,7 @@ class Node:
             self.deployer,
             access_keys=self.access_keys,
             endpoint=settings.resolved_url,
-            region=self.buckets.region,
+            region=settings.region,
             secrets=self.secrets,
             retire=self.executor.retire,
         )
@@ -125,6 +133,8 @@ class Node:
         self.emitter = Emitter(
             self.bus, known_broker=self.sinks.known, destinations_of=self.specs.destinations_of
         )
+        # OpenTelemetry spans (docs/tracing.md); None when no endpoint is set.
+        self.tracer = open_tracer(settings)
         self.tokens = TokenRegistry(
             self.store, settings.token_path, last_use=self.last_use, announce=self._announce_change
         )
@@ -137,6 +147,8 @@ class Node:
             emitter=self.emitter,
             default_retention=settings.retention,
             lease_margin=settings.lease_margin,
+            tracer=self.tracer,
+            region=settings.region,
         )
         self.invoker = Invoker(
             self.bus,
@@ -148,9 +160,15 @@ class Node:
             sync_limit=settings.sync_payload_limit,
             async_limit=settings.async_payload_limit,
             json_depth_limit=settings.json_depth_limit,
+            tracer=self.tracer,
         )
         self.source_process = (
-            SourceProcess(self.bus, label=str(data.resolve()), log_level=settings.log_level)
+            SourceProcess(
+                self.bus,
+                label=str(data.resolve()),
+                log_level=settings.log_level,
+                log_format=settings.log_format,
+            )
             if settings.source_process
             else None
         )
@@ -218,7 +236,7 @@ class Node:
         if self.sandbox.uses_users:
             # Now that the databases and folders exist: functions' users pass through to
             # the sandbox's folder (when it lies in the data directory), nothing else.
-            lock_data_dir(self.settings.data_dir, open_folders=("sandbox",))
+            lock_data_dir(self.settings.data_dir, open_folders=("sandbox", "runtimes"))
         self.running = True
         # What is alive now (modules, the application, the components) lives as long as
         # the node: take it out of the cyclic collector's reach. A full collection walks
@@ -242,6 +260,8 @@ class Node:
         await self.dispatcher.stop(grace=grace)
         await self.sinks.stop()
         await self.executor.stop(grace=grace)
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.close)  # sends the spans still queued
         self.sandbox.close()
         await self.recorder.stop()
         await self.buckets.stop()
@@ -259,7 +279,8 @@ class Node:
             HostedKind(kind, process) if process is not None and kind.runs_apart else kind
             for kind in broker_kinds()
         ]
-        return [ScheduleKind(), FilesKind(), HttpRouteKind(), BucketKind(self.buckets), *brokers]
+        schedules = ScheduleKind(region=self.settings.region)
+        return [schedules, FilesKind(), HttpRouteKind(), BucketKind(self.buckets), *brokers]
 
     async def _changed_elsewhere(self) -> None:
         """Another node of the cluster changed functions, aliases, triggers or brokers,
@@ -284,6 +305,16 @@ class Node:
             "bus": self.settings.resolved_bus_url.partition(":")[0],
             "sandbox": str(self.sandbox.level),
         }
+
+
+def open_tracer(settings: Settings) -> Tracer | None:
+    """The tracer that sends spans to ``settings.otel_endpoint``; None when it is not
+    set, and then OpenTelemetry is not even imported."""
+    if not settings.otel_endpoint:
+        return None
+    from triggerfish.observe.otlp import otlp_tracer
+
+    return otlp_tracer(settings.otel_endpoint, service_name=settings.otel_service_name)
 
 
 async def reach_backends(settings: Settings) -> None:

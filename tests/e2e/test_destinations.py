@@ -99,7 +99,7 @@ def test_a_deploy_with_a_missing_variable_is_refused(tmp_path: Path) -> None:
         result = server.cli("deploy", str(manifest))
         assert result.returncode != 0
         said = " ".join((result.stdout + result.stderr).split())
-        assert "brokers.out.url: the environment variable NOT_SET_ANYWHERE is not set" in said
+        assert "brokers.out.url: ${NOT_SET_ANYWHERE}: the server's environment variable" in said
     finally:
         server.stop()
 

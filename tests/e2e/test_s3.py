@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from support.lambda_api import new_key
+from support.s3 import s3_client, s3_node
 from support.server import Server
 from support.services import in_ci
 
@@ -29,27 +30,6 @@ pytestmark = pytest.mark.e2e
 
 MB = 1024 * 1024
 AWS_CLI_PATHS = ("/root/.pyenv/versions/3.11.7/bin/aws",)
-
-
-def s3_ready(server: Server) -> None:
-    """Skip (fail in CI) when this server does not serve the S3 API."""
-    with server.client() as api:
-        if api.get("/v1/keys").status_code == 404:
-            message = "this server does not serve /v1/keys and the S3 API"
-            if in_ci():
-                pytest.fail(message)
-            pytest.skip(message)
-
-
-def s3_client(server: Server, key: tuple[str, str], **config: Any) -> BaseClient:
-    return boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        aws_access_key_id=key[0],
-        aws_secret_access_key=key[1],
-        region_name="us-east-1",
-        config=Config(**config) if config else None,
-    )
 
 
 def multipart_etag(data: bytes, part_size: int) -> str:
@@ -70,12 +50,8 @@ def aws_cli() -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(tmp_path_factory.mktemp("s3") / "data").start()
-    try:
-        s3_ready(server)
+    with s3_node(tmp_path_factory.mktemp("s3")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -290,6 +290,28 @@ def test_a_read_token_reads_and_changes_nothing(server: Server) -> None:
         assert "lacks the 'publish' scope" in problem(publish(api, "orders"), 403)
 
 
+def environments(api: httpx.Client, function: str) -> list[dict[str, Any]]:
+    response = api.get(f"/v1/functions/{function}")
+    assert response.status_code == 200, response.text
+    return [version["config"]["environment"] for version in response.json()["versions"]]
+
+
+def test_environment_values_are_shown_only_to_who_may_deploy_the_function(
+    server: Server,
+) -> None:
+    reader = new_token(server, "--scope", "read")
+    deployer = new_token(server, "--scope", "read", "--scope", "deploy", "--function", "target")
+    with bearer(server, reader) as api:
+        assert environments(api, "target") == [{"NOTE": "****"}]
+        assert environments(api, "other") == [{"NOTE": "****"}]
+        assert "target-env" not in api.get("/v1/functions/target").text
+    with bearer(server, deployer) as api:
+        assert environments(api, "target") == [{"NOTE": "target-env"}]
+        assert environments(api, "other") == [{"NOTE": "****"}]
+    with server.client() as admin:
+        assert environments(admin, "other") == [{"NOTE": "other-private"}]
+
+
 def test_an_expired_token_is_refused(server: Server) -> None:
     with server.client() as admin:
         made = admin.post("/v1/tokens", json={"name": "brief", "scopes": ["read"], "expires_in": 1})

@@ -3,118 +3,29 @@ is refused or contained (docs/security.md)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import yaml
 
 from support.projects import write_project
-from support.sandbox import readable_python
+from support.sandbox import (
+    HOSTILE,
+    OTHER,
+    REFUSED,
+    add_node_function,
+    invoke,
+    readable_python,
+    try_the_files,
+)
 from support.server import Server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MAX_PROCESSES = 64
-
-HOSTILE = """
-import os, socket, subprocess, time, urllib.request
-
-def attempt(action):
-    try:
-        action()
-        return "allowed"
-    except OSError as exc:
-        return type(exc).__name__
-
-def read(path, size=-1):
-    with open(path, "rb") as source:
-        return source.read(size)
-
-def handler(event, context):
-    what = event["try"]
-    data = event.get("data", "")
-    if what == "whoami":
-        return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
-                "tmp": os.environ["TMPDIR"], "cwd": os.getcwd()}
-    if what == "files":
-        zygote = os.getppid()
-        with open(f"/proc/{zygote}/stat") as stat:
-            server = int(stat.read().rsplit(")", 1)[1].split()[1])
-        scratch = os.path.join(os.environ["TMPDIR"], "mine")
-        return {
-            "admin.token": attempt(lambda: read(os.path.join(data, "admin.token"))),
-            "store.db": attempt(lambda: read(os.path.join(data, "store.db"), 16)),
-            "access-keys.key": attempt(lambda: read(os.path.join(data, "access-keys.key"))),
-            "list data": attempt(lambda: os.listdir(data)),
-            "artifacts": attempt(lambda: os.listdir(os.path.join(data, "artifacts"))),
-            "server environ": attempt(lambda: read(f"/proc/{server}/environ", 64)),
-            "zygote environ": attempt(lambda: read(f"/proc/{zygote}/environ", 64)),
-            "other code": attempt(lambda: read(event["other"])),
-            "other scratch": attempt(lambda: os.listdir(event["other_tmp"])),
-            "own scratch": attempt(lambda: open(scratch, "w").write("x")),
-        }
-    if what == "network":
-        with urllib.request.urlopen(event["url"], timeout=5) as answer:
-            return {"status": answer.status}
-    if what == "processes":
-        children = []
-        try:
-            for _ in range(200):
-                children.append(subprocess.Popen(["sleep", "30"]))
-            refused = None
-        except OSError as exc:
-            refused = type(exc).__name__
-        for child in children:
-            child.kill()
-            child.wait()
-        return {"started": len(children), "refused": refused}
-    if what == "memory":
-        code = "x = bytearray(110 * 1024 * 1024); import time; time.sleep(1)"
-        children = [subprocess.Popen(["python3", "-c", code]) for _ in range(8)]
-        return {"codes": [child.wait() for child in children]}
-    if what == "session":
-        child = subprocess.Popen(["sleep", "600"], start_new_session=True)
-        with open(os.path.join(os.environ["TMPDIR"], "escapee"), "w") as out:
-            out.write(str(child.pid))
-        time.sleep(60)
-    if what == "fd1":
-        chunk = b"x" * (1 << 20)
-        for _ in range(300):
-            os.write(1, chunk)
-        return {"wrote_mb": 300}
-    raise ValueError(what)
-"""
-
-OTHER = """
-def handler(event, context):
-    import os
-    return {"code": os.getcwd(), "tmp": os.environ["TMPDIR"]}
-"""
-
-
-NODE = """
-const fs = require("fs");
-exports.handler = async (event) => {
-  let token = "allowed";
-  try { fs.readFileSync(event.data + "/admin.token"); } catch (error) { token = error.code; }
-  return { uid: process.getuid(), token };
-};
-"""
-
-
-def add_node_function(manifest: Path) -> None:
-    (manifest.parent / "js").mkdir()
-    (manifest.parent / "js" / "index.js").write_text(NODE)
-    document = yaml.safe_load(manifest.read_text())
-    document["functions"]["js"] = {"handler": "index.handler", "code": "./js", "runtime": "nodejs"}
-    manifest.write_text(yaml.safe_dump(document))
 
 
 def alive(pid: int) -> bool:
@@ -165,11 +76,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         shutil.rmtree(reachable, ignore_errors=True)
 
 
-def invoke(node: Server, function: str, event: dict[str, Any]) -> httpx.Response:
-    with node.client(timeout=90) as api:
-        return api.post(f"/v1/functions/{function}/invoke", content=json.dumps(event))
-
-
 def test_the_node_says_its_sandbox_is_full(node: Server) -> None:
     assert "sandbox: full" in node.output()
     with node.client() as api:
@@ -185,6 +91,8 @@ def test_a_function_runs_as_a_user_of_its_own(node: Server) -> None:
     assert hostile["groups"] == []
     assert hostile["tmp"] != other["tmp"]
     assert hostile["cwd"] != other["code"]
+    # It runs from its own copy of the code, and Lambda's variables say so.
+    assert hostile["task_root"] == hostile["cwd"]
 
 
 def test_a_node_js_function_is_confined_as_well(node: Server) -> None:
@@ -197,31 +105,9 @@ def test_a_node_js_function_is_confined_as_well(node: Server) -> None:
 def test_the_data_directory_the_server_and_other_functions_are_out_of_reach(
     node: Server,
 ) -> None:
-    other = invoke(node, "other", {}).json()
-    answer = invoke(
-        node,
-        "hostile",
-        {
-            "try": "files",
-            "data": str(node.data_dir),
-            "other": os.path.join(other["code"], "main.py"),
-            "other_tmp": other["tmp"],
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    outcome = answer.json()
+    outcome = try_the_files(node)
     assert outcome.pop("own scratch") == "allowed"
-    assert outcome == {
-        "admin.token": "PermissionError",
-        "store.db": "PermissionError",
-        "access-keys.key": "PermissionError",
-        "list data": "PermissionError",
-        "artifacts": "PermissionError",
-        "server environ": "PermissionError",
-        "zygote environ": "PermissionError",
-        "other code": "PermissionError",
-        "other scratch": "PermissionError",
-    }
+    assert outcome == dict.fromkeys(REFUSED, "PermissionError")
 
 
 def test_a_function_may_reach_the_network(node: Server) -> None:

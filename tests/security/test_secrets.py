@@ -182,6 +182,28 @@ def test_a_literal_webhook_secret_is_kept_encrypted(server: Server, tmp_path: Pa
     assert files_holding(server.data_dir, [literal]) == []
 
 
+def test_a_literal_http_route_secret_is_kept_encrypted(server: Server, tmp_path: Path) -> None:
+    literal = value("literal-route")
+    route = {"route": "POST /signed-route", "auth": "hmac", "secret": literal}
+    path = project(tmp_path, {"routed": {"triggers": [{"name": "signed", "http": route}]}})
+    server.cli("deploy", str(path), check=True)
+
+    body = b'{"amount": 10}'
+    signature = hmac.new(literal.encode(), body, hashlib.sha256).hexdigest()
+    with httpx.Client(base_url=server.url) as http:
+        signed = http.post(
+            "/fn/signed-route", content=body, headers={"X-Triggerfish-Signature": signature}
+        )
+        assert signed.status_code == 200, signed.text
+        assert "pid" in signed.json()  # the function ran and answered
+        forged = hmac.new(b"a guess", body, hashlib.sha256).hexdigest()
+        refused = http.post(
+            "/fn/signed-route", content=body, headers={"X-Triggerfish-Signature": forged}
+        )
+        assert refused.status_code == 401
+    assert files_holding(server.data_dir, [literal]) == []
+
+
 def test_a_missing_secret_or_server_variable_is_refused_at_deploy(
     server: Server, tmp_path: Path
 ) -> None:
@@ -208,6 +230,39 @@ def test_a_missing_secret_or_server_variable_is_refused_at_deploy(
         assert api.get("/v1/functions/needs").status_code == 404
         assert api.get("/v1/webhooks/by-variable").status_code == 404
         assert api.get("/v1/webhooks/by-secret").status_code == 404
+
+
+def test_a_broker_url_naming_a_variable_the_server_lacks_is_refused_at_deploy(
+    server: Server, tmp_path: Path
+) -> None:
+    url = "redis://:${TF_TEST_NEVER_SET_BROKER_PASSWORD}@localhost:6379/0"
+    fix = "set it where `triggerfish up` runs and restart it, then deploy again"
+
+    path = project(tmp_path / "sink")
+    document = yaml.safe_load(path.read_text())
+    path.write_text(
+        yaml.safe_dump({**document, "brokers": {"cache": {"kind": "redis", "url": url}}})
+    )
+    refused = server.cli("deploy", str(path))
+    assert refused.returncode == 2, refused.stderr  # a configuration error
+    error = " ".join(refused.stderr.split())
+    assert "brokers.cache.url: ${TF_TEST_NEVER_SET_BROKER_PASSWORD}" in error
+    assert fix in error
+
+    source = {"source": {"kind": "redis", "url": url, "stream": "orders"}}
+    path = project(tmp_path / "source", {"fed": {"triggers": [source]}})
+    refused = server.cli("deploy", str(path))
+    assert refused.returncode == 2, refused.stderr
+    error = " ".join(refused.stderr.split())
+    assert "triggers[0].source.url: ${TF_TEST_NEVER_SET_BROKER_PASSWORD}" in error
+    assert fix in error
+
+    with server.client() as api:
+        answer = api.put("/v1/brokers/cache", json={"kind": "redis", "url": url})
+        assert answer.status_code == 400, answer.text
+        assert "${TF_TEST_NEVER_SET_BROKER_PASSWORD}" in answer.json()["detail"]
+        assert "cache" not in {b["name"] for b in api.get("/v1/brokers").json()["brokers"]}
+        assert api.get("/v1/functions/fed").status_code == 404
 
 
 def test_a_rotated_secret_reaches_a_new_environment_without_a_redeploy(

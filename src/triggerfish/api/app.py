@@ -18,9 +18,11 @@ from triggerfish.api import (
     aliases,
     brokers,
     builds,
+    chains,
     costs,
     functions,
     http_routes,
+    invocation_stream,
     invocations,
     keys,
     lambda_,
@@ -31,11 +33,14 @@ from triggerfish.api import (
     tokens,
     topics,
     webhooks,
+    whoami,
 )
 from triggerfish.api.fastpath import FastPath
 from triggerfish.api.limits import BodyLimits, HeadLimits, IngressLimits
 from triggerfish.api.openapi import Application
+from triggerfish.api.producers import Producers
 from triggerfish.api.s3 import S3Middleware, default_domains
+from triggerfish.console import create_router as console_router
 from triggerfish.errors import TriggerfishError
 
 if TYPE_CHECKING:
@@ -78,25 +83,34 @@ def create_app(
         topics.router,
         functions.router,
         aliases.router,
+        invocation_stream.router,  # before invocations': /stream is no invocation id
         invocations.router,
+        chains.router,
         builds.router,
         costs.router,
         webhooks.router,
         brokers.router,
         secrets.router,
         nodes.router,
+        whoami.router,
         keys.create_router(node.access_keys),
         tokens.create_router(node.tokens),
     ):
         app.include_router(router, responses=problems.RESPONSES)
     app.include_router(metrics.router)
+    app.include_router(console_router())
     app.include_router(lambda_.create_router(node), responses=lambda_.RESPONSES)
+    # After every other Lambda route: it answers the paths none of them serves.
+    app.include_router(lambda_.create_account_router(node), responses=lambda_.RESPONSES)
     app.add_middleware(
         S3Middleware,
         buckets=node.buckets,
         keys=node.access_keys,
         domains=default_domains(node.settings.host),
+        settings=node.control.bucket_settings,
     )
+    # In front of S3's: it takes only EventBridge's and SQS's X-Amz-Target requests.
+    app.add_middleware(Producers, node=node)
     # Outermost of the application's own middleware: limits before any work (S3's too).
     settings = node.settings
     app.add_middleware(

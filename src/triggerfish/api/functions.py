@@ -12,6 +12,7 @@ from triggerfish.api.deps import control_of, invoked, node_of, path, require
 from triggerfish.api.invoke import Params, invoke_sync
 from triggerfish.errors import ConfigError
 from triggerfish.functions.manifest import parse_function_config
+from triggerfish.security.permissions import Principal
 
 router = APIRouter(prefix="/v1", tags=["functions"])
 
@@ -57,9 +58,15 @@ async def list_functions(request: Request) -> dict[str, Any]:
     return {"functions": await control_of(request).functions.describe_all()}
 
 
-@router.get("/functions/{name}", dependencies=[Depends(require("read"))])
-async def get_function(name: str, request: Request) -> dict[str, Any]:
-    return await control_of(request).functions.describe(name)
+@router.get("/functions/{name}")
+async def get_function(
+    name: str, request: Request, principal: Annotated[Principal, Depends(require("read"))]
+) -> dict[str, Any]:
+    """A version's environment values are shown to a credential that may deploy the
+    function, as the Lambda API's ``GetFunction`` shows them; others see the names,
+    the secret references and "****" for each plain value."""
+    values = principal.allows("deploy", name)
+    return await control_of(request).functions.describe(name, environment_values=values)
 
 
 @router.delete(
@@ -89,11 +96,14 @@ async def invoke(
     node = node_of(request)
     payload = await request.body() or b"{}"
     if mode == "async":
-        stored = await node.invoker.invoke_async(name, payload, qualifier=qualifier)
+        stored = await node.invoker.invoke_async(
+            name, payload, qualifier=qualifier, trace=request.headers
+        )
         return JSONResponse(
             {"function": name, "event_id": stored.id, "offset": stored.offset}, status_code=202
         )
-    reply = await invoke_sync(node, name, payload, Params(qualifier=qualifier, log=log))
+    params = Params(qualifier=qualifier, log=log)
+    reply = await invoke_sync(node, name, payload, params, request.headers)
     return reply.response()
 
 

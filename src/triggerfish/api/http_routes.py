@@ -14,7 +14,8 @@ checked), each with API Gateway's ``{"message": ...}`` body.
 Per route ``auth``: ``none``; ``token``, an API token with the invoke scope as
 ``Authorization: Bearer`` (the header is not passed to the function); ``hmac``, the
 hex HMAC-SHA256 of the body with the route's secret in ``X-Triggerfish-Signature``
-(``sha256=<hex>`` or ``<hex>``).
+(``sha256=<hex>`` or ``<hex>``). The route table keeps a literal secret sealed, as the
+store does; it is opened for each request whose signature is checked.
 
 The routes are read from the store and kept until ``Control.generation`` moves (after
 any change of functions, aliases or triggers).
@@ -37,6 +38,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from triggerfish.api.forwarded import forward
 from triggerfish.api.raw import RawRequest
 from triggerfish.control import Control, TriggerRecord
 from triggerfish.errors import (
@@ -51,7 +53,7 @@ from triggerfish.events.model import is_json_content_type, is_text_content_type
 from triggerfish.functions.triggers import HttpOptions
 from triggerfish.ids import new_id
 from triggerfish.runtime.base import InvocationResult
-from triggerfish.sources.routes import Route, best_route, parse_route, resolve_secret
+from triggerfish.sources.routes import Route, best_route, parse_route
 from triggerfish.sources.routes import signature_matches as _signature_matches
 
 if TYPE_CHECKING:
@@ -128,7 +130,7 @@ async def answer(request: Request) -> Response:
     # A token is checked before the body is read; a signature needs the body, read
     # while counting it (``api.limits`` refuses a longer one before this route runs).
     signed = target.options.auth == "hmac"
-    if not signed and (refused := _authenticate(request, node, target.options, b"", invoked)):
+    if not signed and (refused := _authenticate(request, node, target, b"", invoked)):
         return refused
     limit = node.settings.sync_payload_limit
     try:
@@ -137,12 +139,15 @@ async def answer(request: Request) -> Response:
         )
     except PayloadTooLargeError:
         return message(413, "Request Entity Too Large", {"Connection": "close"})
-    if signed and (refused := _authenticate(request, node, target.options, body, invoked)):
+    if signed and (refused := _authenticate(request, node, target, body, invoked)):
         return refused
     event = gateway_event(request, route, params, body, options=target.options)
     try:
         result = await node.invoker.invoke(
-            target.trigger.function, orjson.dumps(event), qualifier=target.trigger.qualifier
+            target.trigger.function,
+            orjson.dumps(event),
+            qualifier=target.trigger.qualifier,
+            trace=request.headers,
         )
     except ThrottledError as exc:
         return message(429, "Too Many Requests", {"Retry-After": str(round(exc.retry_after))})
@@ -165,9 +170,10 @@ def _route_path(request: Request) -> str:
 
 
 def _authenticate(
-    request: Request, node: Node, options: HttpOptions, body: bytes, invoked: str
+    request: Request, node: Node, target: RouteTarget, body: bytes, invoked: str
 ) -> Response | None:
     """None when the request may go on, else the response refusing it."""
+    options, trigger_id = target.options, target.trigger.id
     if options.auth == "token":
         kind, _, token = request.headers.get("authorization", "").partition(" ")
         if kind.lower() != "bearer" or not token.strip():
@@ -180,7 +186,7 @@ def _authenticate(
             return message(401, "Unauthorized", {"WWW-Authenticate": 'Bearer realm="triggerfish"'})
     elif options.auth == "hmac":
         try:
-            secret = resolve_secret(options.secret or "")
+            secret = node.control.functions.route_secret(trigger_id, options)
         except ConfigError as exc:
             log.error("route %s: %s", options.route, exc)
             return message(500, "Internal Server Error")
@@ -209,6 +215,7 @@ def gateway_event(
         if name == "authorization" and options.auth == "token":
             continue  # the API token stays with Triggerfish
         headers[name] = f"{headers[name]},{value}" if name in headers else value
+    source_ip = forward(headers, request.scope)
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     query: dict[str, str] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
@@ -236,7 +243,7 @@ def gateway_event(
             "method": request.method,
             "path": path,
             "protocol": f"HTTP/{request.scope.get('http_version', '1.1')}",
-            "sourceIp": request.client.host if request.client else "",
+            "sourceIp": source_ip,
             "userAgent": headers.get("user-agent", ""),
         },
         "requestId": new_id(),

@@ -22,6 +22,7 @@ DETAIL_FIELDS = ("stack_trace", "logs", "request_bytes")
 def invocation_json(record: InvocationRecord, *, full: bool = False) -> dict[str, Any]:
     """The record as JSON; ``full`` adds logs, stack trace and the result."""
     out = dataclasses.asdict(record)
+    del out["events"]  # the chain's, shown by /v1/chains
     result = out.pop("result")
     if not full:
         for name in DETAIL_FIELDS:

@@ -10,6 +10,7 @@ before the body is read, so that a request it declines still has its body for th
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,10 +44,19 @@ def function_of(path: str) -> str | None:
     return path_part(path, PREFIX, SUFFIX)
 
 
-async def invoke_sync(node: Node, name: str, payload: bytes, params: Params) -> Reply:
+async def invoke_sync(
+    node: Node,
+    name: str,
+    payload: bytes,
+    params: Params,
+    trace: Mapping[str, str] | None = None,
+) -> Reply:
     """Run ``name`` now: 200 with the handler's result, or with its error document and
-    ``X-Triggerfish-Function-Error: Unhandled`` (as Lambda answers a function error)."""
-    result = await node.invoker.invoke(name, payload or b"{}", qualifier=params.qualifier)
+    ``X-Triggerfish-Function-Error: Unhandled`` (as Lambda answers a function error).
+    ``trace``: the request's headers (their ``traceparent``, when tracing is on)."""
+    result = await node.invoker.invoke(
+        name, payload or b"{}", qualifier=params.qualifier, trace=trace
+    )
     reply = Reply(
         200,
         headers=[
@@ -99,7 +109,7 @@ class NativeInvoke:
     async def handle(self, name: str, request: RawRequest, params: Params) -> Reply:
         limit = self._node.settings.sync_payload_limit
         payload = await request.body(limit, lambda: _too_large(limit))
-        return await invoke_sync(self._node, name, payload, params)
+        return await invoke_sync(self._node, name, payload, params, request.headers)
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

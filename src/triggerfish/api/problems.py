@@ -88,6 +88,13 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def error_status(exc: BaseException) -> int:
+    """The HTTP status an error is answered with (500 for one not of Triggerfish's)."""
+    if not isinstance(exc, errors.TriggerfishError):
+        return 500
+    return next(st for family, st, _k in STATUS if isinstance(exc, family))
+
+
 def problem_reply(exc: errors.TriggerfishError) -> Reply:
     """The problem document of an error, for the plain-ASGI paths (``api.raw``)."""
     status, kind = next((st, k) for family, st, k in STATUS if isinstance(exc, family))

@@ -41,7 +41,13 @@ _CYCLE_ATTRIBUTES = (
     "on_response",
     "receive",
     "run_asgi",
+    "waiting_for_100_continue",
+    "more_body",
+    "body",
 )
+#: Scope extension (and cycle attribute) of an ``Expect: 100-continue`` request whose
+#: body was not asked for yet (``_watch_continue``).
+CONTINUE_UNSENT = "triggerfish.continue_unsent"
 INTERNAL_ERROR = Reply(500, b"Internal Server Error", media_type=b"text/plain; charset=utf-8")
 
 
@@ -50,6 +56,7 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
     protocol with ``fast``'s requests answered in place; ``"httptools"`` or ``"h11"``
     (uvicorn's own) when this uvicorn's protocol is not the one this module knows."""
     try:
+        import httptools
         from uvicorn.protocols.http.httptools_impl import (
             STATUS_LINE,
             HttpToolsProtocol,
@@ -67,6 +74,8 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
 
     class HotPathProtocol(HttpToolsProtocol):
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            if cycle.waiting_for_100_continue:
+                _watch_continue(cycle)
             route = fast.route(cycle.scope) if app is self.app else None
             if route is None:
                 super()._start_asgi_task(cycle, app)
@@ -74,6 +83,20 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
             task = self.loop.create_task(_serve(cycle, app, route))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
+
+        def on_response_complete(self) -> None:
+            cycle = self.cycle
+            if (
+                getattr(cycle, CONTINUE_UNSENT, False)
+                and cycle.keep_alive
+                and cycle.more_body
+                and not cycle.body
+            ):
+                # Answered before asking for the body of an ``Expect: 100-continue``
+                # request: the client never got its 100 Continue and sends no body, so
+                # the parser must not wait for one; the next bytes are a new request.
+                self.parser = httptools.HttpRequestParser(self)
+            super().on_response_complete()
 
     async def _serve(cycle: Any, app: Any, route: Route) -> None:
         try:
@@ -96,6 +119,22 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
         _finish(cycle, response)
 
     return HotPathProtocol
+
+
+def _watch_continue(cycle: Any) -> None:
+    """Mark ``cycle`` (an ``Expect: 100-continue`` request) as one whose body will not
+    come unless its ``receive`` is called: the scope's extension ``CONTINUE_UNSENT``
+    tells the application that answering without reading the body leaves the connection
+    usable."""
+    setattr(cycle, CONTINUE_UNSENT, True)
+    cycle.scope.setdefault("extensions", {})[CONTINUE_UNSENT] = {}
+    receive = cycle.receive
+
+    async def asked() -> Any:
+        setattr(cycle, CONTINUE_UNSENT, False)
+        return await receive()
+
+    cycle.receive = asked
 
 
 def _response(cycle: Any, reply: Reply, status_lines: dict[int, bytes]) -> bytes:

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from triggerfish.api.problems import error_status
 from triggerfish.api.raw import RawRequest, Reply, path_part, token_allows
 from triggerfish.errors import ValidationError
 from triggerfish.events.http import body_too_large, parse_http
+from triggerfish.observe.tracing import IngestTrace
 
 if TYPE_CHECKING:
     from triggerfish.node import Node
@@ -31,12 +33,34 @@ def topic_of(path: str) -> str | None:
 
 async def publish_reply(node: Node, topic: str, headers: Mapping[str, str], body: bytes) -> Reply:
     """Store the events of one request on ``topic``: 202 once they are durable."""
+    if node.tracer is None:
+        return await _publish(node, topic, headers, body, None)
+    trace = IngestTrace(
+        node.tracer,
+        f"publish {topic}",
+        headers,
+        {"http.route": "/v1/topics/{topic}/events", "messaging.destination.name": topic},
+    )
+    try:
+        reply = await _publish(node, topic, headers, body, trace)
+    except Exception as exc:
+        trace.finished(error_status(exc), error=f"{type(exc).__name__}: {exc}")
+        raise
+    trace.finished(reply.status)
+    return reply
+
+
+async def _publish(
+    node: Node, topic: str, headers: Mapping[str, str], body: bytes, trace: IngestTrace | None
+) -> Reply:
     settings = node.settings
     events = parse_http(
         headers, body, max_size=settings.async_payload_limit, max_depth=settings.json_depth_limit
     )
     if not events:
         raise ValidationError("the batch holds no event", field="body")
+    if trace is not None:
+        events = trace.stamp(events)
     results = await node.control.topics.publish(topic, events)
     duplicates = sum(1 for r in results if r.duplicate)
     document = {

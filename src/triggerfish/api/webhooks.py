@@ -29,6 +29,7 @@ from triggerfish.events.depth import check_depth
 from triggerfish.events.model import is_json_content_type
 from triggerfish.functions.fields import NAME_RE, NAME_RULE
 from triggerfish.functions.webhooks import WebhookConfig
+from triggerfish.observe.tracing import IngestTrace
 from triggerfish.sources.webhooks import (
     SignatureError,
     check_secret,
@@ -109,7 +110,17 @@ async def receive(name: str, request: Request) -> JSONResponse:
     if body and is_json_content_type(headers.get("content-type") or "application/octet-stream"):
         check_depth(body, settings.json_depth_limit, what="the webhook's JSON body")
     event = webhook_event(name, config, headers, body, signature=signature)
-    (stored,) = await node.control.topics.publish(config.topic, [event])
+    if node.tracer is None:
+        (stored,) = await node.control.topics.publish(config.topic, [event])
+    else:
+        trace = IngestTrace(
+            node.tracer,
+            f"webhook {name}",
+            headers,
+            {"http.route": "/v1/webhooks/{name}", "messaging.destination.name": config.topic},
+        )
+        (stored,) = await node.control.topics.publish(config.topic, trace.stamp([event]))
+        trace.finished(202)
     return JSONResponse(
         {
             "webhook": name,

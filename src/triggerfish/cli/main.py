@@ -21,7 +21,7 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import aliases, costs, dlq, keys, nodes, tokens, up
+from triggerfish.cli import aliases, costs, dlq, keys, nodes, runtimes, tokens, trace, up
 from triggerfish.cli import secrets as secrets_cli
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
@@ -30,7 +30,7 @@ from triggerfish.config import Settings, load_settings
 from triggerfish.errors import TriggerfishError
 from triggerfish.events import new_event, to_structured_json
 from triggerfish.functions.manifest import load_manifest
-from triggerfish.functions.package import pack_directory
+from triggerfish.functions.package import pack_function
 
 app = typer.Typer(
     name="triggerfish",
@@ -42,6 +42,7 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.command("costs")(costs.costs)
 app.command("nodes")(nodes.nodes)
+app.command("trace")(trace.trace)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
 app.add_typer(keys.app, name="keys", help="Access keys for the S3 and Lambda APIs.")
@@ -50,6 +51,9 @@ app.add_typer(
     secrets_cli.app, name="secrets", help="Secrets for functions' environments and webhooks."
 )
 app.add_typer(aliases.app, name="alias", help="Point aliases at versions: promote, roll back.")
+app.add_typer(
+    runtimes.app, name="runtimes", help="What functions get from this machine: the AWS SDK."
+)
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
@@ -102,7 +106,7 @@ def deploy(
         for name, config in manifest.functions.items():
             code_dir = manifest.code_dir(name)
             with console.status(f"packaging and deploying {name} ...") as status:
-                code_zip = pack_directory(code_dir)
+                code_zip = pack_function(code_dir, manifest.layer_dirs(name))
                 request = functools.partial(
                     api.json,
                     "PUT",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
@@ -11,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from triggerfish.api.app import create_asgi
 from triggerfish.api.limits import limit_heads
@@ -19,6 +19,7 @@ from triggerfish.cli.output import console
 from triggerfish.config import load_settings
 from triggerfish.functions.manifest import Manifest, load_manifest
 from triggerfish.node import Node, reach_backends
+from triggerfish.observe.logs import configure_logging
 
 
 def drive_hints(manifest: Manifest) -> list[str]:
@@ -64,6 +65,9 @@ def up(
         Path | None, typer.Option("--deploy", help="Deploy this manifest once started.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="Server log lines: text or json [text].")
+    ] = None,
     store: Annotated[
         str | None,
         typer.Option(
@@ -86,12 +90,12 @@ def up(
             "port": port,
             "data_dir": data_dir,
             "log_level": log_level,
+            "log_format": log_format,
             "store_url": store,
             "bus_url": bus,
         }
     )
-    level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if settings.store_url or settings.bus_url:
         # A store or bus on a server that cannot be reached stops here, with one line
         # that names it (the embedded files in the data directory need no such check).
@@ -110,7 +114,7 @@ def up(
                 console.print(f"deployed {result.function} {result.version} ({state})")
             for hint in drive_hints(load_manifest(deploy)):
                 console.print(hint, markup=False)
-        console.print(f"sandbox: {started.sandbox.level}", markup=False)
+        console.print(f"sandbox: {started.sandbox.level}", markup=False, soft_wrap=True)
         console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
 
     app = create_asgi(node, on_start=after_start)
@@ -126,6 +130,8 @@ def up(
         h11_max_incomplete_event_size=settings.header_size_limit,
         loop="uvloop" if find_spec("uvloop") else "asyncio",
         log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's own records go through the handler set up above.
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace),
         lifespan="on",

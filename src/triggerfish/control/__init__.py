@@ -5,6 +5,7 @@ return are listed here too, so its callers need nothing from the store or the bu
 from triggerfish.bus.base import GroupInfo, PublishResult, StoredEvent, TopicInfo
 from triggerfish.control.aliases import Aliases
 from triggerfish.control.brokers import Brokers
+from triggerfish.control.bucket_settings import BucketSettings
 from triggerfish.control.control import Control
 from triggerfish.control.functions import Functions
 from triggerfish.control.housekeeping import Housekeeping
@@ -26,6 +27,7 @@ __all__ = [
     "AliasRecord",
     "Aliases",
     "Brokers",
+    "BucketSettings",
     "Control",
     "DeadLetters",
     "Functions",

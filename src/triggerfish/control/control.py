@@ -6,7 +6,8 @@ redrives; so do the reads the API answers. The HTTP API, the Lambda API and
 ``triggerfish up --deploy`` call it; none of them reaches the store or the bus.
 
 Each concept is one part, an attribute: ``functions``, ``aliases``, ``topics``,
-``webhooks``, ``brokers``, ``invocations``, ``secrets``; ``specs`` resolves what the
+``webhooks``, ``brokers``, ``invocations``, ``secrets``, ``bucket_settings`` (what S3
+keeps with a bucket: its CORS rules); ``specs`` resolves what the
 executor runs (with the values of the secrets it refers to).
 After a change of functions, aliases or triggers, ``changed`` puts it in force: it
 is the one step every such change ends with. Its local half, ``invalidate_local``,
@@ -26,6 +27,8 @@ from pathlib import Path
 from triggerfish.bus.base import Bus
 from triggerfish.control.aliases import Aliases
 from triggerfish.control.brokers import Brokers
+from triggerfish.control.bucket_settings import BucketSettings
+from triggerfish.control.chains import Chains
 from triggerfish.control.functions import Functions
 from triggerfish.control.invocations import Invocations
 from triggerfish.control.secrets import Secrets
@@ -91,6 +94,8 @@ class Control:
         )
         self.brokers = Brokers(store, sinks, changed=self._announced)
         self.invocations = Invocations(store)
+        self.chains = Chains(store)
+        self.bucket_settings = BucketSettings(store)
 
     async def start(self) -> None:
         """Provision the live version of every function (once the executor runs), and

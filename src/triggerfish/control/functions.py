@@ -5,6 +5,11 @@ A deploy checks the triggers against the source kinds this node runs, the
 destinations against its brokers, and that every secret and server variable it refers
 to exists, before anything is stored; after it, and after a delete, ``changed`` puts
 the new state in force.
+
+The secret of an HTTP route with ``auth: hmac`` written as itself is stored sealed
+(``SecretStore.seal``, for that route's trigger) and opened by ``route_secret`` when a
+request's signature is checked. A route stored as written by an older release still
+works, and is sealed at its function's next deploy.
 """
 
 from __future__ import annotations
@@ -22,12 +27,18 @@ from triggerfish.functions.brokers import parse_target
 from triggerfish.functions.deployer import Deployer, DeployResult
 from triggerfish.functions.manifest import FunctionConfig
 from triggerfish.functions.permissions import granted
+from triggerfish.functions.references import SealedSecret
+from triggerfish.functions.triggers import HttpOptions, route_sealed_for
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.secrets import SecretStore
 from triggerfish.sinks import Sinks
 from triggerfish.sources.manager import SourceManager
+from triggerfish.sources.routes import resolve_secret
 from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
 from triggerfish.store.sql import SqlStore
+
+#: What a credential that may not deploy a function sees of its environment's values.
+MASK = "****"
 
 
 class Functions:
@@ -65,6 +76,7 @@ class Functions:
         await self._check_destinations(config, origin=origin)
         await check_environment(self._secrets, name, config.environment, where=origin)
         _check_route_variables(config, origin=origin)
+        config = self._sealed_routes(name, config, origin=origin)
         result = await self._deployer.deploy(name, config, code_zip)
         # The function's own key holds what its manifest grants, no more (and is made
         # now, when this is the function's first deploy).
@@ -78,6 +90,33 @@ class Functions:
         await self._store.delete_function(name)
         await self._access_keys.retire_function(name)  # its key dies with it
         await self._changed(name)
+
+    def route_secret(self, trigger_id: str, options: HttpOptions) -> str | None:
+        """The secret that signs the requests of the HTTP route of trigger
+        ``trigger_id`` (None when it has none); ConfigError when a variable it reads
+        is not set or its sealed secret does not open."""
+        secret = options.secret
+        if isinstance(secret, SealedSecret):
+            return self._secrets.open_sealed(secret.sealed, route_sealed_for(trigger_id))
+        return None if secret is None else resolve_secret(secret)
+
+    def _sealed_routes(self, name: str, config: FunctionConfig, *, origin: str) -> FunctionConfig:
+        """``config`` with the literal secret of each HTTP route sealed for its trigger;
+        ConfigError for a sealed one that does not open for it."""
+        triggers = []
+        for index, trigger in enumerate(config.triggers):
+            http, purpose = trigger.http, route_sealed_for(trigger.group_id(name))
+            if http is not None and isinstance(http.secret, SealedSecret):
+                try:
+                    self._secrets.open_sealed(http.secret.sealed, purpose)
+                except ConfigError as exc:
+                    raise ConfigError(f"{origin}triggers[{index}].http.secret: {exc}") from None
+            elif http is not None and (literal := http.literal_secret) is not None:
+                secret = SealedSecret(sealed=self._secrets.seal(literal, purpose))
+                http = http.model_copy(update={"secret": secret})
+                trigger = trigger.model_copy(update={"http": http})
+            triggers.append(trigger)
+        return config.model_copy(update={"triggers": triggers})
 
     async def _check_destinations(self, config: FunctionConfig, *, origin: str) -> None:
         """Destinations must name brokers this server has; their topics are created."""
@@ -140,8 +179,10 @@ class Functions:
             )
         return out
 
-    async def describe(self, name: str) -> dict[str, Any]:
-        """One function: its versions (with their stored settings), aliases, triggers."""
+    async def describe(self, name: str, *, environment_values: bool = True) -> dict[str, Any]:
+        """One function: its versions (with their stored settings), aliases, triggers.
+        Without ``environment_values`` each plain value of a version's environment is
+        shown as ``MASK`` (names and secret references stay)."""
         function = await self._store.get_function(name)
         versions = await self._store.list_versions(name)
         aliases = await self._store.list_aliases(name)
@@ -154,7 +195,7 @@ class Functions:
                     "version": v.version,
                     "number": v.number,
                     "created_at": v.created_at,
-                    "config": v.config,
+                    "config": v.config if environment_values else _masked(v.config),
                 }
                 for v in versions
             ],
@@ -175,7 +216,7 @@ class Functions:
                     "id": sub.id,
                     "function": sub.function,
                     "topic": sub.topic,
-                    "filters": list(sub.filters),
+                    "filters": [*sub.filters, *sub.envelope_filters],
                     "retry": asdict(sub.retry),
                     "dead_letter": sub.dead_letter_topic,
                     "batch_size": sub.batch_size,
@@ -187,13 +228,21 @@ class Functions:
         return out
 
 
+def _masked(config: dict[str, Any]) -> dict[str, Any]:
+    """A version's stored settings with the plain values of its environment masked."""
+    environment = config.get("environment")
+    if not isinstance(environment, dict):
+        return config
+    shown = {k: MASK if isinstance(v, str) else v for k, v in environment.items()}
+    return {**config, "environment": shown}
+
+
 def _check_route_variables(config: FunctionConfig, *, origin: str) -> None:
     """An HTTP route signed with ``env:NAME`` needs NAME set on this server."""
     for index, trigger in enumerate(config.triggers):
         http = trigger.http
-        if http is None or http.auth != "hmac" or not (http.secret or "").startswith("env:"):
+        if http is None or http.auth != "hmac" or (variable := http.variable_name) is None:
             continue
-        variable = (http.secret or "")[4:]
         if not os.environ.get(variable):
             raise ConfigError(
                 f"{origin}triggers[{index}].http.secret: env:{variable} is not set in the "

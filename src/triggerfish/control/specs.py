@@ -67,6 +67,9 @@ class Specs:
             self._destinations[(function, version.version)] = version.settings.destinations
             spec = await self._with_secrets(spec, version)
             spec = await self._with_aws_environment(spec)
+            logs = version.settings.logging.environment()
+            if logs:
+                spec = dataclasses.replace(spec, environment={**spec.environment, **logs})
             # A change that cleared the specs while this one was read may have made it
             # stale: it serves this call, and the next one reads the store again.
             if cleared == self._cleared:
@@ -110,4 +113,5 @@ class Specs:
             "AWS_REGION": self._region,
             "AWS_DEFAULT_REGION": self._region,
         }
-        return dataclasses.replace(spec, environment={**aws, **spec.environment})
+        environment = {**aws, **spec.environment}
+        return dataclasses.replace(spec, environment=environment, region=self._region)

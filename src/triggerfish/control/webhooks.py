@@ -13,7 +13,8 @@ import os
 from triggerfish.bus.base import Bus
 from triggerfish.control.documents import typed_documents
 from triggerfish.errors import ConfigError
-from triggerfish.functions.webhooks import SealedSecret, WebhookConfig, sealed_for
+from triggerfish.functions.references import SealedSecret
+from triggerfish.functions.webhooks import WebhookConfig, sealed_for
 from triggerfish.security.secrets import SecretStore
 from triggerfish.sources.webhooks import KIND, load_webhook, save_webhook
 from triggerfish.store.sql import SqlStore

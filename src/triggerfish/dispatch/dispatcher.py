@@ -21,7 +21,8 @@ from triggerfish.dispatch.runner import LEASE_MARGIN, Resolver, TriggerRunner
 from triggerfish.dispatch.shapes import PayloadMode
 from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
-from triggerfish.runtime.base import Executor
+from triggerfish.observe.tracing import Tracer
+from triggerfish.runtime.base import DEFAULT_REGION, Executor
 from triggerfish.store.records import TriggerRecord
 from triggerfish.store.sql import SqlStore
 
@@ -62,18 +63,21 @@ def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
     if config.get("http"):
         return None
     filters: list[dict[str, Any]] = []
-    if config.get("pattern"):
+    # Bucket triggers hand Lambda code S3's {"Records": [...]} unless told otherwise.
+    event_format = config.get("event_format") or ("aws" if config.get("bucket") else "cloudevent")
+    # An EventBridge trigger's pattern sees what its handler gets, as an EventBridge rule.
+    envelope = event_format == "eventbridge"
+    if config.get("pattern") and not envelope:
         filters.append(config["pattern"])
     if config.get("bucket"):
         filters.extend(BucketOptions.model_validate(config["bucket"]).filters())
-    # Bucket triggers hand Lambda code S3's {"Records": [...]} unless told otherwise.
-    event_format = config.get("event_format") or ("aws" if config.get("bucket") else "cloudevent")
     return Subscription(
         id=trigger.id,
         function=trigger.function,
         topic=trigger.topic,
         qualifier=trigger.qualifier,
         filters=tuple(filters),
+        envelope_filters=(config["pattern"],) if envelope and config.get("pattern") else (),
         retry=RetryPolicy.from_config(config.get("retry")),
         dead_letter=config.get("dead_letter") or "",
         batch_size=int(config.get("batch_size") or 1),
@@ -94,8 +98,12 @@ class Dispatcher:
         emitter: Emitter,
         default_retention: float | None = None,
         lease_margin: float = LEASE_MARGIN,
+        tracer: Tracer | None = None,
+        region: str = DEFAULT_REGION,
     ) -> None:
         self._bus = bus
+        self._tracer = tracer
+        self._region = region
         self._default_retention = default_retention
         self._lease_margin = lease_margin
         self._executor = executor
@@ -164,6 +172,8 @@ class Dispatcher:
                         recorder=self._recorder,
                         emitter=self._emitter,
                         lease_margin=self._lease_margin,
+                        tracer=self._tracer,
+                        region=self._region,
                     )
                     await runner.start()
                     self._runners[trigger_id] = runner

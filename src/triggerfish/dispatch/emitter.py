@@ -131,17 +131,19 @@ class Emitter:
         *,
         payload: bytes,
         attempt: int,
-    ) -> None:
-        """Publish the success record to the function's ``on_success``, if it has one."""
+    ) -> list[tuple[str, Event]]:
+        """Publish the success record to the function's ``on_success``, if it has one;
+        returns it with its destination."""
         destinations = self._destinations_of(spec)
         target = destinations.on_success if destinations else None
         if target is None or not self._reachable(spec, target):
-            return
+            return []
         record = invocation_record(
             spec, result, condition="Success", payload=payload, attempt=attempt
         )
         request = EmitRequest(topic=target, type=SUCCESS_TYPE, data=record, subject=spec.function)
-        await self.publish(spec.function, [request], deliveries[0].event)
+        events = await self.publish(spec.function, [request], deliveries[0].event)
+        return [(target, event) for event in events]
 
     async def failed(
         self,
@@ -157,7 +159,11 @@ class Emitter:
             return
         for delivery, reason in dead:
             payload = shapes.payload(
-                subscription.payload, [delivery], batched=False, topic=subscription.topic
+                subscription.payload,
+                [delivery],
+                batched=False,
+                topic=subscription.topic,
+                region=spec.region,
             )
             record = invocation_record(
                 spec,

@@ -49,6 +49,9 @@ class Subscription:
     topic: str
     qualifier: str = "live"
     filters: tuple[dict[str, Any], ...] = ()  # event patterns; all must match
+    # patterns matched against the event's EventBridge envelope (``event_format:
+    # eventbridge``); all must match too
+    envelope_filters: tuple[dict[str, Any], ...] = ()
     retry: RetryPolicy = RetryPolicy()
     dead_letter: str = ""  # topic; empty means the trigger's default "<id>.dlq"
     batch_size: int = 1

@@ -17,16 +17,24 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from triggerfish.bus.base import Bus, Delivery
-from triggerfish.dispatch import shapes
+from triggerfish.dispatch import chains, shapes
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import Subscription
 from triggerfish.errors import AdapterError, NotFoundError, TriggerfishError
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
 from triggerfish.observe.recorder import Recorder
+from triggerfish.observe.tracing import DispatchTrace, Tracer
 from triggerfish.patterns import compile as compile_pattern
 from triggerfish.patterns import event_view
-from triggerfish.runtime.base import Executor, FunctionSpec, InvocationRequest, InvocationResult
+from triggerfish.runtime.base import (
+    DEFAULT_REGION,
+    Executor,
+    FunctionSpec,
+    InvocationRequest,
+    InvocationResult,
+)
+from triggerfish.store.records import ChainEvent
 
 log = logging.getLogger("triggerfish.dispatch")
 
@@ -65,8 +73,13 @@ class TriggerRunner:
         emitter: Emitter,
         rand: random.Random | None = None,
         lease_margin: float = LEASE_MARGIN,
+        tracer: Tracer | None = None,
+        region: str = DEFAULT_REGION,
     ) -> None:
+        """``region``: the node's, named by AWS's event shapes."""
         self.subscription = subscription
+        self._tracer = tracer
+        self._region = region
         self._bus = bus
         self._executor = executor
         self._resolve = resolve
@@ -74,6 +87,7 @@ class TriggerRunner:
         self._emitter = emitter
         self._rand = rand or random.Random()
         self._matchers = [compile_pattern(f) for f in subscription.filters]
+        self._envelope_matchers = [compile_pattern(f) for f in subscription.envelope_filters]
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -203,11 +217,17 @@ class TriggerRunner:
             )
 
     def _matches(self, event: Event) -> bool:
-        if not self._matchers:
+        if not self._matchers and not self._envelope_matchers:
             return True
         try:
-            view = event_view(event)
-            return all(matcher.matches(view) for matcher in self._matchers)
+            if self._matchers:
+                view = event_view(event)
+                if not all(matcher.matches(view) for matcher in self._matchers):
+                    return False
+            if self._envelope_matchers:
+                envelope = shapes.eventbridge_event(event, self._region)
+                return all(matcher.matches(envelope) for matcher in self._envelope_matchers)
+            return True
         except Exception:
             log.exception("trigger %s: pattern failed on event %s", self.subscription.id, event.id)
             return False
@@ -215,9 +235,14 @@ class TriggerRunner:
     async def _handle(self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]) -> None:
         sub = self.subscription
         offsets = [d.offset for d in deliveries]
+        trace: DispatchTrace | None = None
         try:
             shaped = shapes.shape(
-                sub.payload, deliveries, batched=sub.batch_size > 1, topic=sub.topic
+                sub.payload,
+                deliveries,
+                batched=sub.batch_size > 1,
+                topic=sub.topic,
+                region=spec.region,
             )
             if shaped.unshaped:
                 # An event the handler's payload cannot be built from fails its attempt
@@ -229,23 +254,42 @@ class TriggerRunner:
                 return
             payload, deliveries = shaped.payload, shaped.deliveries
             offsets = [d.offset for d in deliveries]
+            if self._tracer is not None:
+                trace = self._trace(self._tracer, topic, spec, deliveries)
             request = InvocationRequest(
                 request_id=new_id(),
                 payload=payload,
-                trace_id=_trace_id(deliveries[0].event),
+                trace_id=_trace_id(deliveries[0].event)
+                if trace is None
+                else trace.invocation.traceparent,
+                trace_state=None if trace is None else trace.invocation.handler.state,
             )
             result = await self._executor.invoke(spec, request)
+            if trace is not None:
+                trace.invocation.finished(result)
+                trace.invocation.emitting(result)
             attempt = max(d.attempt for d in deliveries)
+            chain: list[ChainEvent] = []
             if result.status == "ok":
                 try:
-                    await self._emitter.publish(spec.function, result.emitted, deliveries[0].event)
-                    await self._emitter.succeeded(
+                    events = await self._emitter.publish(
+                        spec.function, result.emitted, deliveries[0].event
+                    )
+                    published = [(r.topic, e) for r, e in zip(result.emitted, events, strict=True)]
+                    published += await self._emitter.succeeded(
                         spec, deliveries, result, payload=payload, attempt=attempt
                     )
+                    if published:
+                        # The chain goes on: its handled events are kept with what they
+                        # led to (an invocation that emits nothing is its own record).
+                        chain = chains.handled(deliveries, sub.topic)
+                        chain += chains.emitted(result.request_id, published)
                 except TriggerfishError as exc:
                     result.status = "error"
                     result.error_type = "EmitError"
                     result.error_message = str(exc)
+                if trace is not None:
+                    trace.invocation.published(error=result.error_message)
             self._recorder.record(
                 spec,
                 result,
@@ -253,6 +297,8 @@ class TriggerRunner:
                 event_ids=[d.event.id for d in deliveries],
                 attempt=attempt,
                 request_bytes=len(payload),
+                correlation=chains.correlation_of(deliveries[0].event),
+                events=chain,
             )
             if result.status != "ok":
                 await self._failed(topic, spec, deliveries, result)
@@ -278,6 +324,25 @@ class TriggerRunner:
             # events, so their leases end and the bus delivers them again.
             self._held.difference_update((topic, offset) for offset in offsets)
             raise
+        finally:
+            if trace is not None:
+                trace.finished()
+
+    def _trace(
+        self, tracer: Tracer, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]
+    ) -> DispatchTrace:
+        first = deliveries[0]
+        return DispatchTrace(
+            tracer,
+            self.subscription.id,
+            first.event,
+            topic=topic,
+            published_at=min(d.published_at for d in deliveries),
+            attempt=max(d.attempt for d in deliveries),
+            count=len(deliveries),
+            function=spec.function,
+            version=spec.version,
+        )
 
     def _ack(self, topic: str, offsets: Sequence[int]) -> None:
         self._acks.setdefault(topic, []).extend(offsets)

@@ -30,13 +30,14 @@ from typing import Any, Literal
 import orjson
 
 from triggerfish.bus.base import Delivery
+from triggerfish.events import sqs
+from triggerfish.events.eventbridge import RESOURCES
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
-from triggerfish.runtime.base import InvocationResult
+from triggerfish.runtime.base import ACCOUNT, DEFAULT_REGION, InvocationResult
+from triggerfish.sources.buckets.notifications import eventbridge_event as s3_eventbridge_event
 
 PayloadMode = Literal["cloudevent", "data", "eventbridge", "sqs"]
-REGION = "local"
-ACCOUNT = "000000000000"
 
 
 def _data(event: Event) -> Any:
@@ -50,9 +51,17 @@ def _cloudevent(event: Event) -> dict[str, Any]:
     return event.to_dict(strict=True)
 
 
-def eventbridge_event(event: Event) -> dict[str, Any]:
+def eventbridge_event(event: Event, region: str = DEFAULT_REGION) -> dict[str, Any]:
     """The EventBridge envelope of a CloudEvent: type -> detail-type, data -> detail,
-    subject -> resources."""
+    subject -> resources (all of them from a ``resources`` extension, as ``PutEvents``
+    keeps them), in the node's ``region``. A change of a bucket is shaped as S3 sends
+    it to EventBridge."""
+    try:
+        s3 = s3_eventbridge_event(event, account=ACCOUNT)
+    except (KeyError, TypeError):  # an S3-like event that is not one of the store's
+        s3 = None
+    if s3 is not None:
+        return s3
     return {
         "version": "0",
         "id": event.id,
@@ -60,45 +69,75 @@ def eventbridge_event(event: Event) -> dict[str, Any]:
         "source": event.source,
         "account": ACCOUNT,
         "time": event.time or _now(),
-        "region": REGION,
-        "resources": [event.subject] if event.subject else [],
+        "region": region,
+        "resources": _resources(event),
         "detail": _data(event) if event.data is not None else {},
     }
 
 
-def sqs_record(delivery: Delivery, topic: str) -> dict[str, Any]:
+def _resources(event: Event) -> list[str]:
+    listed = event.extensions.get(RESOURCES)
+    if isinstance(listed, str):
+        try:
+            value = orjson.loads(listed)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    return [event.subject] if event.subject else []
+
+
+def sqs_record(delivery: Delivery, topic: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
     """One SQS message as Lambda's SQS event source hands it over: the data as ``body``
     (its JSON text, or the text), attributes from the bus, extensions as attributes."""
     event = delivery.event
     body = (event.data or b"").decode("utf-8", errors="replace")
     sent = str(int(delivery.published_at * 1000))
-    return {
+    attributes = {
+        "ApproximateReceiveCount": str(delivery.attempt),
+        "SentTimestamp": sent,
+        "SenderId": event.source,
+        "ApproximateFirstReceiveTimestamp": sent,
+    }
+    record: dict[str, Any] = {
         "messageId": event.id,
         "receiptHandle": f"{topic}:{delivery.group}:{delivery.offset}",
         "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": str(delivery.attempt),
-            "SentTimestamp": sent,
-            "SenderId": event.source,
-            "ApproximateFirstReceiveTimestamp": sent,
-        },
-        "messageAttributes": {
+        "attributes": attributes,
+    }
+    if sqs.is_message(event):  # sent with SendMessage: its own attributes, as sent
+        extra, message_attributes = sqs.record_parts(event)
+        attributes.update(extra)
+        if "MessageGroupId" in extra:
+            attributes["SequenceNumber"] = str(delivery.offset)
+        record["messageAttributes"] = message_attributes
+        if message_attributes:
+            record["md5OfMessageAttributes"] = sqs.lambda_md5_of_attributes(message_attributes)
+    else:
+        record["messageAttributes"] = {
             name: {"stringValue": str(value), "dataType": "String"}
             for name, value in {"type": event.type, **event.extensions}.items()
-        },
+        }
+    return record | {
         "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{topic}",
-        "awsRegion": REGION,
+        "eventSourceARN": f"arn:aws:sqs:{region}:{ACCOUNT}:{topic}",
+        "awsRegion": region,
     }
 
 
 def payload(
-    mode: PayloadMode, deliveries: Sequence[Delivery], *, batched: bool, topic: str
+    mode: PayloadMode,
+    deliveries: Sequence[Delivery],
+    *,
+    batched: bool,
+    topic: str,
+    region: str = DEFAULT_REGION,
 ) -> bytes:
+    """The handler's payload of ``deliveries`` in ``mode``; AWS's shapes name ``region``."""
     events = [d.event for d in deliveries]
     if mode == "sqs":
-        return orjson.dumps({"Records": [sqs_record(d, topic) for d in deliveries]})
+        return orjson.dumps({"Records": [sqs_record(d, topic, region) for d in deliveries]})
     if mode == "data":
         if not batched:
             return events[0].data or b"null"
@@ -106,10 +145,13 @@ def payload(
         if all(isinstance(v, dict) and isinstance(v.get("Records"), list) for v in values):
             return orjson.dumps({"Records": [r for v in values for r in v["Records"]]})
         return orjson.dumps(values)
-    shape = eventbridge_event if mode == "eventbridge" else _cloudevent
+    if mode == "eventbridge":
+        if not batched:
+            return orjson.dumps(eventbridge_event(events[0], region))
+        return orjson.dumps([eventbridge_event(e, region) for e in events])
     if not batched:
-        return orjson.dumps(shape(events[0]))
-    return orjson.dumps([shape(e) for e in events])
+        return orjson.dumps(_cloudevent(events[0]))
+    return orjson.dumps([_cloudevent(e) for e in events])
 
 
 @dataclass(slots=True)
@@ -138,11 +180,17 @@ def _why(exc: Exception) -> str:
 
 
 def shape(
-    mode: PayloadMode, deliveries: Sequence[Delivery], *, batched: bool, topic: str
+    mode: PayloadMode,
+    deliveries: Sequence[Delivery],
+    *,
+    batched: bool,
+    topic: str,
+    region: str = DEFAULT_REGION,
 ) -> Shaped:
     """``payload``, setting aside the deliveries it cannot be built from."""
     try:
-        return Shaped(payload(mode, deliveries, batched=batched, topic=topic), deliveries)
+        whole = payload(mode, deliveries, batched=batched, topic=topic, region=region)
+        return Shaped(whole, deliveries)
     except Exception as exc:
         if not batched or len(deliveries) == 1:
             return Shaped(None, [], list(deliveries), _why(exc))
@@ -151,14 +199,14 @@ def shape(
     unshaped: list[Delivery] = []
     for delivery in deliveries:
         try:
-            payload(mode, [delivery], batched=True, topic=topic)
+            payload(mode, [delivery], batched=True, topic=topic, region=region)
         except Exception as exc:
             unshaped.append(delivery)
             error = _why(exc)
         else:
             kept.append(delivery)
     try:
-        built = payload(mode, kept, batched=True, topic=topic) if kept else None
+        built = payload(mode, kept, batched=True, topic=topic, region=region) if kept else None
     except Exception as exc:  # only together: none of them can be delivered
         return Shaped(None, [], list(deliveries), _why(exc))
     return Shaped(built, kept, unshaped, error)

@@ -15,8 +15,10 @@ deploy starts afresh. Each build's log is kept as ``root/<key>.log``.
 
 Reaching the runtime. An environment is made without the server's site-packages, so a
 function sees only the standard library, its own requirements, and what the bootstrap
-needs: ``triggerfish`` (the runtime), ``msgspec``, ``orjson`` and ``typing_extensions``.
-Those are symbolic links in ``root/_runtime``, which a ``.pth`` file in each environment
+needs: ``triggerfish`` (the runtime), ``msgspec``, ``orjson`` and ``typing_extensions``,
+and what Lambda's runtimes bundle: ``boto3`` (with ``botocore``, ``s3transfer`` and
+their imports) and ``setuptools`` (``pkg_resources``). Those are symbolic links in
+``root/_runtime``, which a ``.pth`` file in each environment
 appends to ``sys.path`` *after* its own site-packages. Designs rejected:
 ``--system-site-packages`` leaks every server dependency (FastAPI, SQLAlchemy, ...) into
 the function, so code works here and breaks elsewhere, and the installer treats the
@@ -57,6 +59,21 @@ from triggerfish.errors import BuildError, NotFoundError
 REQUIREMENTS = "requirements.txt"
 PYPROJECT = "pyproject.toml"
 RUNTIME_MODULES = ("triggerfish", "msgspec", "orjson", "typing_extensions")
+#: What Lambda's Python runtimes give every function beside the standard library: the
+#: AWS SDK (with what it imports) and setuptools' ``pkg_resources``. A function that
+#: pins its own copy in its requirements gets its own: the environment's site-packages
+#: come first on ``sys.path``.
+BUNDLED_MODULES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six",
+    "setuptools",
+    "pkg_resources",
+)
 BUILD_FORMAT = b"triggerfish-env-1\n"
 READY = ".triggerfish-ready"
 RUNTIME_DIR = "_runtime"
@@ -396,7 +413,7 @@ class Builder:
             return
         overlay = self.root / RUNTIME_DIR
         overlay.mkdir(parents=True, exist_ok=True)
-        for name in RUNTIME_MODULES:
+        for name in (*RUNTIME_MODULES, *BUNDLED_MODULES):
             source = _module_location(name)
             if source is None:
                 continue

@@ -27,8 +27,8 @@ from triggerfish.functions.artifacts import ArtifactStore
 from triggerfish.functions.build import Builder, BuildResult
 from triggerfish.functions.fields import NAME_RULE
 from triggerfish.functions.manifest import FunctionConfig, Manifest
-from triggerfish.functions.package import pack_directory, version_digest, version_id
-from triggerfish.runtime.base import FunctionSpec
+from triggerfish.functions.package import pack_function, version_digest, version_id
+from triggerfish.runtime.base import LATEST, FunctionSpec
 from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
 from triggerfish.store.sql import SqlStore
 
@@ -123,7 +123,9 @@ class Deployer:
         """Package each function's code folder and deploy it, in manifest order."""
         results = []
         for name, config in manifest.functions.items():
-            code_zip = await asyncio.to_thread(pack_directory, manifest.code_dir(name))
+            code_zip = await asyncio.to_thread(
+                pack_function, manifest.code_dir(name), manifest.layer_dirs(name)
+            )
             results.append(await self.deploy(name, config, code_zip))
         return results
 
@@ -144,8 +146,8 @@ class Deployer:
 
     def spec_for(self, version: VersionRecord, *, qualifier: str = LIVE) -> FunctionSpec:
         """What the executor needs to run ``version``. ``qualifier`` is the alias or
-        version it was reached by; ``FunctionSpec`` has no field for it yet, so it only
-        names the version in errors."""
+        version it was reached by: ``$LATEST`` runs in environments of its own that name
+        their version so (as Lambda's do), any other in those of the version number."""
         code_dir = self.artifacts.path(version.digest)
         if not code_dir.is_dir():
             raise NotFoundError(
@@ -173,6 +175,7 @@ class Deployer:
             max_invocations=config.max_invocations,
             snapstart=config.snapstart,
             python=python,
+            label=LATEST if qualifier == LATEST else str(version.number),
         )
 
     async def _live(self, name: str) -> str | None:

@@ -62,6 +62,14 @@ def _check_runtime(value: str) -> str:
     return value
 
 
+def _check_layer(value: str) -> str:
+    if not value.strip() or "\x00" in value:
+        raise PydanticCustomError(
+            EXPECTED, "expected a layer: a folder name in layers/ or a path to a folder"
+        )
+    return value
+
+
 def _parse_duration(value: Any) -> Any:
     """Turn ``30``, ``"30s"``, ``"5m"``, ``"2h"`` or ``"7d"`` into whole seconds."""
     if isinstance(value, bool):
@@ -102,6 +110,7 @@ EnvKey = Annotated[str, AfterValidator(_check_env_key)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 HandlerName = Annotated[str, AfterValidator(_check_handler)]
 RuntimeName = Annotated[str, AfterValidator(_check_runtime)]
+LayerName = Annotated[str, AfterValidator(_check_layer)]
 
 
 class StrictModel(BaseModel):

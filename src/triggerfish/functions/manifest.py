@@ -34,11 +34,13 @@ from triggerfish.functions.fields import (
     PLAIN,
     EnvKey,
     HandlerName,
+    LayerName,
     Name,
     RuntimeName,
     StrictModel,
     TopicName,
 )
+from triggerfish.functions.logs import LogsConfig
 from triggerfish.functions.permissions import PermissionsConfig
 from triggerfish.functions.references import EnvSetting
 from triggerfish.functions.triggers import AsyncRetry, TopicConfig, TriggerConfig
@@ -97,6 +99,15 @@ class FunctionConfig(StrictModel):
         default_factory=PermissionsConfig,
         description="a mapping with buckets, publish, invoke and deploy (docs/credentials.md)",
     )
+    layers: list[LayerName] = Field(
+        default_factory=list,
+        description="a list of layer folders: a name (the folder layers/<name> beside the"
+        " manifest) or a path relative to the manifest",
+    )
+    logging: LogsConfig = Field(
+        default_factory=LogsConfig,
+        description="a mapping with format (text or json), level and system_level",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> FunctionConfig:
@@ -118,6 +129,10 @@ class FunctionConfig(StrictModel):
         exclude = {"code", "triggers", "permissions"}
         if self.destinations == Destinations():
             exclude.add("destinations")
+        if not self.layers:
+            exclude.add("layers")
+        if self.logging == LogsConfig():
+            exclude.add("logging")
         return self.model_dump(mode="json", exclude=exclude)
 
 
@@ -167,6 +182,14 @@ class Manifest(StrictModel):
         config = self.functions[function]
         return self.root / (config.code if config.code is not None else function)
 
+    def layer_dirs(self, function: str) -> list[Path]:
+        """The folders of ``function``'s layers, in order: a bare name is the folder of
+        that name in ``layers/`` beside the manifest, anything else a path from it."""
+        return [
+            self.root / (entry if "/" in entry or entry.startswith(".") else f"layers/{entry}")
+            for entry in self.functions[function].layers
+        ]
+
 
 def load_manifest(path: Path) -> Manifest:
     """Read and check ``triggerfish.yaml`` (``path`` is the file or its folder)."""
@@ -178,6 +201,12 @@ def load_manifest(path: Path) -> Manifest:
     manifest = parse_manifest(text, file)
     for name, config in manifest.functions.items():
         _check_code(file, manifest.code_dir(name), name, config)
+        for index, layer in enumerate(manifest.layer_dirs(name)):
+            if not layer.is_dir():
+                raise ConfigError(
+                    f"{file}: functions.{name}.layers[{index}]: the layer folder {layer}"
+                    " does not exist"
+                )
         # A watched folder is relative to the manifest; the server gets it absolute.
         triggers = []
         for trigger in config.triggers:

@@ -8,6 +8,12 @@ canonical JSON of the settings a version keeps, so a zip built by another tool (
 another zlib) of the same files yields the same version. A version id is the first 12
 hex characters of the digest.
 
+``pack_function`` adds a function's layers (``layers:`` in the manifest) to its package,
+their files merged in order (a later layer's file replaces an earlier one's) under
+``OPT_DIR``: a layer is part of each version deployed with it, so changing its folder
+later changes no deployed version. The runtime makes that folder what Lambda makes
+``/opt`` (``runtime.environment``).
+
 ``unpack`` refuses entries that would land outside the destination (absolute paths,
 ``..``, symbolic links) and archives larger than ``max_size`` once unpacked.
 """
@@ -20,15 +26,27 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from triggerfish.errors import BuildError
 from triggerfish.functions.manifest import FunctionConfig
+from triggerfish.runtime.base import OPT_DIR
 
 EXCLUDED_DIRS = frozenset(
-    {"__pycache__", ".git", ".venv", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+    {
+        "__pycache__",
+        ".git",
+        ".venv",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        OPT_DIR,
+    }
 )
+#: Left out of a layer: a layer's ``nodejs/node_modules`` is its very content.
+LAYER_EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 VERSION_ID_LENGTH = 12
 DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB unpacked
@@ -40,12 +58,26 @@ _EXEC_MODE = 0o755
 
 def pack_directory(path: Path) -> bytes:
     """Zip the files under ``path`` deterministically; BuildError if it is not a folder."""
+    return pack_function(path)
+
+
+def pack_function(path: Path, layers: Sequence[Path] = ()) -> bytes:
+    """Zip the code folder ``path`` and, under ``OPT_DIR``, the files of ``layers``
+    merged in order; BuildError if one is not a folder."""
     root = Path(path)
     if not root.is_dir():
         raise BuildError(f"cannot package {root}: not a folder")
+    entries = list(_walk(root))
+    merged: dict[str, Path] = {}
+    for layer in layers:
+        if not Path(layer).is_dir():
+            raise BuildError(f"cannot package the layer {layer}: not a folder")
+        for relative, file in _walk(Path(layer), LAYER_EXCLUDED_DIRS):
+            merged[f"{OPT_DIR}/{relative}"] = file
+    entries.extend(sorted(merged.items()))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for relative, file in _walk(root):
+        for relative, file in entries:
             info = zipfile.ZipInfo(relative, date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so external_attr carries the mode everywhere
@@ -59,7 +91,7 @@ def pack_directory(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
+def _walk(root: Path, excluded: frozenset[str] = EXCLUDED_DIRS) -> Iterator[tuple[str, Path]]:
     """Regular files under ``root`` (following file links), as sorted POSIX paths."""
     stack: list[tuple[str, Path]] = [("", root)]
     found: list[tuple[str, Path]] = []
@@ -72,7 +104,7 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
         for entry in entries:
             relative = f"{prefix}{entry.name}"
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in EXCLUDED_DIRS:
+                if entry.name not in excluded:
                     stack.append((relative + "/", Path(entry.path)))
             elif entry.is_file() and not entry.name.endswith(EXCLUDED_SUFFIXES):
                 found.append((relative, Path(entry.path)))

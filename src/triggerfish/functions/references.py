@@ -9,6 +9,10 @@ A function's environment maps each variable to a string or to a reference::
 and a webhook's ``secret`` may be one too. The manifest, the store and every API keep
 and show the reference, never the value: the value is read from the secrets
 (``security.secrets``) when an environment is started or a signature checked.
+
+A signing secret written as itself (a webhook's ``secret``, an HTTP route's with
+``auth: hmac``) is stored as a ``SealedSecret``: encrypted by ``SecretStore.seal`` for
+the webhook or route it signs, opened only where a signature is checked.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from triggerfish.functions.fields import EXPECTED
+from triggerfish.functions.fields import EXPECTED, StrictModel
 from triggerfish.security.secrets import NAME_RE, NAME_RULE
 
 REFERENCE = "{secret: NAME}"
@@ -46,6 +50,25 @@ def reference(value: Mapping[Any, Any]) -> SecretRef:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise PydanticCustomError(EXPECTED, f"expected {REFERENCE} with {NAME_RULE}")
     return SecretRef(secret=name)
+
+
+class SealedSecret(StrictModel):
+    """A literal signing secret as the store keeps it: encrypted, for one webhook or
+    one HTTP route."""
+
+    sealed: str
+
+
+def is_sealed(value: Any) -> bool:
+    """Whether ``value`` is ``{sealed: ...}``, the form the store keeps a sealed secret in."""
+    return isinstance(value, Mapping) and set(value) == {"sealed"}
+
+
+def sealed(value: Mapping[Any, Any]) -> SealedSecret:
+    """``{sealed: TEXT}`` as a ``SealedSecret``; a custom error for another shape."""
+    if not isinstance(value.get("sealed"), str):
+        raise PydanticCustomError(EXPECTED, "expected {sealed: TEXT} as the store keeps it")
+    return SealedSecret(sealed=value["sealed"])
 
 
 def _environment_value(value: Any) -> Any:

@@ -20,6 +20,7 @@ from triggerfish.functions.fields import (
     StrictModel,
     TopicName,
 )
+from triggerfish.functions.references import SealedSecret, is_sealed, sealed
 from triggerfish.patterns import compile as compile_pattern
 
 
@@ -124,6 +125,11 @@ class BucketOptions(StrictModel):
         return out
 
 
+def _route_secret(value: Any) -> Any:
+    """``{sealed: ...}`` (a literal secret as the store keeps it) as a ``SealedSecret``."""
+    return sealed(value) if is_sealed(value) else value
+
+
 class HttpOptions(StrictModel):
     """An HTTP route answered by the function (API Gateway HTTP API payload 2.0)."""
 
@@ -131,9 +137,27 @@ class HttpOptions(StrictModel):
     auth: Literal["none", "token", "hmac"] = Field(
         default="none", description='"none", "token" (an API token) or "hmac" (a signed body)'
     )
-    secret: str | None = Field(
+    secret: Annotated[str | SealedSecret | None, BeforeValidator(_route_secret)] = Field(
         default=None, description="for hmac: the secret, or env:NAME to read it from the server"
     )
+
+    @property
+    def literal_secret(self) -> str | None:
+        """The secret as written, when it is not env:NAME (nor sealed already)."""
+        secret = self.secret
+        return secret if isinstance(secret, str) and not secret.startswith("env:") else None
+
+    @property
+    def variable_name(self) -> str | None:
+        """The server's environment variable this route signs with, if it names one."""
+        secret = self.secret
+        return secret[4:] if isinstance(secret, str) and secret.startswith("env:") else None
+
+
+def route_sealed_for(trigger_id: str) -> str:
+    """The associated data the sealed secret of the HTTP route of trigger
+    ``trigger_id`` (``<function>.<trigger name>``) is encrypted with."""
+    return f"route:{trigger_id}"
 
 
 FileChange = Literal["created", "modified", "deleted"]

@@ -33,7 +33,14 @@ from triggerfish.functions.fields import (
     StrictModel,
     TopicName,
 )
-from triggerfish.functions.references import REFERENCE, SecretRef, reference
+from triggerfish.functions.references import (
+    REFERENCE,
+    SealedSecret,
+    SecretRef,
+    is_sealed,
+    reference,
+    sealed,
+)
 
 WebhookFormat = Literal["plain", "github", "timestamped"]
 
@@ -45,19 +52,11 @@ DEFAULT_HEADERS: dict[str, str] = {
 }
 
 
-class SealedSecret(StrictModel):
-    """A literal signing secret as the store keeps it: encrypted, for one webhook."""
-
-    sealed: str
-
-
 def _secret(value: Any) -> Any:
     if value is None or isinstance(value, str | SecretRef | SealedSecret):
         return value
-    if isinstance(value, Mapping) and set(value) == {"sealed"}:
-        if not isinstance(value["sealed"], str):
-            raise PydanticCustomError(EXPECTED, "expected {sealed: TEXT} as the store keeps it")
-        return SealedSecret(sealed=value["sealed"])
+    if is_sealed(value):
+        return sealed(value)
     if isinstance(value, Mapping):
         return reference(value)
     raise PydanticCustomError(

@@ -13,6 +13,9 @@ past that the oldest are dropped, and a warning says how many. A batch whose wri
 failed after it was in fact committed (the connection broke before the answer) comes
 back as a conflict: it is then written record by record, skipping those stored.
 
+The events an invocation handled and emitted come with its record and are written
+after the batch of records, to the chains they belong to (``store/chains.py``).
+
 Each record also feeds the node's ``Metrics`` at once, when it is given one, so the
 Prometheus counters move with every invocation, before the record is written.
 """
@@ -28,7 +31,7 @@ from collections.abc import Sequence
 from triggerfish.errors import AdapterError, ConflictError
 from triggerfish.observe.metrics import Metrics
 from triggerfish.runtime.base import FunctionSpec, InvocationResult
-from triggerfish.store.records import InvocationRecord
+from triggerfish.store.records import ChainEvent, InvocationRecord
 from triggerfish.store.sql import SqlStore
 
 log = logging.getLogger("triggerfish.observe")
@@ -89,6 +92,8 @@ class Recorder:
         event_ids: Sequence[str],
         attempt: int,
         request_bytes: int,
+        correlation: str | None = None,
+        events: Sequence[ChainEvent] = (),
     ) -> InvocationRecord:
         if not result.memory_size_mb:
             result.memory_size_mb = spec.memory
@@ -100,6 +105,8 @@ class Recorder:
             event_ids=tuple(event_ids),
             attempt=attempt,
             request_bytes=request_bytes,
+            correlation=correlation,
+            events=tuple(events),
         )
         self._buffer.append(record)
         if self._metrics is not None:
@@ -147,6 +154,11 @@ class Recorder:
             for record in batch:
                 with contextlib.suppress(ConflictError):
                     await self._store.record_invocations([record])
+        # After the records: a batch whose events fail to be written comes back whole,
+        # its records then conflict and are skipped, and its events are written again.
+        events = [event for record in batch for event in record.events]
+        if events:
+            await self._store.chains.record(events)
 
     def _drop(self) -> None:
         """Drop the oldest records past ``limit``; say so at most every few seconds."""

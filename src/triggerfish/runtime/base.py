@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 Status = Literal["ok", "error", "timeout", "oom", "crashed", "throttled"]
+#: The region functions see (``AWS_REGION``) and ARNs name, unless a node sets its own
+#: (``TRIGGERFISH_REGION``); the account of every ARN (one installation is one account).
+DEFAULT_REGION = "us-east-1"
+LATEST = "$LATEST"
+#: The folder of a function's code that holds its layers' files (what Lambda mounts as
+#: ``/opt``); ``TRIGGERFISH_OPT`` names it to the function.
+OPT_DIR = ".triggerfish-opt"
+ACCOUNT = "000000000000"
 RuntimeFamily = Literal["python", "nodejs", "provided"]
 
 
@@ -44,12 +52,23 @@ class FunctionSpec:
     idle_ttl: float | None = None  # seconds before an idle environment is reaped; None: node's
     max_invocations: int = 0  # an environment is replaced after this many; 0: never
     snapstart: bool = False  # fork environments from a template that already ran the init
-    region: str = "local"
-    account: str = "000000000000"
+    region: str = DEFAULT_REGION
+    account: str = ACCOUNT
+    #: The version as Lambda names it, in the ``START`` line, ``context.function_version``
+    #: and ``AWS_LAMBDA_FUNCTION_VERSION``: its number, or ``$LATEST`` when reached so;
+    #: empty: the version id.
+    label: str = ""
 
     @property
     def key(self) -> str:
+        # On Lambda, $LATEST has environments of its own, whose version reads $LATEST.
+        if self.label == LATEST:
+            return f"{self.function}:{self.version}:{LATEST}"
         return f"{self.function}:{self.version}"
+
+    @property
+    def lambda_version(self) -> str:
+        return self.label or self.version
 
     @property
     def arn(self) -> str:
@@ -75,8 +94,9 @@ class InvocationRequest:
     request_id: str
     payload: bytes  # JSON document given to the handler as ``event``
     invoked_arn: str | None = None  # defaults to the spec's ARN (with alias qualifier)
-    trace_id: str | None = None
+    trace_id: str | None = None  # a W3C ``traceparent`` (or an X-Ray trace header)
     client_context: Mapping[str, Any] | None = None
+    trace_state: str | None = None  # the W3C ``tracestate`` that goes with ``trace_id``
 
 
 @dataclass(slots=True)

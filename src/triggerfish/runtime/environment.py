@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.base import OPT_DIR, FunctionSpec, runtime_family
 from triggerfish.runtime.lifeline import node_lifeline
 from triggerfish.runtime.protocol import BOOT_CODE, Init, describe_exit
 from triggerfish.runtime.report import cap_output
+from triggerfish.runtime.sandbox import fenced_argv
 
 if TYPE_CHECKING:
     from triggerfish.runtime.sandbox import Cell, Sandbox
@@ -65,7 +66,7 @@ def environment_variables(
     env.update(
         {
             "AWS_LAMBDA_FUNCTION_NAME": spec.function,
-            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.lambda_version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function}",
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream(spec),
@@ -80,7 +81,27 @@ def environment_variables(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    opt = spec.code_dir / OPT_DIR
+    if opt.is_dir():
+        layer_variables(env, str(opt), runtime_family(spec.runtime))
     return env
+
+
+def layer_variables(env: dict[str, str], opt: str, family: str) -> None:
+    """Where a function's layers are, as Lambda has them under ``/opt``: the folder
+    itself (``TRIGGERFISH_OPT``), ``bin`` last on ``PATH``, ``lib`` on
+    ``LD_LIBRARY_PATH``, and for Node.js ``nodejs/node_modules`` on ``NODE_PATH``
+    (after the function's own ``NODE_PATH``). Python finds ``python`` and
+    ``python/lib/python3.X/site-packages`` itself (``python.loader``)."""
+    env["TRIGGERFISH_OPT"] = opt
+    env["PATH"] = _joined(env.get("PATH"), f"{opt}/bin")
+    env["LD_LIBRARY_PATH"] = _joined(env.get("LD_LIBRARY_PATH"), f"{opt}/lib")
+    if family == "nodejs":
+        env["NODE_PATH"] = _joined(env.get("NODE_PATH"), f"{opt}/nodejs/node_modules")
+
+
+def _joined(first: str | None, last: str) -> str:
+    return f"{first}{os.pathsep}{last}" if first else last
 
 
 def scratch_directory(spec: FunctionSpec, options: WorkerOptions) -> str:
@@ -169,11 +190,15 @@ def start_child(
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own, passing it ``theirs`` (its end of the
     socket pair) and the descriptors ``passed``, and writing its stdout and stderr to
-    ``output_fd``; as the user of ``cell`` (or ``uid``), and moved into ``cell`` at once:
+    ``output_fd``; as the user of ``cell`` (or ``uid``), behind its Landlock fence, and
+    moved into ``cell`` at once:
     the process reads its first frame only once its interpreter has started, long
     after."""
     if cell is not None:
         uid = cell.confinement.uid
+        argv = fenced_argv(argv, cell.confinement)
+    if uid == os.getuid():
+        uid = None  # no change of user (which a node that is not root may not ask for)
     # A blocking fork/exec of a few milliseconds, cheaper than asyncio's subprocess
     # machinery (a child watcher per process on 3.11).
     popen = subprocess.Popen(
@@ -203,7 +228,7 @@ def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:
     return Init(
         handler=spec.handler,
         function_name=spec.function,
-        function_version=spec.version,
+        function_version=spec.lambda_version,
         memory_mb=spec.memory,
         timeout=spec.timeout,
         log_limit=options.log_limit,
@@ -214,7 +239,7 @@ def init_message(spec: FunctionSpec, options: WorkerOptions) -> Init:
 
 
 def log_stream(spec: FunctionSpec) -> str:
-    return f"{time.strftime('%Y/%m/%d')}/[{spec.version}]triggerfish"
+    return f"{time.strftime('%Y/%m/%d')}/[{spec.lambda_version}]triggerfish"
 
 
 def output_file(name: str, directory: str) -> int:

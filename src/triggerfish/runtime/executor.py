@@ -64,6 +64,7 @@ from triggerfish.runtime.results import (
 )
 from triggerfish.runtime.sandbox import Sandbox
 from triggerfish.runtime.snapshot import Template
+from triggerfish.runtime.tracing import trace_header
 from triggerfish.runtime.worker import NOT_STARTED, Call, NotStarted, Worker
 
 DEFAULT_LOG_LIMIT = 256 * 1024
@@ -81,6 +82,14 @@ STOPPING_MESSAGE = "Triggerfish is stopping; try again later"
 QUEUEABLE = frozenset({"python", "nodejs"})
 
 
+def _trace_context(request: InvocationRequest) -> tuple[str | None, str | None]:
+    """The W3C ``traceparent`` and ``tracestate`` the handler is given."""
+    trace = request.trace_id
+    if trace is None or not trace.startswith("00-"):
+        return None, None
+    return trace, request.trace_state
+
+
 class ProcessExecutor:
     """Runs each function version's invocations in its own warm processes."""
 
@@ -96,12 +105,15 @@ class ProcessExecutor:
         zygote: bool = True,
         snapshot_ttl: float = 3600.0,
         node_spares: bool = True,
+        node_sdk: Path | None = None,
         sandbox: Sandbox | None = None,
     ) -> None:
         """``memory_capacity``: MB that environments may hold in all (0: the machine's
         memory). ``zygote``: fork environments from a zygote (else a fresh interpreter
         each). ``snapshot_ttl``: seconds a snapshot template is kept without forks.
         ``node_spares``: keep a pre-started Node.js process per runtime and memory size.
+        ``node_sdk``: the folder of the AWS SDK v3 packages of Node.js functions
+        (``node/sdk.py``), used once installed.
         ``sandbox``: confines every environment (``triggerfish.runtime.sandbox``), once
         started."""
         options = WorkerOptions(
@@ -121,6 +133,7 @@ class ProcessExecutor:
             snapshot_ttl=snapshot_ttl,
             zygote=zygote,
             node_spares=node_spares,
+            node_sdk=node_sdk,
             spare_ttl=idle_ttl,
         )
         self._inflight = 0
@@ -220,8 +233,10 @@ class ProcessExecutor:
             request.request_id,
             request.payload,
             request.invoked_arn or spec.arn,
-            request.trace_id,
+            trace_header(request.request_id, request.trace_id),
             dict(request.client_context) if request.client_context else None,
+            None,
+            *_trace_context(request),
         )
         # A waiting invocation is handed to an environment as it finishes one, in the
         # same callback. On Python and Node.js runtimes it may also be queued behind a

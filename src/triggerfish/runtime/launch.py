@@ -39,6 +39,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 from triggerfish.runtime.base import (
@@ -75,6 +76,7 @@ class Launcher:
         snapshot_ttl: float = 3600.0,
         zygote: bool = True,
         node_spares: bool = True,
+        node_sdk: Path | None = None,
         spare_ttl: float = 300.0,
     ) -> None:
         """``pools``: the executor's, by version; idle environments of any of them may
@@ -86,7 +88,11 @@ class Launcher:
         self.zygotes = Zygotes(timeout=max(options.init_timeout, 10.0)) if zygote else None
         sandbox = options.sandbox
         identity = None if sandbox is None or not sandbox.uses_users else sandbox.identity
-        self.node = NodeLauncher(spares=node_spares, spare_ttl=spare_ttl, identity=identity)
+        # A pre-started Node.js cannot fence itself for the function it will serve.
+        spares = node_spares and not (sandbox is not None and sandbox.fences)
+        self.node = NodeLauncher(
+            spares=spares, spare_ttl=spare_ttl, identity=identity, sdk=node_sdk
+        )
         self.waiters: list[asyncio.Future[None]] = []  # invocations waiting for memory
         self.killing = False
         self._pools = pools

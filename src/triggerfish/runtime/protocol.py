@@ -51,6 +51,10 @@ class Invoke(msgspec.Struct, tag="v", tag_field="k", array_like=True):
     #: waits in the environment behind a running one, and takes the invocation back
     #: once that time has passed before the environment answered the one ahead.
     start_by: float | None = None
+    #: The W3C trace context the handler continues (``TRACEPARENT`` and ``TRACESTATE``
+    #: in its environment, ``context.trace_context``); None: the invocation has none.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Ready(msgspec.Struct, tag="r", tag_field="k", array_like=True):
@@ -99,12 +103,15 @@ class Skipped(msgspec.Struct, tag="x", tag_field="k", array_like=True):
 class Become(msgspec.Struct, tag="b", tag_field="k", array_like=True):
     """To a blank environment (forked ahead of need, see ``Spawn.blank``): the
     function it now serves, before its ``Init``. ``uid`` and ``gid``: the user it
-    becomes, None to stay the fork server's."""
+    becomes, None to stay the fork server's; ``read`` and ``write``: its Landlock fence,
+    as in ``Confinement``."""
 
     cwd: str
     env: dict[str, str]
     uid: int | None = None
     gid: int | None = None
+    read: list[str] = []
+    write: list[str] = []
 
 
 ToEnvironment = Init | Invoke | Become
@@ -121,11 +128,14 @@ FromEnvironment = Ready | InitFailed | Emitted | Done | Skipped
 class Confinement(msgspec.Struct, array_like=True, frozen=True):
     """What a new process does to itself before running any of the function's code
     (``triggerfish.runtime.sandbox.confine``): join the cgroups whose ``cgroup.procs``
-    files are listed, then become ``uid`` and ``gid``."""
+    files are listed, become ``uid`` and ``gid``, then, where ``read`` or ``write`` is
+    given, fence itself with Landlock to those folders (``triggerfish.runtime.landlock``)."""
 
     uid: int
     gid: int
     procs: list[str] = []
+    read: list[str] = []
+    write: list[str] = []
 
 
 class Spawn(msgspec.Struct, tag="s", tag_field="k", array_like=True):

@@ -68,7 +68,7 @@ def failure(
     request_id = request.request_id
     logs = (
         output
-        + start_line(request_id, spec.version)
+        + start_line(request_id, spec.lambda_version)
         + error_lines(error_type, message, stack_trace or [])
         + end_line(request_id)
         + report_line(
@@ -158,7 +158,7 @@ def exit_result(
         emitted=emitted,
     )
     # The function's own output goes between START and the error.
-    head = start_line(request.request_id, spec.version)
+    head = start_line(request.request_id, spec.lambda_version)
     result.logs = result.logs.replace(head, head + exit.output, 1)
     return result
 

@@ -19,17 +19,30 @@ Where the node runs as root and may create cgroups (v2, or v1 with the ``memory`
 - an out-of-memory kill inside the cgroup (of the handler or of a child it started)
   makes the invocation end as ``oom``.
 
+Where the node is not root, users of their own are out of reach; the kernel still
+lets any process fence itself with Landlock (``triggerfish.runtime.landlock``), and every
+environment does before it runs the function's code (level ``partial``): it reads the
+system's folders, the Python runtime and its own code, writes its own scratch folder,
+``/tmp`` and ``/dev``, and nothing else of the machine; it cannot signal or trace the
+node, the fork servers or other functions' environments, nor read their ``/proc``
+details. What stays open, said in the level: functions share the node's user, so what
+one leaves in ``/tmp`` another may read; cgroups only where the node may create them
+(a delegated cgroup v2 subtree).
+
 The network stays open: functions call APIs. Without root or without cgroups the
 sandbox says what it cannot do (``partial (...)`` or ``none (...)``), and ``triggerfish
 up`` prints it at start; ``GET /v1/nodes`` shows it.
 
 Child side: ``confine`` runs in the new process before any of the function's code (a
-fork server's child, or a fresh interpreter before ``exec``): it joins the cgroups, then
-drops to the function's user.
+fork server's child, or a fresh interpreter before ``exec``): it joins the cgroups,
+drops to the function's user, then enters its Landlock fence. Programs that are not
+Python (Node.js, custom runtimes) are fenced by ``landlock.py`` run as a program
+before their own ``exec`` (``fenced_argv``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
@@ -44,6 +57,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triggerfish.runtime import landlock
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.protocol import Confinement
 
@@ -56,17 +70,31 @@ FULL_CPU_MB = 1769
 #: Headroom above the memory size for what the kernel charges the environment beyond
 #: its processes' own pages (page tables, socket buffers, its output file).
 MEMORY_SLACK_MB = 16
+#: A killed cgroup can be removed once the kernel has reaped its processes: retries.
+REMOVE_ATTEMPTS = 50
+REMOVE_PAUSE = 0.002
 
 
 def confine(confinement: Confinement) -> None:
     """In the new process: join the cgroups, drop every supplementary group, then the
-    group and the user. Raises OSError when any step fails: the process must not run
-    the function unconfined."""
+    group and the user, then enter the Landlock fence where there is one. Raises
+    OSError when any step fails: the process must not run the function unconfined."""
     _join(confinement.procs, os.getpid())
     if os.getuid() == 0:
         os.setgroups([])
         os.setgid(confinement.gid)
         os.setuid(confinement.uid)
+    if confinement.read or confinement.write:
+        landlock.restrict(confinement.read, confinement.write)
+
+
+def fenced_argv(argv: list[str], confinement: Confinement | None) -> list[str]:
+    """``argv``, run behind ``confinement``'s Landlock fence when it has one: through
+    ``landlock.py`` as a program, for processes that cannot fence themselves."""
+    if confinement is None or not (confinement.read or confinement.write):
+        return argv
+    rules = json.dumps({"read": confinement.read, "write": confinement.write})
+    return [sys.executable, "-I", "-S", landlock.__file__, rules, "--", *argv]
 
 
 def _join(procs: list[str], pid: int) -> None:
@@ -102,12 +130,24 @@ class Cell:
         pre-started Node.js) into the cell, before it runs any of the function's code."""
         _join(self.confinement.procs, pid)
 
-    def runs(self, spec: FunctionSpec) -> FunctionSpec:
-        """``spec`` as it runs in this cell: from the function's own copy of its code,
-        where the cell has one."""
+    def runs(self, spec: FunctionSpec, env: dict[str, str]) -> tuple[FunctionSpec, dict[str, str]]:
+        """``spec`` and its environment variables as they run in this cell: from the
+        function's own copy of its code, where the cell has one (``LAMBDA_TASK_ROOT``,
+        the layers' folder and the paths beneath them follow the copy)."""
         if self.code_dir is None:
-            return spec
-        return dataclasses.replace(spec, code_dir=self.code_dir)
+            return spec, env
+        original, copy = str(spec.code_dir), str(self.code_dir)
+        rebased: dict[str, str] = {}
+        for name, value in env.items():
+            if original in value:
+                value = os.pathsep.join(
+                    copy + entry[len(original) :]
+                    if entry == original or entry.startswith(original + os.sep)
+                    else entry
+                    for entry in value.split(os.pathsep)
+                )
+            rebased[name] = value
+        return dataclasses.replace(spec, code_dir=self.code_dir), rebased
 
     def pids(self) -> set[int]:
         found: set[int] = set()
@@ -147,23 +187,36 @@ class Cell:
         return fresh
 
     def remove(self) -> bool:
-        """Kill what is left and remove the folders; False when some stay (busy)."""
-        removed = True
-        for _ in range(50):
-            self.kill()
-            removed = True
-            for folder in self.folders:
-                try:
-                    folder.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY:
-                        raise
-                    removed = False
-            if removed:
+        """Kill what is left and remove the folders; False when some stay (busy).
+        Blocks while the kernel empties the killed cgroups: for start-up and error
+        paths; the event loop uses ``discard``."""
+        for _ in range(REMOVE_ATTEMPTS):
+            if self._try_remove():
                 return True
-            time.sleep(0.002)
+            time.sleep(REMOVE_PAUSE)
+        return False
+
+    async def discard(self) -> bool:
+        """``remove`` without holding the event loop while the kernel empties the
+        killed cgroups (some milliseconds after a kill)."""
+        for _ in range(REMOVE_ATTEMPTS):
+            if self._try_remove():
+                return True
+            await asyncio.sleep(REMOVE_PAUSE)
+        return False
+
+    def _try_remove(self) -> bool:
+        self.kill()
+        removed = True
+        for folder in self.folders:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise
+                removed = False
         return removed
 
 
@@ -181,18 +234,23 @@ class Sandbox:
     ``root`` holds what the functions' users must reach (their scratch folders, their
     copies of code, built dependency environments) and the table of identities; it is
     ``data_dir/sandbox`` when other users can pass through the data directory's
-    parents, else ``/var/lib/triggerfish/sandbox/<node tag>``, or ``root`` when given."""
+    parents, else ``/var/lib/triggerfish/sandbox/<node tag>``, or ``root`` when given.
+    ``shared``: folders every function may read (such as the AWS SDK bundle of Node.js
+    functions), opened in the Landlock fence."""
 
     data_dir: Path
     node_tag: str
     root_dir: Path | None = None
     max_processes: int = 256
     uid_base: int = 2_000_000
+    shared: tuple[Path, ...] = ()
     level: Level = field(default_factory=lambda: Level("none", ("not started",)))
     root: Path = Path()
     _hierarchies: list[_Hierarchy] = field(default_factory=list)
     _identities: dict[str, int] = field(default_factory=dict)
     _users: bool = False
+    #: Landlock's folders for every environment (read, write); None: no fence.
+    _fence: tuple[list[str], list[str]] | None = None
     _counter: int = 0
     _code_ready: set[tuple[str, str]] = field(default_factory=set)
 
@@ -200,6 +258,12 @@ class Sandbox:
     def uses_users(self) -> bool:
         """Whether functions run as users of their own."""
         return self._users
+
+    @property
+    def fences(self) -> bool:
+        """Whether environments fence themselves with Landlock (a node that is not
+        root): processes started ahead of their function cannot serve it."""
+        return self._fence is not None
 
     def start(self, *, enabled: bool = True) -> Level:
         """Find what the machine allows; idempotent. Never raises: what cannot be done
@@ -211,13 +275,7 @@ class Sandbox:
             self.level = Level("none", ("turned off by the sandbox setting",))
             return self.level
         if os.geteuid() != 0:
-            self.level = Level(
-                "none",
-                (
-                    "the node does not run as root: functions run as its own user and can "
-                    "read what it can",
-                ),
-            )
+            self.level = self._start_unprivileged()
             return self.level
         missing: list[str] = []
         blocked = unreachable_runtime()
@@ -258,6 +316,48 @@ class Sandbox:
         self._remove_leftovers()
         self.level = Level("partial" if missing else "full", tuple(missing))
         return self.level
+
+    def _start_unprivileged(self) -> Level:
+        """A node that is not root: a Landlock fence per environment, cgroups where the
+        node may create them."""
+        version = landlock.abi()
+        if version < 1:
+            return Level(
+                "none",
+                (
+                    "the node does not run as root and the kernel offers no Landlock: "
+                    "functions run as the node's user and can read what it can",
+                ),
+            )
+        self.root = self.root_dir or self.root
+        read, write, closed = _fence_folders(
+            (self.data_dir, self.root), envs=self.data_dir / "envs", shared=self.shared
+        )
+        self._fence = (read, write)
+        shared = "/tmp and /dev/shm" if "/tmp" in write else "/dev/shm"
+        missing = [
+            "the node is not root: functions share its user, fenced by Landlock "
+            f"(ABI {version}) from the data directory, other functions' files and the "
+            f"node's processes; what one function leaves in {shared} another can read"
+        ]
+        missing.extend(closed)
+        if version < 6:
+            missing.append(
+                "Landlock before ABI 6 cannot stop a function from signalling the node's "
+                "processes (Linux 6.12 can)"
+            )
+        try:
+            self._hierarchies = self._make_hierarchies(missing)
+        except OSError as exc:
+            self._hierarchies = []
+            missing.append(
+                f"cgroups cannot be created ({exc.strerror or exc}; delegate a cgroup v2 "
+                "subtree to the node's user): memory and process limits cover the "
+                "handler's own process only, and a timeout kills its process group only"
+            )
+        else:
+            self._remove_leftovers()
+        return Level("partial", tuple(missing))
 
     def close(self) -> None:
         """Remove this node's cgroup folders (its environments are gone by now)."""
@@ -304,6 +404,7 @@ class Sandbox:
                 if controller not in enabled:
                     (parent / "cgroup.subtree_control").write_text(f"+{controller}")
             (base / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+            _share_cpus(base / "cpu.weight", 100)
             return [_Hierarchy("unified", base)]
         found: list[_Hierarchy] = []
         for controller in V1_CONTROLLERS:
@@ -314,6 +415,8 @@ class Sandbox:
                 continue
             base = mount / own[controller].lstrip("/") / folder
             base.mkdir(exist_ok=True)
+            if controller == "cpu":
+                _share_cpus(base / "cpu.shares", 1024)
             found.append(_Hierarchy(controller, base))
         return found
 
@@ -326,8 +429,9 @@ class Sandbox:
 
     @property
     def confines(self) -> bool:
-        """Whether environments get cells at all (a user of their own, cgroups or both)."""
-        return self._users or bool(self._hierarchies)
+        """Whether environments get cells at all (a user of their own, cgroups, a
+        Landlock fence)."""
+        return self._users or bool(self._hierarchies) or self._fence is not None
 
     def cell(self, function: str, memory_mb: int, code_dir: Path | None) -> Cell | None:
         """A new environment's cell, fitted to ``function``; None where the sandbox
@@ -368,10 +472,22 @@ class Sandbox:
 
     def fit(self, cell: Cell, function: str, memory_mb: int, code_dir: Path | None) -> Cell:
         """Set ``cell``'s limits for ``function`` (its memory size, the process count,
-        a CPU weight), its user, and the copy of its code it runs from."""
+        a CPU weight), its user or its Landlock fence, and the copy of its code it runs
+        from."""
         limit = (memory_mb + MEMORY_SLACK_MB) * 1024 * 1024
         for hierarchy, folder in zip(self._hierarchies, cell.folders, strict=True):
             _configure(hierarchy.name, folder, limit, memory_mb, self.max_processes)
+        if self._fence is not None:
+            read, write = self._fence
+            own = [] if code_dir is None else [str(code_dir)]
+            scratch = self.scratch_dir(function)
+            cell.confinement = Confinement(
+                cell.confinement.uid,
+                cell.confinement.gid,
+                cell.confinement.procs,
+                [*read, *own],
+                [*write, str(scratch)],
+            )
         if self._users:
             uid = self.identity(function)
             cell.confinement = Confinement(uid, uid, cell.confinement.procs)
@@ -408,7 +524,13 @@ class Sandbox:
         return target
 
     def scratch_dir(self, function: str) -> Path | None:
-        """The scratch folder of ``function``, its user's alone; None without users."""
+        """The scratch folder of ``function``, its user's alone (or, fenced, its own
+        environments' alone); None without users or fence."""
+        if self._fence is not None:
+            folder = self.root / "tmp" / function.replace("/", "_")
+            if not folder.exists():
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return folder
         if not self._users:
             return None
         uid = self.identity(function)
@@ -481,10 +603,81 @@ def unreachable_runtime() -> str | None:
     return None
 
 
+#: What every fenced environment may read: the system's folders (programs, libraries,
+#: configuration such as DNS and certificates, the kernel's views).
+SYSTEM_READ = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+    "/proc", "/sys", "/run",
+)  # fmt: skip
+#: What it may write besides its own scratch folder.
+SYSTEM_WRITE = ("/dev", "/tmp", "/var/tmp")
+
+
+def _fence_folders(
+    private: tuple[Path, ...], *, envs: Path, shared: tuple[Path, ...] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """The Landlock folders of every environment (read, write), and what the fence must
+    close that a function might expect: a system folder that holds one of ``private``
+    (the data directory, the sandbox's folder) is left out, since Landlock cannot open
+    a folder but for one of its sub-folders."""
+    import sysconfig
+
+    import triggerfish
+
+    runtime = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        os.path.dirname(os.path.dirname(os.path.abspath(triggerfish.__file__))),
+        *sysconfig.get_paths().values(),
+        *(entry for entry in sys.path if entry and os.path.isabs(entry)),
+    }
+    node = shutil.which("node")
+    if node is not None:
+        runtime.add(os.path.dirname(os.path.realpath(node)))
+    held = [path.absolute() for path in private]
+
+    def holds_private(folder: str) -> bool:
+        candidate = Path(folder).absolute()
+        return any(candidate == path or candidate in path.parents for path in held)
+
+    closed: list[str] = []
+    read = sorted(f for f in {*SYSTEM_READ, *runtime} if os.path.exists(f))
+    read = [f for f in read if not holds_private(f)]
+    # A folder beneath another of the list adds nothing but work to every cold start.
+    read = [f for f in read if not any(Path(o) in Path(f).parents for o in read)]
+    read.append(str(envs))
+    read.extend(str(folder) for folder in shared)
+    write: list[str] = []
+    for folder in SYSTEM_WRITE:
+        if not os.path.exists(folder):
+            continue
+        if holds_private(folder):
+            closed.append(
+                f"{folder} is closed to functions because the data directory lies in it "
+                "(they write to TMPDIR, a folder of their own)"
+            )
+        else:
+            write.append(folder)
+    return read, write, closed
+
+
 def _passage(folder: Path, mode: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if folder.stat().st_mode & 0o777 != mode:
         os.chmod(folder, mode)
+
+
+def _share_cpus(weight_file: Path, default: int) -> None:
+    """Give the folder of all environments the CPU weight of one busy process per CPU
+    (``default`` is one process's): the memory-sized weights of the environments divide
+    that among functions, and do not set functions back against the node's own threads
+    (which would starve the handlers the node is waiting for)."""
+    if weight_file.exists():
+        with contextlib.suppress(OSError):
+            weight_file.write_text(str(default * (os.cpu_count() or 1)))
 
 
 def _configure(kind: str, folder: Path, limit: int, memory_mb: int, processes: int) -> None:

@@ -68,7 +68,7 @@ class Template:
             self._output_fd = None
         cell, self._cell = self._cell, None
         if cell is not None:
-            cell.remove()
+            await cell.discard()
 
 
 async def create_template(
@@ -81,7 +81,7 @@ async def create_template(
     if options.sandbox is not None:
         cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
         if cell is not None:
-            spec = cell.runs(spec)
+            spec, _ = cell.runs(spec, {})  # its variables are made from the copy's spec
     try:
         made = await _create(spec, options, zygote, cell)
     except BaseException:
@@ -89,7 +89,7 @@ async def create_template(
             cell.remove()
         raise
     if not isinstance(made, Template) and cell is not None:
-        cell.remove()
+        await cell.discard()
     return made
 
 

@@ -540,7 +540,7 @@ class Worker:
             self._output_fd = None
         cell, self._cell = self._cell, None
         if cell is not None:
-            cell.remove()
+            await cell.discard()
 
 
 Launched = tuple[FunctionSpec, "Cell | None", ProcessHandle, socket.socket, int]
@@ -574,9 +574,12 @@ async def _from_blank(
         return None
     try:
         cell = sandbox.fit(blank.cell, spec.function, spec.memory, spec.code_dir)
-        spec = cell.runs(spec)
-        user = cell.confinement.uid if sandbox.uses_users and template is None else None
-        blank.sock.sendall(encode_frame(Become(str(spec.code_dir), env, user, user)))
+        spec, env = cell.runs(spec, env)
+        fence = cell.confinement if template is None else None  # a template is fenced
+        user = fence.uid if fence is not None and sandbox.uses_users else None
+        read, write = ([], []) if fence is None else (fence.read, fence.write)
+        become = Become(str(spec.code_dir), env, user, user, read, write)
+        blank.sock.sendall(encode_frame(become))
     except BaseException:
         blank.close()
         raise
@@ -600,7 +603,7 @@ async def _launch(
     if options.sandbox is not None:
         cell = options.sandbox.cell(spec.function, spec.memory, spec.code_dir)
         if cell is not None:
-            spec = cell.runs(spec)
+            spec, env = cell.runs(spec, env)
     confinement = None if cell is None else cell.confinement
     process: ProcessHandle | None = None
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 from triggerfish.errors import AdapterError
 from triggerfish.events.model import Event, encode_event
+from triggerfish.observe.logs import configure_logging
 from triggerfish.sources.brokers import BrokerKind, BrokerSource, broker_kinds
 from triggerfish.sources.brokers.base import BrokerContext
 from triggerfish.sources.link import Committed, Link, Publish, Start, Stats, Stop, Stopped, ToHost
@@ -148,9 +150,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``main([FD, LOG_LEVEL])``: serve the link on descriptor FD."""
     args = list(sys.argv[1:] if argv is None else argv)
     fd, level = int(args[0]), args[1] if len(args) > 1 else "INFO"
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The node passes its log format in TRIGGERFISH_LOG_FORMAT.
+    configure_logging(level, os.environ.get("TRIGGERFISH_LOG_FORMAT", "text"))
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop

@@ -42,10 +42,13 @@ HEALTHY_AFTER = 10.0  # a process that lived this long resets the restart backof
 
 
 class SourceProcess:
-    def __init__(self, bus: Bus, *, label: str, log_level: str = "info") -> None:
+    def __init__(
+        self, bus: Bus, *, label: str, log_level: str = "info", log_format: str = "text"
+    ) -> None:
         self._bus = bus
         self._label = label  # on the process's command line, to tell nodes apart
         self._log_level = log_level
+        self._log_format = log_format
         self._sources: dict[str, Start] = {}
         self._stats: dict[str, dict[str, Any]] = {}
         self._stopped: dict[str, asyncio.Future[None]] = {}
@@ -119,7 +122,7 @@ class SourceProcess:
         try:
             process = subprocess.Popen(  # noqa: ASYNC220 - a fork/exec of a few ms
                 [*argv, self._log_level, self._label],
-                env={**os.environ, "PYTHONPATH": path},
+                env={**os.environ, "PYTHONPATH": path, "TRIGGERFISH_LOG_FORMAT": self._log_format},
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,  # a Ctrl-C reaches the node, which stops it in order

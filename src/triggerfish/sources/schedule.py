@@ -30,6 +30,7 @@ from triggerfish.errors import ConfigError, TriggerfishError
 from triggerfish.events.create import new_event
 from triggerfish.events.model import Event
 from triggerfish.functions.triggers import ScheduleOptions
+from triggerfish.runtime.base import ACCOUNT, DEFAULT_REGION
 from triggerfish.sources.base import Source, SourceContext
 from triggerfish.sources.cron import Schedule, parse_schedule, slots_between
 
@@ -79,8 +80,8 @@ class ScheduleKind:
         self,
         *,
         clock: Clock | None = None,
-        region: str = "local",
-        account: str = "000000000000",
+        region: str = DEFAULT_REGION,
+        account: str = ACCOUNT,
     ) -> None:
         self._clock = clock or SystemClock()
         self.region = region

@@ -72,6 +72,20 @@ class TriggerRecord:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """An event of a chain, as ``store/chains.py`` keeps it: ``invocation`` is the id of
+    the invocation that emitted it, None for an event that came from outside."""
+
+    correlation: str  # the id of the chain's first event
+    id: str
+    source: str
+    topic: str
+    type: str
+    time: str | None = None
+    invocation: str | None = None
+
+
 @dataclass(slots=True)
 class InvocationRecord:
     id: str  # time-sortable (``triggerfish.ids.new_id``)
@@ -95,6 +109,9 @@ class InvocationRecord:
     result: bytes | None = None
     request_bytes: int = 0
     recorded_id: str = ""  # set when the record is written; the cursor of ``after``
+    correlation: str | None = None  # the chain of the event handled (its correlationid)
+    # The events handled and emitted, written with the record to the chain's events.
+    events: tuple[ChainEvent, ...] = ()
 
     @classmethod
     def from_result(
@@ -108,6 +125,8 @@ class InvocationRecord:
         attempt: int = 1,
         request_bytes: int = 0,
         id: str | None = None,
+        correlation: str | None = None,
+        events: tuple[ChainEvent, ...] = (),
     ) -> InvocationRecord:
         """The record of an executor's result (``id`` defaults to its request id)."""
         # Positional: passing 20 keywords costs more than the rest of the call.
@@ -132,6 +151,9 @@ class InvocationRecord:
             result.logs,
             result.result,
             request_bytes,
+            "",
+            correlation,
+            events,
         )
 
 

@@ -107,10 +107,37 @@ invocations = sa.Table(
     # When the record was written (time-sortable, increasing): the cursor for following
     # new records, which arrive in order of completion, not of start.
     sa.Column("recorded_id", _SORTABLE_ID, nullable=False),
+    # The ``correlationid`` of the event handled: the chain it belongs to (revision 0005).
+    sa.Column("correlation", _ID, nullable=True),
     sa.Index("ix_tf_invocations_function", "function", "id"),
     sa.Index("ix_tf_invocations_recorded", "recorded_id"),
     sa.Index("ix_tf_invocations_trigger", "trigger", "id"),
     sa.Index("ix_tf_invocations_started", "started_at"),
+    # Partial: a direct invocation that starts no chain costs no index entry.
+    sa.Index(
+        "ix_tf_invocations_correlation",
+        "correlation",
+        "id",
+        sqlite_where=sa.text("correlation IS NOT NULL"),
+        postgresql_where=sa.text("correlation IS NOT NULL"),
+    ),
+)
+
+# The events of chains (revision 0005): each event an invocation handled or emitted,
+# once per chain; ``invocation`` is the one that emitted it, if one did.
+chain_events = sa.Table(
+    "tf_chain_events",
+    metadata,
+    sa.Column("correlation", _ID, primary_key=True),
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("time", sa.String(64), nullable=True),
+    sa.Column("invocation", _SORTABLE_ID, nullable=True),
+    sa.Column("recorded_at", sa.Double, nullable=False),
+    sa.Index("ix_tf_chain_events_id", "id"),
+    sa.Index("ix_tf_chain_events_recorded", "recorded_at"),
 )
 
 tokens = sa.Table(
@@ -166,7 +193,10 @@ def trigger_row(record: TriggerRecord) -> dict[str, Any]:
     }
 
 
-_INVOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(InvocationRecord))
+# ``events`` is written to ``tf_chain_events``, not to a column of the record's row.
+_INVOCATION_FIELDS = tuple(
+    f.name for f in dataclasses.fields(InvocationRecord) if f.name != "events"
+)
 
 
 def invocation_row(record: InvocationRecord) -> dict[str, Any]:
@@ -216,6 +246,7 @@ def invocation_values(
         record.result,
         record.request_bytes,
         recorded_id,
+        record.correlation,
     )
 
 
@@ -225,6 +256,7 @@ INVOCATION_VALUES_ORDER = (
     *("started_at", "duration_ms", "billed_duration_ms", "memory_size_mb"),
     *("max_memory_used_mb", "init_duration_ms", "cold_start", "error_type"),
     *("error_message", "stack_trace", "logs", "result", "request_bytes", "recorded_id"),
+    "correlation",
 )
 
 
@@ -438,6 +470,7 @@ parts = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("modified", sa.Double, nullable=False),
+    sa.Column("meta", _JSON, nullable=True),  # the part's checksum
 )
 
 bucket_outbox = sa.Table(

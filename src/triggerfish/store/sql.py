@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from triggerfish.errors import AdapterError, ConflictError, NotFoundError, ValidationError
 from triggerfish.ids import new_id
 from triggerfish.store import schema as t
+from triggerfish.store.chains import Chains
 from triggerfish.store.cluster import Cluster
 from triggerfish.store.documents import Documents, Transaction
 from triggerfish.store.engine import Database
@@ -61,6 +62,7 @@ class SqlStore:
         self._write = self._db.write
         self.documents = Documents(self._read, self._write)
         self.cluster = Cluster(self._read, self._write, clock=clock)
+        self.chains = Chains(self._read, self._write, clock=clock)
         self._records: SqliteRecordWriter | None = None
 
     @property
@@ -430,12 +432,15 @@ class SqlStore:
         return counts
 
     async def delete_invocations(self, until: float) -> int:
-        """Forget invocations that started before ``until``; returns how many."""
+        """Forget invocations that started before ``until``, and the events of chains
+        kept before then; returns how many invocations."""
         async with self._write() as conn:
             result = await conn.execute(
                 t.invocations.delete().where(t.invocations.c.started_at < until)
             )
-            return int(result.rowcount)
+            deleted = int(result.rowcount)
+        await self.chains.forget(until)
+        return deleted
 
     # -- tokens --------------------------------------------------------------------
 

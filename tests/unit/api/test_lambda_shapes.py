@@ -82,6 +82,18 @@ def test_configuration_reads_like_lambdas() -> None:
     assert "Environment" not in configuration(version(1))
 
 
+def test_logging_config_reads_the_manifests_logging() -> None:
+    text = configuration(version(1))["LoggingConfig"]
+    assert text == {"LogFormat": "Text", "LogGroup": "/aws/lambda/orders"}
+    as_json = version(2, logging={"format": "json", "level": "debug", "system_level": "WARN"})
+    assert configuration(as_json)["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "LogGroup": "/aws/lambda/orders",
+        "ApplicationLogLevel": "DEBUG",
+        "SystemLogLevel": "WARN",
+    }
+
+
 def request_with(query: str) -> Request:
     return Request({"type": "http", "method": "GET", "query_string": query.encode()})
 

@@ -29,7 +29,7 @@ async def test_a_spec_read_while_a_change_clears_them_is_not_kept(
         keys = AccessKeys(store, tmp_path / "keys.key")
         await keys.start()
         specs = Specs(
-            store, deployer, access_keys=keys, endpoint="http://127.0.0.1:1", region="local"
+            store, deployer, access_keys=keys, endpoint="http://127.0.0.1:1", region="us-east-1"
         )
         config = FunctionConfig.model_validate({"handler": "main.handler"})
         first = await deployer.deploy("greet", config, code(tmp_path, 1))

@@ -57,3 +57,15 @@ def test_batch_item_failures_are_read_only_in_lambdas_shape() -> None:
     assert failed_items(b'{"ok": true}') is None
     assert failed_items(b"[1, 2]") is None
     assert failed_items(None) is None
+
+
+def test_aws_shapes_name_the_node_s_region() -> None:
+    bridge = orjson.loads(
+        payload("eventbridge", [delivery(1)], batched=False, topic="orders", region="eu-west-1")
+    )
+    assert bridge["region"] == "eu-west-1"
+    (record,) = orjson.loads(
+        payload("sqs", [delivery(1)], batched=True, topic="orders", region="eu-west-1")
+    )["Records"]
+    assert record["awsRegion"] == "eu-west-1"
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:eu-west-1:")

@@ -91,7 +91,7 @@ async def test_context_carries_lambda_fields_and_a_clean_environment(
 async def test_invoked_arn_of_the_request_is_what_the_handler_sees(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
-    arn = "arn:aws:lambda:local:000000000000:function:context_fields:live"
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:context_fields:live"
     result = await executor.invoke(make_spec("context_fields"), make_request({}, invoked_arn=arn))
     assert orjson.loads(result.result or b"")["invoked_function_arn"] == arn
 

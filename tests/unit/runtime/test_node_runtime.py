@@ -292,3 +292,18 @@ async def test_calls_queue_behind_a_running_one_and_run_once_or_go_elsewhere(
     last = make_request({"action": "sleep", "ms": 0})
     after = ok_json(await executor.invoke(spec, last))
     assert (after["calls"], after["id"], after["pid"]) == (before + 3, last.request_id, warm["pid"])
+
+
+async def test_a_timer_left_by_init_does_not_end_a_callback_handler_early(
+    executor: ProcessExecutor, kit: Spec, make_request: Request
+) -> None:
+    # Init's one-off timer fires while the cold invocation waits 200 ms for its own
+    # timer, and its interval keeps ticking: neither decides when the answer goes.
+    spec = kit("inittimer.handler", timeout=5.0)
+    cold = await executor.invoke(spec, make_request({"n": 3}))
+    assert cold.cold_start
+    assert ok_json(cold) == {"tripled": 9, "initTimerFired": True}
+    assert cold.duration_ms >= 200
+    warm = await executor.invoke(spec, make_request({"n": 4}))
+    assert ok_json(warm) == {"tripled": 12, "initTimerFired": True}
+    assert warm.duration_ms < 2000  # the interval from init does not hold it

@@ -21,7 +21,7 @@ def pair() -> Iterator[tuple[socket.socket, Channel]]:
 
 
 def _invoke(index: int, payload: bytes = b"{}") -> Invoke:
-    return Invoke(f"req-{index}", payload, "arn:aws:lambda:local:0:function:f")
+    return Invoke(f"req-{index}", payload, "arn:aws:lambda:us-east-1:0:function:f")
 
 
 def test_several_frames_in_one_write_come_out_one_by_one(

@@ -43,7 +43,7 @@ def ledger(tmp_path: Path) -> Path:
 
 def _invoke(ledger: Path, seconds: float = 0.0) -> Invoke:
     payload = orjson.dumps({"seconds": seconds, "ledger": str(ledger)})
-    return Invoke(str(uuid.uuid4()), payload, "arn:aws:lambda:local:0:function:ledger")
+    return Invoke(str(uuid.uuid4()), payload, "arn:aws:lambda:us-east-1:0:function:ledger")
 
 
 def _ran(ledger: Path) -> list[str]:

@@ -1,18 +1,23 @@
 """Secrets through the application layer of a whole node, in-process: a deploy that
 refers to a missing secret is refused, a secret set again reaches the next call with
-no deploy (snapshot templates included), removing one in use needs ``force``, and a
-webhook's literal secret is stored sealed."""
+no deploy (snapshot templates included), removing one in use needs ``force``, and the
+literal secrets of webhooks and HTTP routes are stored sealed."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from support.projects import write_project
+from triggerfish.api.app import create_app
 from triggerfish.config import Settings
 from triggerfish.control import Control
 from triggerfish.errors import ConfigError, ConflictError, NotFoundError
@@ -165,3 +170,42 @@ async def test_literal_secrets_stored_by_an_older_release_are_sealed_at_start(
     assert literal not in json.dumps(body)
     webhooks = node.control.webhooks
     assert await webhooks.signing_secret("old", await webhooks.get("old")) == literal
+
+
+async def test_a_literal_route_secret_is_stored_sealed_and_older_rows_still_sign(
+    node: Node, tmp_path: Path
+) -> None:
+    literal = "a-literal-route-secret"
+    route = {"route": "POST /signed", "auth": "hmac", "secret": literal}
+    settings = {"triggers": [{"name": "signed", "http": route}]}
+    body = b'{"amount": 10}'
+    signature = hmac.new(literal.encode(), body, hashlib.sha256).hexdigest()
+    app = httpx.ASGITransport(app=create_app(node, manage_node=False))
+
+    async def post(signed_with: str) -> int:
+        async with httpx.AsyncClient(transport=app, base_url="http://triggerfish") as http:
+            headers = {"X-Triggerfish-Signature": signed_with}
+            return (await http.post("/fn/signed", content=body, headers=headers)).status_code
+
+    async def stored() -> dict[str, Any]:
+        (trigger,) = await node.store.list_triggers("reader")
+        return trigger.config
+
+    await deploy(node.control, tmp_path / "p", **settings)
+    assert literal not in json.dumps(await stored())
+    assert set((await stored())["http"]["secret"]) == {"sealed"}
+    assert await post(signature) == 200
+    assert await post(hmac.new(b"a guess", body, hashlib.sha256).hexdigest()) == 401
+
+    # As an older release stored it: the secret as written. It still signs, and the
+    # next deploy seals it.
+    (trigger,) = await node.store.list_triggers("reader")
+    older = {**trigger.config, "http": route}
+    await node.store.replace_triggers("reader", [replace(trigger, config=older)])
+    await node.control.changed("reader")
+    assert (await stored())["http"]["secret"] == literal
+    assert await post(signature) == 200
+
+    await deploy(node.control, tmp_path / "p", **settings)
+    assert literal not in json.dumps(await stored())
+    assert await post(signature) == 200

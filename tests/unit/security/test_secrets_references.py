@@ -12,8 +12,8 @@ import pytest
 from triggerfish.api.lambda_.shapes import configuration
 from triggerfish.errors import ConfigError
 from triggerfish.functions.manifest import parse_function_config, parse_manifest
-from triggerfish.functions.references import SecretRef, secret_names
-from triggerfish.functions.webhooks import SealedSecret, WebhookConfig
+from triggerfish.functions.references import SealedSecret, SecretRef, secret_names
+from triggerfish.functions.webhooks import WebhookConfig
 from triggerfish.sources.webhooks import public_json
 from triggerfish.store.records import VersionRecord
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 def add_alias_routes(router: APIRouter, node: Node) -> None:
     """Add the alias operations to the Lambda API's ``router``."""
     aliases = node.control.aliases
+    region = node.settings.region
 
     def shape(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
         number = numbers.get(record.version)
@@ -38,7 +39,7 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             uuid.NAMESPACE_URL, f"{record.function}:{record.name}:{record.version}"
         )
         return {
-            "AliasArn": function_arn(record.function, record.name),
+            "AliasArn": function_arn(record.function, record.name, region=region),
             "Name": record.name,
             "FunctionVersion": str(number),
             "Description": "",
@@ -55,7 +56,7 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         raise LambdaError(
             404,
             "ResourceNotFoundException",
-            f"Alias not found: {function_arn(function, alias)}",
+            f"Alias not found: {function_arn(function, alias, region=region)}",
         )
 
     async def read_body(request: Request, function: str) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             raise LambdaError(
                 409,
                 "ResourceConflictException",
-                f"Alias already exists: {function_arn(function, alias)}",
+                f"Alias already exists: {function_arn(function, alias, region=region)}",
             )
         assert number is not None
         return json_response(await one(await aliases.set(function, alias, number)), 201)

@@ -114,10 +114,12 @@ class Invocations:
             await self._control.specs.resolve(function, target)
             return Reply(204, media_type=None)
         if kind == "Event":
-            stored = await node.invoker.invoke_async(function, payload, qualifier=target)
+            stored = await node.invoker.invoke_async(
+                function, payload, qualifier=target, trace=headers
+            )
             return Reply(202, headers=[(b"x-amzn-requestid", stored.id.encode())], media_type=None)
         result = await node.invoker.invoke(
-            function, payload, qualifier=target, client_context=context
+            function, payload, qualifier=target, client_context=context, trace=headers
         )
         if target == LATEST:
             executed = LATEST

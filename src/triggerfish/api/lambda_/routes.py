@@ -42,7 +42,11 @@ def create_router(node: Node) -> APIRouter:
         version: VersionRecord, qualifier: str | None = None, label: str | None = None
     ) -> dict[str, Any]:
         return configuration(
-            version, qualifier=qualifier, label=label, code_size=code_size(version)
+            version,
+            qualifier=qualifier,
+            label=label,
+            code_size=code_size(version),
+            region=node.settings.region,
         )
 
     async def all_versions(function: str) -> list[Item]:

@@ -12,7 +12,6 @@ the version number, as Lambda numbers published versions.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import math
 import platform
 import re
@@ -23,20 +22,20 @@ from typing import Any
 from triggerfish.api.lambda_.errors import invalid_parameter
 from triggerfish.control import LIVE, VersionRecord
 from triggerfish.functions.references import shown
-from triggerfish.runtime.base import FunctionSpec
+from triggerfish.runtime.base import ACCOUNT, DEFAULT_REGION
 
 LATEST = "$LATEST"
-_SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FunctionSpec)}
-REGION = str(_SPEC_DEFAULTS["region"])
-ACCOUNT = str(_SPEC_DEFAULTS["account"])
 
 _ARN = re.compile(r"^arn:[\w-]+:lambda:[\w-]*:\d*:function:([^:]+)(?::([^:]+))?$")
 _PARTIAL = re.compile(r"^\d{12}:function:([^:]+)(?::([^:]+))?$")
 _PLAIN = re.compile(r"^([^:]+)(?::([^:]+))?$")
 
 
-def function_arn(function: str, qualifier: str | None = None) -> str:
-    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"
+def function_arn(
+    function: str, qualifier: str | None = None, *, region: str = DEFAULT_REGION
+) -> str:
+    """The ARN of ``function`` in ``region`` (the node's: ``Settings.region``)."""
+    arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{function}"
     return f"{arn}:{qualifier}" if qualifier else arn
 
 
@@ -76,6 +75,7 @@ def configuration(
     qualifier: str | None = None,
     label: str | None = None,
     code_size: int = 0,
+    region: str = DEFAULT_REGION,
 ) -> dict[str, Any]:
     """``label``: the ``Version`` to show (``$LATEST``), the number otherwise."""
     settings = version.settings
@@ -83,7 +83,7 @@ def configuration(
     snapstart = settings.snapstart
     shape: dict[str, Any] = {
         "FunctionName": version.function,
-        "FunctionArn": function_arn(version.function, qualifier),
+        "FunctionArn": function_arn(version.function, qualifier, region=region),
         "Runtime": settings.runtime,
         "Role": f"arn:aws:iam::{ACCOUNT}:role/triggerfish",
         "Handler": settings.handler,
@@ -107,6 +107,13 @@ def configuration(
         },
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{version.function}"},
     }
+    logs = settings.logging
+    if logs.format == "json":
+        shape["LoggingConfig"].update(
+            LogFormat="JSON",
+            ApplicationLogLevel=logs.level or "INFO",
+            SystemLogLevel=logs.system_level or "INFO",
+        )
     if settings.environment:
         # A variable that refers to a secret reads "secret:NAME", never the value.
         variables = {key: shown(value) for key, value in settings.environment.items()}

@@ -4,15 +4,19 @@ before anything is read or stored.
 
 | operations | need |
 | --- | --- |
-| GetObject, HeadObject | ``s3:read`` on ``bucket/key`` |
-| PutObject, DeleteObject, the multipart calls | ``s3:write`` on ``bucket/key`` |
+| GetObject, HeadObject, GetObjectAttributes, GetObjectAcl | ``s3:read`` on ``bucket/key`` |
+| PutObject, DeleteObject, PutObjectAcl, the multipart calls | ``s3:write`` on ``bucket/key`` |
 | CopyObject, UploadPartCopy | that, and ``s3:read`` on the source |
 | DeleteObjects | ``s3:write`` on each key (checked as the body is read) |
-| ListObjects | ``s3:read`` covering every key under the prefix |
+| ListObjects, ListObjectVersions | ``s3:read`` covering every key under the prefix |
 | ListMultipartUploads | ``s3:write`` covering every key under the prefix |
-| CreateBucket, DeleteBucket | ``s3:write`` on the whole bucket |
-| HeadBucket, GetBucketLocation | any permission in the bucket |
+| CreateBucket, DeleteBucket, PutBucketAcl, PutBucketVersioning | ``s3:write`` on the whole bucket |
+| HeadBucket, GetBucketLocation, GetBucketVersioning, GetBucketAcl | any permission in the bucket |
+| PutBucketCors, DeleteBucketCors | ``s3:write`` on the whole bucket |
+| GetBucketCors | any permission in the bucket |
 | ListBuckets | any ``s3:`` permission; lists the buckets it has one in |
+
+A CORS preflight (``OPTIONS``) is unsigned, as on S3, and needs no permission.
 
 A refusal is S3's ``AccessDenied`` (403), its message naming the permission missing.
 """
@@ -24,10 +28,18 @@ from triggerfish.api.s3.request import S3Request
 from triggerfish.security.permissions import S3_READ, S3_WRITE, Principal
 from triggerfish.security.sigv4 import S3AuthError
 
-_OBJECT_READS = frozenset({"GetObject", "HeadObject"})
+_OBJECT_READS = frozenset({"GetObject", "HeadObject", "GetObjectAttributes", "GetObjectAcl"})
+_BUCKET_READS = frozenset(
+    {"HeadBucket", "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl", "GetBucketCors"}
+)
+_BUCKET_WRITES = frozenset(
+    {"CreateBucket", "DeleteBucket", "PutBucketAcl", "PutBucketVersioning"}
+    | {"PutBucketCors", "DeleteBucketCors"}
+)
 _OBJECT_WRITES = frozenset(
     {
         "PutObject",
+        "PutObjectAcl",
         "DeleteObject",
         "UploadPart",
         "CreateMultipartUpload",
@@ -58,14 +70,14 @@ def authorize(principal: Principal, operation: str, req: S3Request) -> None:
         if "x-amz-copy-source" in req.headers:
             source_bucket, source_key = o.copy_source(req)
             require(principal, S3_READ, f"{source_bucket}/{source_key}")
-    elif operation in ("ListObjects", "ListMultipartUploads"):
-        action = S3_READ if operation == "ListObjects" else S3_WRITE
+    elif operation in ("ListObjects", "ListObjectVersions", "ListMultipartUploads"):
+        action = S3_WRITE if operation == "ListMultipartUploads" else S3_READ
         prefix = req.params.get("prefix", "")
         if not policy.allows_listing(action, bucket, prefix):
             raise denied(principal, action, f"{bucket}/{prefix}*")
-    elif operation in ("CreateBucket", "DeleteBucket"):
+    elif operation in _BUCKET_WRITES:
         require(principal, S3_WRITE, bucket)
-    elif operation in ("HeadBucket", "GetBucketLocation", "DeleteObjects"):
+    elif operation in _BUCKET_READS or operation == "DeleteObjects":
         if not policy.touches_bucket(bucket):
             raise denied(principal, S3_WRITE if operation == "DeleteObjects" else S3_READ, bucket)
     elif operation == "ListBuckets" and not (

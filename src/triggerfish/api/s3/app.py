@@ -3,12 +3,16 @@
 ``S3Middleware`` sends a request to the S3 API when it is signed with AWS Signature
 Version 4 (``Authorization: AWS4-HMAC-SHA256 ...`` or ``X-Amz-Algorithm`` in the
 query) or addressed virtual-host style (``<bucket>.<domain>`` for a known domain,
-``localhost`` by default); everything else, and always the paths of the control API
-(``/v1/``, ``/fn/``) and of the Lambda APIs (``/2015-03-31/``, ``/2018-06-01/``), goes
-to the application it wraps. Unsigned ``/healthz`` and ``/metrics`` stay with it too.
+``localhost`` by default). The paths of the control API (``/v1/``, ``/fn/``) and of
+the Lambda APIs (``/2015-03-31/``, ``/2018-06-01/``) always go to the application it
+wraps, and so do unsigned requests for its own few paths (``UNSIGNED_PATHS``: health,
+metrics, the OpenAPI documents, the web console); any other unsigned request is an
+anonymous S3 request, refused with S3's ``AccessDenied``.
 
-Every S3 request must be signed by an access key Triggerfish issued; errors are S3's
-XML error documents (``SignatureDoesNotMatch``, ``NoSuchBucket``, ``NoSuchKey`` ...).
+Every S3 request must be signed by an access key Triggerfish issued, but for a
+browser's CORS preflight (``OPTIONS``, answered by the bucket's CORS rules: ``cors``);
+errors are S3's XML error documents (``SignatureDoesNotMatch``, ``NoSuchBucket``,
+``NoSuchKey`` ...).
 """
 
 from __future__ import annotations
@@ -19,13 +23,21 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from triggerfish.api.lambda_.account import is_lambda_request
+from triggerfish.api.protocol import CONTINUE_UNSENT
+from triggerfish.api.s3 import acl, cors
 from triggerfish.api.s3 import buckets as b
 from triggerfish.api.s3 import objects as o
+from triggerfish.api.s3 import versions as v
 from triggerfish.api.s3.access import authorize
+from triggerfish.api.s3.attributes import get_object_attributes
+from triggerfish.api.s3.refused import refuse_unsupported
 from triggerfish.api.s3.request import S3Request, bucket_from_host
+from triggerfish.api.s3.versions import check_version
 from triggerfish.api.s3.xml import error_response
+from triggerfish.control.bucket_settings import BucketSettings
 from triggerfish.errors import AdapterError, TriggerfishError, ValidationError
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.sigv4 import S3AuthError, verify
@@ -34,7 +46,14 @@ from triggerfish.sources.buckets import BucketStore, InvalidObjectError
 log = logging.getLogger("triggerfish.s3")
 
 CONTROL_PREFIXES = ("/v1/", "/fn/", "/2015-03-31/", "/2018-06-01/")
-UNSIGNED_PATHS = ("/healthz", "/metrics")
+#: The control API's own paths that answer unsigned requests; any other unsigned request
+#: (not virtual-host style, not under the prefixes above) is S3's, and refused as S3
+#: refuses anonymous requests.
+UNSIGNED_PATHS = frozenset(
+    {"/", "/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+#: The web console's files (``triggerfish.console``), unsigned too.
+UNSIGNED_PREFIXES = ("/console/",)
 Handler = Callable[[BucketStore, S3Request], Awaitable[Response]]
 
 
@@ -69,14 +88,14 @@ def wants_s3(scope: Scope, domains: Sequence[str]) -> bool:
     path: str = scope.get("path", "")
     if path.startswith(CONTROL_PREFIXES) or path in ("/v1", "/fn"):
         return False
+    if is_lambda_request(scope):
+        return False
     if is_signed(scope):
         return True
-    if path in UNSIGNED_PATHS:
-        return False
     for name, value in scope.get("headers", ()):
-        if name == b"host":
-            return bucket_from_host(value.decode("latin-1"), domains) is not None
-    return False
+        if name == b"host" and bucket_from_host(value.decode("latin-1"), domains) is not None:
+            return True
+    return path not in UNSIGNED_PATHS and not path.startswith(UNSIGNED_PREFIXES)
 
 
 def route(req: S3Request) -> tuple[str, Handler]:
@@ -86,6 +105,12 @@ def route(req: S3Request) -> tuple[str, Handler]:
         if method == "GET":
             return "ListBuckets", b.list_buckets
     elif req.key is None:
+        if has("cors") and method in cors.OPERATIONS:
+            # Served by ``S3App`` over the buckets' settings (``cors.Cors``).
+            return cors.OPERATIONS[method], _not_implemented
+        found = _bucket_extra(req)
+        if found is not None:
+            return found
         if method == "GET":
             if has("location"):
                 return "GetBucketLocation", b.bucket_location
@@ -103,6 +128,9 @@ def route(req: S3Request) -> tuple[str, Handler]:
             return "DeleteObjects", b.delete_objects
     else:
         upload = has("uploadId")
+        found = _object_extra(req)
+        if found is not None:
+            return found
         if method == "GET" and upload:
             return "ListParts", o.list_parts
         if method == "GET" and not _object_subresource(req):
@@ -144,7 +172,36 @@ def _bucket_subresource(req: S3Request) -> bool:
 
 def _object_subresource(req: S3Request) -> bool:
     allowed = _PRESIGN | {"versionId", *o.RESPONSE_OVERRIDES}
+    if req.method == "GET":
+        allowed.add("partNumber")
     return any(name not in allowed for name, _ in req.query)
+
+
+def _bucket_extra(req: S3Request) -> tuple[str, Handler] | None:
+    """The bucket operations beyond the core ones: versioning answers and ACLs."""
+    method, has = req.method, req.has
+    if method == "GET" and has("versions"):
+        return "ListObjectVersions", v.list_object_versions
+    if method == "GET" and has("versioning"):
+        return "GetBucketVersioning", v.get_bucket_versioning
+    if method == "PUT" and has("versioning"):
+        return "PutBucketVersioning", v.put_bucket_versioning
+    if method == "GET" and has("acl"):
+        return "GetBucketAcl", acl.get_acl
+    if method == "PUT" and has("acl"):
+        return "PutBucketAcl", acl.put_acl
+    return None
+
+
+def _object_extra(req: S3Request) -> tuple[str, Handler] | None:
+    method, has = req.method, req.has
+    if method == "GET" and has("attributes"):
+        return "GetObjectAttributes", get_object_attributes
+    if method == "GET" and has("acl"):
+        return "GetObjectAcl", acl.get_acl
+    if method == "PUT" and has("acl"):
+        return "PutObjectAcl", acl.put_acl
+    return None
 
 
 async def _get(store: BucketStore, req: S3Request) -> Response:
@@ -172,14 +229,29 @@ class S3App:
         keys: AccessKeys,
         *,
         domains: Sequence[str] = ("localhost",),
+        settings: BucketSettings | None = None,
     ) -> None:
         self.buckets = buckets
         self.keys = keys
         self.domains = tuple(domains)
+        self.settings = settings
+        self.cors = cors.Cors(settings) if settings is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+        asked = False
+
+        async def receive_body() -> Message:
+            nonlocal asked
+            asked = True
+            return await receive()
+
+        request = Request(scope, receive_body)
         response = await self.handle(request)
+        unsent = not asked and CONTINUE_UNSENT in scope.get("extensions", {})
+        if unsent and response.headers.get("connection") == "close":
+            # The client waits for a 100 Continue it will not get, and sends no body:
+            # the connection stays usable (the server reads the next request).
+            del response.headers["connection"]
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
@@ -187,15 +259,30 @@ class S3App:
         req: S3Request | None = None
         try:
             req = S3Request.parse(request, self.domains)
+            if req.method == "OPTIONS" and self.cors is not None:
+                response = await self.cors.preflight(self.buckets, request, req)
+                response.headers["x-amz-request-id"] = req.request_id
+                return response
             req.credentials = await verify(
                 req.method, req.path, req.query, req.headers, self.keys.secret
             )
             req.principal = self.keys.principal(req.credentials.access_key)
             operation, handler = route(req)
+            if operation in cors.OPERATIONS.values() and self.cors is not None:
+                handler = self.cors.handler(operation)
             authorize(req.principal, operation, req)
+            refuse_unsupported(req)
+            if req.key is not None:
+                check_version(req.params.get("versionId"))
             response = await handler(self.buckets, req)
+            if operation == "DeleteBucket" and self.settings is not None:
+                await self.settings.forget(req.bucket or "")
+            if self.cors is not None:
+                await self.cors.decorate(req, response)
         except Exception as exc:
             error = self._error(exc, req, head=head)
+            if req is not None and self.cors is not None:
+                await self._decorate_error(req, error)
             if _has_body(request):
                 # The body may be unread (an answer before the upload, a 503 that the
                 # client retries): the next request on this connection would be taken
@@ -205,6 +292,14 @@ class S3App:
         response.headers["x-amz-request-id"] = req.request_id
         response.headers["x-amz-id-2"] = req.request_id
         return response
+
+    async def _decorate_error(self, req: S3Request, error: Response) -> None:
+        """A browser reads an error only with the CORS headers of its bucket's rules."""
+        assert self.cors is not None
+        try:
+            await self.cors.decorate(req, error)
+        except Exception:  # the store is away: the error goes without them
+            log.debug("no CORS headers for an error answer", exc_info=True)
 
     def _error(self, exc: Exception, req: S3Request | None, *, head: bool) -> Response:
         code = getattr(exc, "code", None)
@@ -253,9 +348,10 @@ class S3Middleware:
         buckets: BucketStore,
         keys: AccessKeys,
         domains: Sequence[str] = ("localhost",),
+        settings: BucketSettings | None = None,
     ) -> None:
         self.app = app
-        self.s3 = S3App(buckets, keys, domains=domains)
+        self.s3 = S3App(buckets, keys, domains=domains, settings=settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and wants_s3(scope, self.s3.domains):

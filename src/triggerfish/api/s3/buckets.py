@@ -20,15 +20,33 @@ from triggerfish.sources.buckets.notifications import OWNER
 
 OWNER_NODE: Node = ("Owner", [("ID", OWNER), ("DisplayName", OWNER)])
 MAX_DELETE = 1000
+MAX_BUCKETS = 10000
+NULL = "null"  # the version id of every object
 
 
 async def list_buckets(store: BucketStore, req: S3Request) -> Response:
-    buckets: list[Node] = [
-        ("Bucket", [("Name", name), ("CreationDate", iso_time(created))])
+    params = req.params
+    prefix = params.get("prefix", "")
+    token = params.get("continuation-token")
+    after = _untoken(token) if token else ""
+    limit = _number(params.get("max-buckets", str(MAX_BUCKETS)), "max-buckets")
+    if not 1 <= limit <= MAX_BUCKETS:
+        raise InvalidObjectError("InvalidArgument", f"max-buckets must be 1 to {MAX_BUCKETS}")
+    names = [
+        (name, created)
         for name, created in await store.list_buckets()
-        if visible(req, name)
+        if name > after and name.startswith(prefix) and visible(req, name)
     ]
-    return xml_response("ListAllMyBucketsResult", [OWNER_NODE, ("Buckets", buckets)])
+    page = names[:limit]
+    buckets: list[Node] = [
+        ("Bucket", [("Name", name), ("CreationDate", iso_time(created))]) for name, created in page
+    ]
+    children: list[Node] = [OWNER_NODE, ("Buckets", buckets)]
+    if len(names) > limit:
+        children.append(("ContinuationToken", _token(page[-1][0])))
+    if "prefix" in params:
+        children.append(("Prefix", prefix))
+    return xml_response("ListAllMyBucketsResult", children)
 
 
 async def create_bucket(store: BucketStore, req: S3Request) -> Response:
@@ -64,12 +82,15 @@ async def bucket_location(store: BucketStore, req: S3Request) -> Response:
     return Response(body, media_type=XML_TYPE)
 
 
-def _max_keys(req: S3Request) -> int:
-    text = req.params.get("max-keys", "1000")
+def _number(text: str, name: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise InvalidObjectError("InvalidArgument", "max-keys must be an integer") from None
+        raise InvalidObjectError("InvalidArgument", f"{name} must be an integer") from None
+
+
+def max_keys(req: S3Request) -> int:
+    value = _number(req.params.get("max-keys", "1000"), "max-keys")
     if value < 0:
         raise InvalidObjectError("InvalidArgument", "max-keys must not be negative")
     return min(value, 1000)
@@ -95,7 +116,7 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
     prefix = params.get("prefix", "")
     delimiter = params.get("delimiter", "")
     encode = params.get("encoding-type") == "url"
-    max_keys = _max_keys(req)
+    limit = max_keys(req)
 
     def text(value: str) -> str:
         return quote(value, safe="/") if encode else value
@@ -107,14 +128,15 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
         after = params.get("marker", "")
     listing: Listing = (
         await store.list_objects(
-            req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys
+            req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=limit
         )
-        if max_keys
+        if limit
         else Listing([], [], False, after)
     )
     children: list[Node] = [
         ("Name", req.bucket),
-        ("Prefix", text(prefix)),
+        # ListObjects (v1) echoes the prefix as sent, even with encoding-type=url.
+        ("Prefix", text(prefix) if v2 else prefix),
     ]
     if v2:
         children.append(("KeyCount", len(listing.objects) + len(listing.prefixes)))
@@ -128,7 +150,7 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
         children.append(("Marker", text(after)))
         if listing.truncated:
             children.append(("NextMarker", text(listing.last)))
-    children.append(("MaxKeys", max_keys))
+    children.append(("MaxKeys", limit))
     if delimiter:
         children.append(("Delimiter", text(delimiter)))
     if encode:
@@ -154,7 +176,9 @@ async def delete_objects(store: BucketStore, req: S3Request) -> Response:
     assert req.bucket is not None
     root = parse(await req.read_small())
     quiet = (root.findtext("Quiet") or "").strip().lower() == "true"
-    keys = [(item.findtext("Key") or "") for item in root.findall("Object")]
+    objects = root.findall("Object")
+    keys = [(item.findtext("Key") or "") for item in objects]
+    versions = [item.findtext("VersionId") for item in objects]
     if not keys or len(keys) > MAX_DELETE:
         raise InvalidObjectError(
             "MalformedXML", f"a Delete request names 1 to {MAX_DELETE} objects"
@@ -163,8 +187,17 @@ async def delete_objects(store: BucketStore, req: S3Request) -> Response:
         raise InvalidObjectError("MalformedXML", "every Object needs a Key")
     for key in keys:
         require_key(req, S3_WRITE, key)
-    await store.delete_objects(req.bucket, keys, actor=req.actor())
-    children: list[Node] = [] if quiet else [("Deleted", [("Key", key)]) for key in keys]
+    # Every object has the one version "null" (see ``versions``): another is not found.
+    chosen = [key for key, version in zip(keys, versions, strict=True) if version in (None, NULL)]
+    await store.delete_objects(req.bucket, chosen, actor=req.actor())
+    children: list[Node] = []
+    for key, version in zip(keys, versions, strict=True):
+        if version not in (None, NULL):
+            message = "The specified version does not exist."
+            error = [("Key", key), ("VersionId", version), ("Code", "NoSuchVersion")]
+            children.append(("Error", [*error, ("Message", message)]))
+        elif not quiet:
+            children.append(("Deleted", [("Key", key), ("VersionId", version)]))
     return xml_response("DeleteResult", children)
 
 

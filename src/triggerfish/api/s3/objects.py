@@ -4,10 +4,15 @@ DeleteObject, CopyObject, and the multipart upload calls."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from urllib.parse import unquote
+from dataclasses import replace
+from urllib.parse import parse_qsl, unquote
 
 from starlette.responses import Response, StreamingResponse
 
+from triggerfish.api.s3 import checksums
+from triggerfish.api.s3.attributes import part_range
+from triggerfish.api.s3.conditions import copy_source_check, read_precondition, write_condition
+from triggerfish.api.s3.metadata import sent_value, stored_value
 from triggerfish.api.s3.request import MAX_PART_SIZE, S3Request
 from triggerfish.api.s3.xml import Node, http_time, iso_time, parse, xml_response
 from triggerfish.sources.buckets import (
@@ -17,6 +22,7 @@ from triggerfish.sources.buckets import (
     ObjectRow,
 )
 from triggerfish.sources.buckets.blobs import BlobReader, BlobWriter
+from triggerfish.sources.buckets.checksums import Hasher
 
 #: Headers stored with an object and returned as they were given.
 STORED_HEADERS = (
@@ -42,7 +48,7 @@ def quoted(etag: str) -> str:
 
 def new_object(req: S3Request) -> NewObject:
     metadata = {
-        name[len("x-amz-meta-") :]: value
+        name[len("x-amz-meta-") :]: stored_value(value)
         for name, value in req.headers.items()
         if name.startswith("x-amz-meta-")
     }
@@ -68,7 +74,7 @@ def object_headers(row: ObjectRow) -> dict[str, str]:
         **row.headers,
     }
     for name, value in row.metadata.items():
-        headers[f"x-amz-meta-{name}"] = value
+        headers[f"x-amz-meta-{name}"] = sent_value(value)
     if "-" in row.etag:
         headers["x-amz-mp-parts-count"] = row.etag.rsplit("-", 1)[1]
     return headers
@@ -104,21 +110,6 @@ def _unsatisfiable(size: int) -> InvalidObjectError:
     )
 
 
-def _precondition(req: S3Request, row: ObjectRow) -> Response | None:
-    etag = quoted(row.etag)
-    if_match = req.headers.get("if-match")
-    if if_match and if_match.strip() not in (etag, "*", row.etag):
-        raise InvalidObjectError(
-            "PreconditionFailed",
-            "At least one of the pre-conditions you specified did not hold",
-            status=412,
-        )
-    if_none = req.headers.get("if-none-match")
-    if if_none and if_none.strip() in (etag, "*", row.etag):
-        return Response(status_code=304, headers={"etag": etag})
-    return None
-
-
 async def _stream(handle: BlobReader, first: int, length: int) -> AsyncIterator[bytes]:
     try:
         async for data in handle.stream(first, length):
@@ -136,7 +127,7 @@ async def get_object(store: BucketStore, req: S3Request, *, head: bool) -> Respo
     else:
         row, handle = await store.open_object(req.bucket, req.key)
     try:
-        early = _precondition(req, row)
+        early = read_precondition(req, row)
         headers = object_headers(row)
         params = req.params
         for name, header in RESPONSE_OVERRIDES.items():
@@ -144,12 +135,18 @@ async def get_object(store: BucketStore, req: S3Request, *, head: bool) -> Respo
                 headers[header] = params[name]
         status, first, length = 200, 0, row.size
         wanted = req.headers.get("range")
-        if wanted and early is None:
+        if "partNumber" in params and early is None:
+            first, last = part_range(req, row)
+            status, length = 206, last - first + 1
+            headers["content-range"] = f"bytes {first}-{last}/{row.size}"
+        elif wanted and early is None:
             span = parse_range(wanted, row.size)
             if span is not None:
                 first, last = span
                 status, length = 206, last - first + 1
                 headers["content-range"] = f"bytes {first}-{last}/{row.size}"
+        if status == 200 and checksums.wanted(req.headers):
+            headers.update(checksums.response_headers(row.checksum))
     except BaseException:
         if handle is not None:
             await handle.aclose()
@@ -162,10 +159,9 @@ async def get_object(store: BucketStore, req: S3Request, *, head: bool) -> Respo
         headers["content-length"] = str(length)
         return Response(status_code=status, headers=headers)
     headers["content-length"] = str(length)
-    media = headers.pop("content-type")
-    return StreamingResponse(
-        _stream(handle, first, length), status_code=status, headers=headers, media_type=media
-    )
+    # The content type goes out as stored: given as a media type, a text/* one would
+    # gain a charset.
+    return StreamingResponse(_stream(handle, first, length), status_code=status, headers=headers)
 
 
 async def put_object(store: BucketStore, req: S3Request) -> Response:
@@ -174,18 +170,37 @@ async def put_object(store: BucketStore, req: S3Request) -> Response:
     if "x-amz-copy-source" in req.headers:
         return await copy_object(store, req)
     await store.check_bucket(req.bucket)
+    condition = write_condition(req)
+    if condition is not None:  # refused before the bytes are sent, and checked again
+        await store.check_condition(req.bucket, req.key, condition)
     writer = store.writer()
     try:
-        await req.read_into(writer)
+        await req.read_into(writer, keep=checksums.put_algorithm(req.headers))
     except BaseException:
         await store.discard(writer)
         raise
-    row = await store.put_object(req.bucket, req.key, writer, new_object(req), actor=req.actor())
-    return Response(headers={"etag": quoted(row.etag)})
+    row = await store.put_object(
+        req.bucket,
+        req.key,
+        writer,
+        replace(new_object(req), checksum=req.checksum),
+        actor=req.actor(),
+        condition=condition,
+    )
+    return Response(headers={"etag": quoted(row.etag), **checksums.response_headers(row.checksum)})
 
 
 def copy_source(req: S3Request) -> tuple[str, str]:
-    text = unquote(req.headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")
+    path, _, query = req.headers["x-amz-copy-source"].partition("?")
+    try:
+        text = unquote(path, errors="strict").lstrip("/")
+    except UnicodeDecodeError:
+        raise InvalidObjectError(
+            "InvalidArgument", "Copy Source is not valid UTF-8 once percent-decoded"
+        ) from None
+    version = dict(parse_qsl(query)).get("versionId")
+    if version is not None and version != "null":  # every object's one version
+        raise InvalidObjectError("InvalidArgument", "Invalid version id specified")
     bucket, _, key = text.partition("/")
     if not bucket or not key:
         raise InvalidObjectError(
@@ -199,8 +214,18 @@ async def copy_object(store: BucketStore, req: S3Request) -> Response:
     assert req.key is not None
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
     new = new_object(req) if directive == "REPLACE" else None
-    row = await store.copy_object(copy_source(req), req.bucket, req.key, new, actor=req.actor())
+    row = await store.copy_object(
+        copy_source(req),
+        req.bucket,
+        req.key,
+        new,
+        actor=req.actor(),
+        source_check=copy_source_check(req),
+        condition=write_condition(req),
+        checksum=checksums.copy_algorithm(req.headers),
+    )
     children: list[Node] = [("LastModified", iso_time(row.modified)), ("ETag", quoted(row.etag))]
+    children += checksums.nodes(row.checksum)
     return xml_response("CopyObjectResult", children)
 
 
@@ -217,9 +242,14 @@ async def delete_object(store: BucketStore, req: S3Request) -> Response:
 async def create_upload(store: BucketStore, req: S3Request) -> Response:
     assert req.bucket is not None
     assert req.key is not None
-    upload_id = await store.create_upload(req.bucket, req.key, new_object(req))
+    chosen = checksums.upload_choice(req.headers)
+    new = replace(new_object(req), checksum=chosen)
+    upload_id = await store.create_upload(req.bucket, req.key, new)
     children: list[Node] = [("Bucket", req.bucket), ("Key", req.key), ("UploadId", upload_id)]
-    return xml_response("InitiateMultipartUploadResult", children)
+    headers = {}
+    if chosen is not None:
+        headers = {"x-amz-checksum-algorithm": chosen.algorithm, "x-amz-checksum-type": chosen.type}
+    return xml_response("InitiateMultipartUploadResult", children, headers=headers)
 
 
 def part_number(req: S3Request) -> int:
@@ -236,27 +266,45 @@ async def upload_part(store: BucketStore, req: S3Request) -> Response:
     assert req.key is not None
     number = part_number(req)
     upload_id = req.params["uploadId"]
+    upload = await store.upload(req.bucket, req.key, upload_id)
+    algorithm = checksums.part_algorithm(upload.checksum, req.headers)
     writer = store.writer()
     try:
         if "x-amz-copy-source" in req.headers:
-            await _copy_part(store, req, writer)
+            hasher = Hasher(algorithm)
+            await _copy_part(store, req, writer, hasher)
+            req.checksum = hasher.checksum()
         else:
-            await req.read_into(writer, limit=MAX_PART_SIZE)
+            await req.read_into(writer, limit=MAX_PART_SIZE, keep=algorithm)
     except BaseException:
         await store.discard(writer)
         raise
-    part = await store.put_part(req.bucket, req.key, upload_id, number, writer)
+    part = await store.put_part(
+        req.bucket, req.key, upload_id, number, writer, checksum=req.checksum
+    )
+    shown = part.checksum if upload.checksum is not None else None
     if "x-amz-copy-source" in req.headers:
         children: list[Node] = [
             ("LastModified", iso_time(part.modified)),
             ("ETag", quoted(part.etag)),
+            *checksums.nodes(shown, with_type=False),
         ]
         return xml_response("CopyPartResult", children)
-    return Response(headers={"etag": quoted(part.etag)})
+    headers = {"etag": quoted(part.etag), **checksums.response_headers(shown, with_type=False)}
+    return Response(headers=headers)
 
 
-async def _copy_part(store: BucketStore, req: S3Request, writer: BlobWriter) -> None:
+async def _copy_part(
+    store: BucketStore, req: S3Request, writer: BlobWriter, hasher: Hasher
+) -> None:
     row, handle = await store.open_object(*copy_source(req))
+    check = copy_source_check(req)
+    if check is not None:
+        try:
+            check(row)
+        except BaseException:
+            await handle.aclose()
+            raise
     first, length = 0, row.size
     wanted = req.headers.get("x-amz-copy-source-range")
     if wanted:
@@ -267,12 +315,14 @@ async def _copy_part(store: BucketStore, req: S3Request, writer: BlobWriter) -> 
         first, length = span[0], span[1] - span[0] + 1
     async for data in _stream(handle, first, length):
         writer.write(data)
+        hasher.update(data)
 
 
 async def complete_upload(store: BucketStore, req: S3Request) -> Response:
     assert req.bucket is not None
     assert req.key is not None
-    root = parse(await req.read_small())
+    root = parse(await req.read_small(checksum=False))
+    part_checksums, full_checksum = checksums.completion(root, req.headers)
     chosen: list[tuple[int, str]] = []
     for part in root.findall("Part"):
         number, etag = part.findtext("PartNumber"), part.findtext("ETag")
@@ -280,7 +330,14 @@ async def complete_upload(store: BucketStore, req: S3Request) -> Response:
             raise InvalidObjectError("MalformedXML", "Each Part needs a PartNumber and an ETag")
         chosen.append((int(number), etag.strip()))
     row = await store.complete_upload(
-        req.bucket, req.key, req.params["uploadId"], chosen, actor=req.actor()
+        req.bucket,
+        req.key,
+        req.params["uploadId"],
+        chosen,
+        actor=req.actor(),
+        condition=write_condition(req),
+        part_checksums=part_checksums,
+        full_checksum=full_checksum,
     )
     location = f"{str(req.request.base_url).rstrip('/')}{req.resource}"
     children: list[Node] = [
@@ -288,6 +345,7 @@ async def complete_upload(store: BucketStore, req: S3Request) -> Response:
         ("Bucket", req.bucket),
         ("Key", req.key),
         ("ETag", quoted(row.etag)),
+        *checksums.nodes(row.checksum),
     ]
     return xml_response("CompleteMultipartUploadResult", children)
 

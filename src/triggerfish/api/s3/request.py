@@ -2,10 +2,12 @@
 signature, and its body, read while checking what the signature and headers promise.
 
 A body is checked against ``x-amz-content-sha256`` (or each chunk's signature for
-``aws-chunked`` uploads), ``Content-MD5`` and ``x-amz-checksum-crc32`` when given;
-a body that does not match is refused before anything is stored. S3's own size limits
-hold: a request that declares a body over 5 GiB is refused (``EntityTooLarge``) before
-its signature is checked, and a body is refused as soon as it streams past its limit.
+``aws-chunked`` uploads), ``Content-MD5`` and the ``x-amz-checksum-*`` header or
+trailer when given (``checksums``); a body that does not match is refused before
+anything is stored, and the checksum computed is left in ``S3Request.checksum``.
+S3's own size limits hold: a request that declares a body over 5 GiB is refused
+(``EntityTooLarge``) before its signature is checked, and a body is refused as soon as
+it streams past its limit.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from triggerfish.api.s3.checksums import BodyChecksum, Named, named
 from triggerfish.security.permissions import Principal
 from triggerfish.security.sigv4 import (
     STREAMING_MODES,
@@ -30,6 +32,7 @@ from triggerfish.security.sigv4 import (
     decode_path,
 )
 from triggerfish.sources.buckets.blobs import BlobWriter
+from triggerfish.sources.buckets.checksums import Checksum
 from triggerfish.sources.buckets.errors import InvalidObjectError
 from triggerfish.sources.buckets.notifications import Actor
 
@@ -73,6 +76,7 @@ class S3Request:
     request_id: str = field(default_factory=lambda: secrets.token_hex(8).upper())
     credentials: Credentials | None = None
     principal: Principal | None = None  # who signed it, with their permissions
+    checksum: Checksum | None = None  # of the body read, once it is read (see ``read_into``)
 
     @classmethod
     def parse(cls, request: Request, domains: Sequence[str]) -> S3Request:
@@ -125,12 +129,17 @@ class S3Request:
             request_id=self.request_id,
         )
 
-    async def read_into(self, writer: BlobWriter, *, limit: int = MAX_PUT_SIZE) -> None:
+    async def read_into(
+        self, writer: BlobWriter, *, limit: int = MAX_PUT_SIZE, keep: str | None = None
+    ) -> None:
         """Stream the body into ``writer``, checking it; raise on a mismatch, or once
         it is over ``limit`` bytes."""
-        await self._read(writer.write, limit)
+        await self._read(writer.write, limit, keep)
 
-    async def read_small(self, limit: int = MAX_XML_BODY) -> bytes:
+    async def read_small(self, limit: int = MAX_XML_BODY, *, checksum: bool = True) -> bytes:
+        """The whole (small) body; ``checksum=False`` when the request's
+        ``x-amz-checksum-*`` header is not the body's (CompleteMultipartUpload's is the
+        object's)."""
         parts: list[bytes] = []
         size = 0
 
@@ -141,16 +150,26 @@ class S3Request:
                 raise InvalidObjectError("MaxMessageLengthExceeded", "Your request was too big.")
             parts.append(data)
 
-        await self._read(keep)
+        await self._read(keep, check=checksum)
         return b"".join(parts)
 
-    async def _read(self, sink: Callable[[bytes], object], limit: int = MAX_PUT_SIZE) -> None:
+    async def _read(
+        self,
+        sink: Callable[[bytes], object],
+        limit: int = MAX_PUT_SIZE,
+        keep: str | None = None,
+        *,
+        check: bool = True,
+    ) -> None:
+        """``keep``: the algorithm of the checksum to compute for ``self.checksum``
+        (the one the request names when None); a checksum the request gives is checked
+        either way."""
         assert self.credentials is not None
         claimed = self.credentials.payload_hash
         chunked = ChunkedBody(self.credentials) if claimed in STREAMING_MODES else None
         sha256 = hashlib.sha256() if claimed != UNSIGNED and chunked is None else None
         md5 = hashlib.md5(usedforsecurity=False) if "content-md5" in self.headers else None
-        crc = 0
+        checksum = BodyChecksum(named(self.headers) if check else Named(), keep)
         size = 0
         async for data in self.request.stream():
             if chunked is not None:
@@ -161,7 +180,7 @@ class S3Request:
                 sha256.update(data)
             if md5 is not None:
                 md5.update(data)
-            crc = zlib.crc32(data, crc)
+            checksum.update(data)
             size += len(data)
             if size > limit:
                 raise entity_too_large(limit)
@@ -184,10 +203,4 @@ class S3Request:
                     "The Content-MD5 you specified did not match what we received.",
                     status=400,
                 )
-        given_crc = trailers.get("x-amz-checksum-crc32") or self.headers.get("x-amz-checksum-crc32")
-        if given_crc and base64.b64encode(crc.to_bytes(4, "big")).decode("ascii") != given_crc:
-            raise BadDigestError(
-                "BadDigest",
-                "The CRC32 you specified did not match the calculated checksum.",
-                status=400,
-            )
+        self.checksum = checksum.finish(trailers)

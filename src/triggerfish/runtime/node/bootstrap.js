@@ -17,6 +17,12 @@
 // ({errorType, errorMessage, trace}), the memory peak per invocation, and "oom" when the
 // peak went over the memory size (the environment then exits). It uses nothing but
 // Node.js itself.
+//
+// Packages: a function's own node_modules first, then the folders of NODE_PATH (where
+// the node's AWS SDK v3 bundle is), for `require` and, through a resolve hook, for
+// `import`. When the function's code loads aws-sdk v2, which reads no endpoint from the
+// environment, its global configuration gets AWS_ENDPOINT_URL (and the per-service
+// AWS_ENDPOINT_URL_<SERVICE>) and path-style S3 addresses before the code goes on.
 
 const fs = require('fs');
 const net = require('net');
@@ -24,9 +30,11 @@ const path = require('path');
 const url = require('url');
 const util = require('util');
 const Module = require('module');
+const asyncHooks = require('async_hooks');
 const { Float, encodeFrame, FrameReader } = require('./msgpack.js');
 
 const OUTPUT_FD = 1;
+const AsyncFunction = (async () => {}).constructor;
 const EXIT_OUT_OF_MEMORY = 197;
 const EXTENSIONS = ['.js', '.mjs', '.cjs'];
 
@@ -172,6 +180,91 @@ function logError(prefix, doc) {
   logLine('ERROR', [`${prefix} \t${JSON.stringify(shown)}`]);
 }
 
+// -- packages beyond the function's own -----------------------------------------------
+
+/** The folders of NODE_PATH, in order. */
+function nodePaths() {
+  return (process.env.NODE_PATH || '').split(path.delimiter).filter((entry) => path.isAbsolute(entry));
+}
+
+/** What to add to "Cannot find module '@aws-sdk/...'": how to get the package. */
+function packageHint(message) {
+  const match = /Cannot find (?:module|package) '((?:@aws-sdk|@smithy)\/[^/']+)/.exec(message || '');
+  if (match === null) return '';
+  const has = (name) => nodePaths().some((folder) => fs.existsSync(path.join(folder, name, 'package.json')));
+  if (!has('@aws-sdk/client-s3')) {
+    return ' (the AWS SDK v3 bundle is not installed on this node: run `triggerfish runtimes ' +
+      'install-sdk` there, or list the package in package.json)';
+  }
+  if (!has(match[1])) return ` (${match[1]} is not in the AWS SDK v3 bundle: list it in package.json)`;
+  return '';
+}
+
+// aws-sdk v2 reads credentials and the region from the environment but no endpoint, and
+// would call <service>.<region>.amazonaws.com. Its global configuration is set when a
+// copy of it is loaded (each copy has its own), before the code that loaded it goes on:
+// clients made afterwards use it, and what the code sets itself wins.
+const configuredSdks = new WeakSet();
+const CORE_SUFFIX = path.join(path.sep, 'aws-sdk', 'lib', 'core.js');
+
+function endpointSettings(current) {
+  const env = process.env;
+  if (/^true$/i.test(env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS || '')) return null;
+  const settings = {};
+  if (env.AWS_ENDPOINT_URL) settings.endpoint = env.AWS_ENDPOINT_URL;
+  for (const [name, value] of Object.entries(env)) {
+    const service = /^AWS_ENDPOINT_URL_([A-Z0-9_]+)$/.exec(name);
+    if (service === null || !value) continue;
+    // AWS_ENDPOINT_URL_SECRETS_MANAGER names the service v2 calls `secretsmanager`.
+    const id = service[1].replace(/_/g, '').toLowerCase();
+    settings[id] = { ...(current[id] || {}), endpoint: value };
+  }
+  if (settings.endpoint === undefined && settings.s3 === undefined) {
+    return Object.keys(settings).length ? settings : null;
+  }
+  settings.s3ForcePathStyle = true; // bucket.127.0.0.1 does not resolve
+  return settings;
+}
+
+function configureAwsSdkV2() {
+  for (const [file, loaded] of Object.entries(Module._cache)) {
+    if (!file.endsWith(CORE_SUFFIX)) continue;
+    const AWS = loaded && loaded.exports;
+    if (!AWS || !AWS.config || typeof AWS.config.update !== 'function' || configuredSdks.has(AWS)) continue;
+    configuredSdks.add(AWS);
+    const settings = endpointSettings(AWS.config);
+    if (settings !== null) AWS.config.update(settings);
+  }
+}
+
+function isAwsSdkV2(request) {
+  // 'aws-sdk', 'aws-sdk/clients/s3', or the file an ES module's import resolved to.
+  return typeof request === 'string' &&
+    (request === 'aws-sdk' || request.startsWith('aws-sdk/') || request.includes(`${path.sep}aws-sdk${path.sep}`));
+}
+
+const loadModule = Module._load;
+Module._load = function (request, parent, isMain) {
+  const exported = loadModule.apply(this, arguments);
+  if (isAwsSdkV2(request)) configureAwsSdkV2();
+  return exported;
+};
+
+// ES modules do not look in NODE_PATH; a resolve hook (esm-paths.mjs) looks there once
+// the function's own node_modules had nothing. Registered once, before the first ES
+// module of a function is imported, and only when NODE_PATH has folders.
+let esmHookRegistered = false;
+
+function registerEsmPaths() {
+  if (esmHookRegistered) return;
+  esmHookRegistered = true;
+  const folders = nodePaths();
+  if (!folders.length || typeof Module.register !== 'function') return;
+  Module.register(url.pathToFileURL(path.join(__dirname, 'esm-paths.mjs')).href, {
+    data: { folders },
+  });
+}
+
 // -- loading the handler -----------------------------------------------------------
 
 class LoadError extends Error {
@@ -182,13 +275,18 @@ class LoadError extends Error {
   }
 }
 
+function importEsm(file) {
+  registerEsmPaths();
+  return import(url.pathToFileURL(file).href);
+}
+
 async function importModule(file) {
-  if (file.endsWith('.mjs')) return import(url.pathToFileURL(file).href);
+  if (file.endsWith('.mjs')) return importEsm(file);
   try {
     return require(file);
   } catch (error) {
     // A .js file in a package of "type": "module" is an ES module.
-    if (error && error.code === 'ERR_REQUIRE_ESM') return import(url.pathToFileURL(file).href);
+    if (error && error.code === 'ERR_REQUIRE_ESM') return importEsm(file);
     throw error;
   }
 }
@@ -220,7 +318,8 @@ async function loadHandler(handler, codeDir) {
       throw new LoadError('Runtime.UserCodeSyntaxError', `SyntaxError: ${doc.errorMessage}`, doc.trace);
     }
     if (error && (error.code === 'MODULE_NOT_FOUND' || error.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw new LoadError('Runtime.ImportModuleError', `Error: ${doc.errorMessage}`, doc.trace);
+      const message = `Error: ${doc.errorMessage}${packageHint(doc.errorMessage)}`;
+      throw new LoadError('Runtime.ImportModuleError', message, doc.trace);
     }
     throw new LoadError(doc.errorType, doc.errorMessage, doc.trace);
   }
@@ -286,20 +385,72 @@ let current = null; // the invocation running, with its `finish(error, value)`
 let exiting = false; // an uncaught error ended the invocation: exit after its Done
 let pendingInitError = null; // an uncaught error while the handler was loading
 
-function activeWork() {
-  return process.getActiveResourcesInfo().filter((kind) => kind !== 'PipeWrap').length;
+// When a handler that returns no promise is done. Lambda's rule: once the event loop is
+// empty, with what the handler gave its callback. Counting the loop's resources against
+// their number when the call began fails both ways: a timer left by init (aws-sdk v2's
+// end-of-support notice) that fires during the call lowers the count and ends the call
+// while its own work is pending, and an interval left by init would hold every call to
+// its timeout. So the work is told apart by when it began: the timers and immediates
+// made during the call (seen through async_hooks, enabled only for such handlers), and
+// the handles and requests active now that were not active when it began (a socket of
+// a keep-alive pool, idle and unreferenced then, counts again once a call reuses it).
+// Once the callback was called, the call waits for its own work only; before that, it
+// ends with a null result only when nothing at all is pending, as on Lambda.
+
+const callTimers = new Map(); // asyncId -> Timeout or Immediate made during the call
+let ownTimer = false; // set while the bootstrap makes its own
+const callHook = asyncHooks.createHook({
+  init(asyncId, type, triggerAsyncId, resource) {
+    if (!ownTimer && (type === 'Timeout' || type === 'Immediate')) callTimers.set(asyncId, resource);
+  },
+  destroy(asyncId) {
+    callTimers.delete(asyncId);
+  },
+});
+
+function activeHandlesAndRequests() {
+  // Only the referenced handles are listed, as only they keep the loop alive.
+  const handles = typeof process._getActiveHandles === 'function' ? process._getActiveHandles() : [];
+  const requests = typeof process._getActiveRequests === 'function' ? process._getActiveRequests() : [];
+  return handles.concat(requests);
 }
 
-/** Resolves once the handler left nothing pending in the event loop (timers, sockets,
- *  file operations) beyond what was there before it started, or the deadline passed. */
-function emptyEventLoop(baseline, deadline) {
+function isPendingTimer(timer) {
+  if (timer._destroyed) return false;
+  return typeof timer.hasRef !== 'function' || timer.hasRef();
+}
+
+/** The work a call started, as seen from the work that was active when it began. */
+function callWork(before) {
+  for (const timer of callTimers.values()) if (isPendingTimer(timer)) return true;
+  return activeHandlesAndRequests().some((active) => active !== channel && !before.has(active));
+}
+
+/** Anything at all that keeps the event loop alive, but the protocol socket. */
+function anyWork() {
+  return process.getActiveResourcesInfo().filter((kind) => kind !== 'PipeWrap').length > 0 ||
+    activeHandlesAndRequests().some((active) => active !== channel);
+}
+
+function untracked(make) {
+  ownTimer = true;
+  try {
+    return make();
+  } finally {
+    ownTimer = false;
+  }
+}
+
+/** Resolves once `done()` holds, looked at every millisecond, or at `deadline`. */
+function whenSettled(done, deadline) {
   return new Promise((resolve) => {
     // Checked from an immediate: inside a timer's callback that timer still counts.
+    // The bootstrap's own timers are not the call's.
     const check = () => {
-      if (activeWork() <= baseline || Date.now() >= deadline) resolve();
-      else setTimeout(() => setImmediate(check), 1);
+      if (done() || Date.now() >= deadline) resolve();
+      else untracked(() => setTimeout(() => untracked(() => setImmediate(check)), 1));
     };
-    setImmediate(check);
+    untracked(() => setImmediate(check));
   });
 }
 
@@ -338,13 +489,17 @@ function makeEmit(event) {
 function runHandler(event, context, deadline) {
   return new Promise((resolve) => {
     let settled = false;
+    let tracking = false;
     const finish = (error, value) => {
       if (settled) return;
       settled = true;
+      if (tracking) {
+        callHook.disable();
+        callTimers.clear();
+      }
       resolve({ error, value });
     };
     current = { finish };
-    const baseline = activeWork();
     let answered = null; // what the handler gave its callback
     const callback = (error, value) => {
       if (answered !== null) return;
@@ -354,6 +509,10 @@ function runHandler(event, context, deadline) {
     context.done = (error, value) => callback(error, value);
     context.succeed = (value) => callback(null, value);
     context.fail = (error) => callback(error ?? new Error('handled'));
+    // An async function's promise says when it is done: no need to watch its work.
+    tracking = !(handler instanceof AsyncFunction);
+    const before = tracking ? new Set(activeHandlesAndRequests()) : null;
+    if (tracking) callHook.enable();
     let returned;
     try {
       returned = handler(event, context, callback);
@@ -367,10 +526,11 @@ function runHandler(event, context, deadline) {
         (error) => finish(error ?? new Error('the handler rejected with no reason')),
       );
     } else {
-      // As on Lambda: a handler that does not return a promise ends when the event loop
-      // has nothing left to do, with what it gave its callback (or a null result);
-      // sooner when it called back with callbackWaitsForEmptyEventLoop = false.
-      emptyEventLoop(baseline, deadline).then(() => {
+      // As on Lambda: a handler that does not return a promise ends with what it gave its
+      // callback once its work is done (sooner with callbackWaitsForEmptyEventLoop =
+      // false), or with a null result once the event loop is empty.
+      const done = () => (answered === null ? !anyWork() : !callWork(before));
+      whenSettled(done, deadline).then(() => {
         if (answered === null) finish(null, undefined);
         else finish(answered.error, answered.value);
       });
@@ -378,11 +538,25 @@ function runHandler(event, context, deadline) {
   });
 }
 
+let traced = false; // TRACEPARENT / TRACESTATE were set for an invocation
+
 async function invoke(message) {
   const [, requestId, payload, invokedArn, traceId, clientContext] = message;
   currentRequestId = requestId;
   if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
   else delete process.env._X_AMZN_TRACE_ID;
+  // The W3C trace context of the handler's span, for the function's own OpenTelemetry
+  // SDK: TRACEPARENT / TRACESTATE, and context.traceContext (docs/tracing.md). An
+  // environment that never had one leaves its environment variables alone.
+  const traceContext = {};
+  if (message[7] || traced) {
+    for (const [key, name, value] of [['TRACEPARENT', 'traceparent', message[7]],
+      ['TRACESTATE', 'tracestate', message[8]]]) {
+      if (value) process.env[key] = traceContext[name] = value;
+      else delete process.env[key];
+    }
+    traced = Boolean(message[7]);
+  }
   resetPeak();
   const startedAt = Date.now() / 1000;
   const started = performance.now();
@@ -412,6 +586,7 @@ async function invoke(message) {
       logStreamName: init.logStream,
       identity: undefined,
       clientContext: clientContext ?? undefined,
+      traceContext,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
       emit: makeEmit(event),
     };

@@ -16,6 +16,10 @@ seconds are stopped by ``reap``; ``close`` stops them all.
 Runtimes: ``nodejs`` is whatever ``node`` is on the server's ``PATH``; ``nodejsNN.x``
 is ``nodeNN`` when such a program exists, else ``node`` when its major version is NN,
 else the start fails with a message saying what is installed.
+
+Packages: once the node's AWS SDK v3 bundle is installed (``sdk.py``), every
+environment gets its ``node_modules`` last in ``NODE_PATH``, whether it starts fresh or
+from a spare (whose ``Setup`` carries the variables).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import msgspec
 from triggerfish.runtime.base import FunctionSpec
 from triggerfish.runtime.environment import start_child
 from triggerfish.runtime.lifeline import die_with_parent_argv
+from triggerfish.runtime.node.sdk import installed_modules, node_path
 from triggerfish.runtime.protocol import encode_frame
 
 if TYPE_CHECKING:
@@ -120,9 +125,12 @@ class NodeLauncher:
         spares: bool = True,
         spare_ttl: float = 300.0,
         identity: Callable[[str], int | None] | None = None,
+        sdk: Path | None = None,
     ) -> None:
         """``identity``: the user a function's processes run as (the sandbox's), None
-        for the node's own."""
+        for the node's own. ``sdk``: the folder of the AWS SDK bundle, used once an
+        install is complete there."""
+        self._sdk = sdk
         self._use_spares = spares
         self._spare_ttl = spare_ttl
         self._identity: Callable[[str], int | None] = identity or (lambda function: None)
@@ -165,6 +173,7 @@ class NodeLauncher:
         spare (already sent its ``Setup``) when one is ready, else a fresh one; as the
         user of ``cell`` and in it, when given (spares are kept per user)."""
         executable = self.executable(spec.runtime)
+        env = node_path(env, installed_modules(self._sdk))
         uid = None if cell is None else cell.confinement.uid
         key = (executable, spec.memory, uid)
         spare = None

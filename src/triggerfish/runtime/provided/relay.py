@@ -23,7 +23,10 @@ process group (a timeout kills both), under the memory rlimit. It then relays:
 
 When the relay runs in a function's virtual environment (it has requirements), that
 environment's ``bin`` comes first on the bootstrap's ``PATH``, so ``python3`` in a
-bootstrap script is the function's own. The HTTP server is a small single-threaded
+bootstrap script is the function's own. A bootstrap that starts with ``#!/bin/sh`` runs
+with bash in its ``sh`` mode when the machine has bash, as on Amazon Linux, where
+``/bin/sh`` is bash: scripts written there use ``set -o pipefail`` and other things that
+a ``/bin/sh`` such as dash lacks. The HTTP server is a small single-threaded
 one over ``selectors``: the relay is in every ``provided`` environment, and its start
 is part of the cold start.
 """
@@ -77,6 +80,8 @@ RELAY_CODE = (
 )
 PREFIX = "/2018-06-01/runtime"
 MIN_DATA_LIMIT_MB = 48
+SH_SHEBANG = "#!/bin/sh"
+BASH_PATHS = ("/bin/bash", "/usr/bin/bash")
 OUTPUT_FD = 1
 SEND_TIMEOUT = 30.0
 
@@ -124,8 +129,9 @@ class Relay:
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        program, argv = bootstrap_command(path)
         try:
-            self.child = os.posix_spawn(path, [path], env)
+            self.child = os.posix_spawn(program, argv, env)
         except OSError as exc:
             self.init_failed("Runtime.InvalidEntrypoint", f"Cannot run {path}: {exc.strerror}")
             return False
@@ -407,6 +413,23 @@ class Relay:
                     self.child_exited()
                 else:
                     self.readable(what)
+
+
+def bootstrap_command(path: str) -> tuple[str, list[str]]:
+    """The program and arguments that run the bootstrap at ``path``."""
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return path, [path]
+    shebang = first.decode("utf-8", "replace").rstrip("\r\n")
+    if shebang != SH_SHEBANG and not shebang.startswith((SH_SHEBANG + " ", SH_SHEBANG + "\t")):
+        return path, [path]
+    bash = next((b for b in BASH_PATHS if os.access(b, os.X_OK)), None)
+    if bash is None:
+        return path, [path]
+    # Started as "sh", bash follows POSIX where it differs, as Amazon Linux's /bin/sh.
+    return bash, ["sh", *shebang[len(SH_SHEBANG) :].split(), path]
 
 
 def _unanswered() -> dict[str, Any]:

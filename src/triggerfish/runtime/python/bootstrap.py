@@ -66,7 +66,7 @@ from triggerfish.runtime.protocol import (
 )
 from triggerfish.runtime.python.capture import MemoryMeter, OutputCapture
 from triggerfish.runtime.python.loader import LoadError, load_handler, user_frames
-from triggerfish.runtime.report import end_line, error_lines, report_line, start_line
+from triggerfish.runtime.report import PlatformLog
 
 #: Below this the interpreter itself cannot run; smaller memory sizes use this bound.
 MIN_DATA_LIMIT_MB = 48
@@ -209,6 +209,8 @@ class Environment:
         self.handler: Callable[..., Any] | None = preloaded.handler if preloaded else None
         self.init_duration_ms: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.traced = False  # TRACEPARENT / TRACESTATE were set for an invocation
+        self.platform: PlatformLog | None = None  # read from the variables once
         self._forked_at = forked_at
 
     def serve(self) -> None:
@@ -281,6 +283,12 @@ class Environment:
         self.capture.request_id = request_id
         if message.trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = message.trace_id
+        # The W3C trace context for the function's own OpenTelemetry SDK (docs/tracing.md);
+        # an environment that never had one does not touch its environment variables.
+        trace_context: dict[str, str] | None = None
+        if message.traceparent or self.traced:
+            trace_context = _trace_context(message.traceparent, message.tracestate)
+            self.traced = bool(trace_context)
         status = "ok"
         result: bytes | None = None
         error_type: str | None = None
@@ -307,6 +315,7 @@ class Environment:
                 log_stream_name=init.log_stream,
                 deadline=deadline,
                 client_context=message.client_context,
+                trace_context=trace_context,
                 payload=event,
                 emitter=self.emit,
             )
@@ -337,16 +346,22 @@ class Environment:
         elif peak > init.memory_mb:
             status, error_type, result = "oom", "Runtime.OutOfMemory", None
             error_message = f"Function used {peak} MB, over its memory size of {init.memory_mb} MB"
-        logs = start_line(request_id, init.function_version) + self.capture.drain()
+        # Text, or Lambda's JSON records (logging: {format: json} in the manifest).
+        platform = self.platform
+        if platform is None:
+            platform = self.platform = PlatformLog.from_environment(os.environ)
+        logs = platform.start(request_id, init.function_version) + self.capture.drain()
         if status != "ok":
-            logs += error_lines(error_type or "Error", error_message or "", stack_trace)
-        logs += end_line(request_id) + report_line(
+            logs += platform.error(
+                request_id, error_type or "Error", error_message or "", stack_trace
+            )
+        logs += platform.end(request_id, status) + platform.report(
             request_id,
             duration_ms=duration_ms,
             memory_size_mb=init.memory_mb,
             max_memory_used_mb=peak,
             init_duration_ms=self.init_duration_ms,
-            status="oom" if status == "oom" else None,
+            status=status,
         )
         self.init_duration_ms = None  # reported on the first invocation only
         return Done(
@@ -360,6 +375,21 @@ class Environment:
             duration_ms,
             peak,
         )
+
+
+def _trace_context(traceparent: str | None, tracestate: str | None) -> dict[str, str]:
+    """Sets ``TRACEPARENT`` and ``TRACESTATE`` (OpenTelemetry's environment carrier) to
+    the invocation's, or removes them; returns them as a ``propagate.extract`` carrier."""
+    context: dict[str, str] = {}
+    for key, name, value in (
+        ("TRACEPARENT", "traceparent", traceparent),
+        ("TRACESTATE", "tracestate", tracestate),
+    ):
+        if value:
+            os.environ[key] = context[name] = value
+        elif key in os.environ:
+            del os.environ[key]
+    return context
 
 
 def serve(

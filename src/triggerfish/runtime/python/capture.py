@@ -9,7 +9,13 @@ invocation the file is read and emptied, so output never bleeds into the next on
 when the environment dies, the executor reads what is left from its own descriptor.
 
 ``logging`` gets a root handler writing Lambda's line shape
-(``[LEVEL]\\t<utc time>\\t<request id>\\t<message>``) to ``sys.stderr``.
+(``[LEVEL]\\t<utc time>\\t<request id>\\t<message>``) to ``sys.stderr``; with
+``AWS_LAMBDA_LOG_FORMAT=JSON`` (``logging: {format: json}`` in the manifest), Lambda's
+JSON instead: one object a record with ``timestamp``, ``level``, ``message``, ``logger``
+and ``requestId``, the fields given with ``extra=``, and ``errorType``,
+``errorMessage`` and ``stackTrace`` for an exception. ``AWS_LAMBDA_LOG_LEVEL`` sets the
+root logger's level (Lambda's ``TRACE`` is ``DEBUG``, ``WARN`` ``WARNING``, ``FATAL``
+``CRITICAL``).
 
 The memory peak is the environment's peak RSS (VmHWM), reset before each invocation
 through ``/proc/self/clear_refs``; without those files it falls back to ``ru_maxrss``,
@@ -19,11 +25,13 @@ which cannot be reset and so reports the environment's lifetime peak.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import resource
 import sys
 import time
+import traceback
 from typing import Any
 
 from triggerfish.runtime.report import cap_output
@@ -95,6 +103,35 @@ class _LambdaFormatter(logging.Formatter):
         return text
 
 
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message", "asctime", "taskName", "aws_request_id",
+}  # fmt: skip
+
+
+class _LambdaJsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, Any] = {
+            "timestamp": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": getattr(record, "aws_request_id", ""),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD and not name.startswith("_") and name not in line:
+                line[name] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            line["errorType"] = type(error).__name__
+            line["errorMessage"] = str(error)
+            line["stackTrace"] = traceback.format_tb(error.__traceback__)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+_LAMBDA_LEVELS = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}
+
+
 class OutputCapture:
     """Owns fd 1/2 of the environment and turns them into per-invocation text."""
 
@@ -108,13 +145,15 @@ class OutputCapture:
         sys.stdout = self._text_stream(1)
         sys.stderr = self._text_stream(2)
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_LambdaFormatter())
+        as_json = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+        handler.setFormatter(_LambdaJsonFormatter() if as_json else _LambdaFormatter())
         handler.addFilter(_RequestIdFilter(self))
         root = logging.getLogger()
         root.addHandler(handler)
-        level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
-        if level and level.upper() in logging.getLevelNamesMapping():
-            root.setLevel(level.upper())
+        level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+        level = _LAMBDA_LEVELS.get(level, level)
+        if level and level in logging.getLevelNamesMapping():
+            root.setLevel(level)
 
     def _text_stream(self, fd: int) -> io.TextIOWrapper:
         return io.TextIOWrapper(

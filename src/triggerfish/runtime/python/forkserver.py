@@ -203,7 +203,9 @@ class ForkServer:
         os.environ.update(become.env)
         sys.path_importer_cache.pop("", None)
         if become.uid is not None and become.gid is not None:
-            confine(Confinement(become.uid, become.gid))
+            confine(Confinement(become.uid, become.gid, [], become.read, become.write))
+        elif become.read or become.write:
+            confine(Confinement(os.getuid(), os.getgid(), [], become.read, become.write))
         bootstrap.serve(CHANNEL_FD, preloaded=self._preloaded, forked_at=forked_at, channel=channel)
         return 0
 

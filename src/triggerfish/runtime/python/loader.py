@@ -1,7 +1,8 @@
 """Finding a function's handler: the init phase of a Python environment.
 
 ``load_handler("pkg.module.name", code_dir)`` imports the module (with ``code_dir``
-first on ``sys.path``) and returns the callable. Every way this can fail becomes a
+first on ``sys.path``, and the function's layers after its requirements) and returns
+the callable. Every way this can fail becomes a
 ``LoadError`` with Lambda's error types, and a message that names the module, file
 or handler at fault:
 
@@ -20,6 +21,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+#: The folder of a function's code that holds its layers (``runtime.base.OPT_DIR``),
+#: and the folder of the runtime overlay in a function's environment
+#: (``functions.build.RUNTIME_DIR``); spelled here so an environment imports neither.
+OPT_DIR = ".triggerfish-opt"
+RUNTIME_DIR = "_runtime"
 
 
 class LoadError(Exception):
@@ -44,6 +51,26 @@ def user_frames(exc: BaseException) -> list[str]:
     return traceback.format_list(kept)
 
 
+def add_layers(code_dir: str) -> None:
+    """Put the function's layers on ``sys.path`` as Lambda puts ``/opt``'s:
+    ``python/lib/python3.X/site-packages`` then ``python``, after the function's code
+    and its own requirements, before what the runtime bundles (so a layer's boto3
+    wins over the bundled one, and the function's own over a layer's)."""
+    opt = os.path.join(code_dir, OPT_DIR)
+    if not os.path.isdir(opt):
+        return
+    os.environ["TRIGGERFISH_OPT"] = opt
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    folders = [os.path.join(opt, "python", "lib", version, "site-packages")]
+    folders.append(os.path.join(opt, "python"))
+    folders = [f for f in folders if os.path.isdir(f) and f not in sys.path]
+    # A function's own environment lists its site-packages, then the runtime overlay
+    # (``functions.build``); the server's interpreter lists the bundle after the code.
+    overlay = [i for i, entry in enumerate(sys.path) if os.path.basename(entry) == RUNTIME_DIR]
+    at = overlay[0] if overlay else sys.path.index(code_dir) + 1
+    sys.path[at:at] = folders
+
+
 def load_handler(handler: str, code_dir: str) -> Callable[..., Any]:
     module_name, _, function_name = handler.replace("/", ".").rpartition(".")
     if not module_name or not function_name:
@@ -54,6 +81,7 @@ def load_handler(handler: str, code_dir: str) -> Callable[..., Any]:
         )
     if code_dir not in sys.path:
         sys.path.insert(0, code_dir)
+    add_layers(code_dir)
     try:
         module = importlib.import_module(module_name)
     except SyntaxError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import re
@@ -64,13 +63,6 @@ def safe_name(value: str, *, extra: str = "") -> str:
     """``value`` with every character outside letters, digits, ``-``, ``_`` and
     ``extra`` turned into ``_`` (for durable consumer names, client ids ...)."""
     return re.sub(rf"[^A-Za-z0-9_\-{re.escape(extra)}]", "_", value)
-
-
-def node_tag(data_dir: Path) -> str:
-    """A short digest of the node's data directory: stable across restarts of a node,
-    distinct for the nodes of a cluster, even on one machine (consumer names, client
-    ids)."""
-    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
 
 
 def require(module: str, extra: str = "brokers") -> Any:

@@ -46,11 +46,11 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 
 from triggerfish.events.model import ExtensionValue
+from triggerfish.ids import node_tag
 from triggerfish.sources.brokers.base import (
     BrokerKind,
     BrokerOptions,
     BrokerSource,
-    node_tag,
     require,
     safe_name,
 )

@@ -26,12 +26,12 @@ from pydantic import Field, field_validator
 
 from triggerfish.errors import ConfigError
 from triggerfish.events.model import ExtensionValue
+from triggerfish.ids import node_tag
 from triggerfish.sources.brokers.base import (
     BrokerKind,
     BrokerOptions,
     BrokerSource,
     Overlap,
-    node_tag,
     require,
 )
 from triggerfish.sources.brokers.convert import Message

@@ -1,9 +1,10 @@
 """Broker URLs: secrets come from the environment, and never reach a log.
 
-``${NAME}`` anywhere in a source's ``url`` is replaced by the server's environment
-variable ``NAME`` when the source starts (a missing variable is a configuration error
-at deploy time). Logs and errors show ``redact_url`` of the URL as written, with any
-password replaced by ``***``; events carry ``public_url``, which has no user part at all.
+``${NAME}`` anywhere in a source's or a named broker's ``url`` is replaced by the
+server's environment variable ``NAME`` when the source or the sink starts; a deploy
+that refers to a variable the server does not have is refused, naming the reference.
+Logs and errors show ``redact_url`` of the URL as written, with any password replaced
+by ``***``; events carry ``public_url``, which has no user part at all.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def expand_url(
     missing = [name for name in _VARIABLE.findall(template) if name not in env]
     if missing:
         raise ConfigError(
-            f"{where}: the environment variable {missing[0]} is not set on the server "
-            "(the url takes it from there)"
+            f"{where}: ${{{missing[0]}}}: the server's environment variable {missing[0]} "
+            "is not set; set it where `triggerfish up` runs and restart it, then deploy "
+            "again (a url reads the server's environment, not Triggerfish secrets)"
         )
     return _VARIABLE.sub(lambda match: env[match.group(1)], template)
 

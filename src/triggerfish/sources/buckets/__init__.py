@@ -1,6 +1,7 @@
 """The built-in object store (on the node's disk, or in the store of a cluster) and
 ``bucket`` triggers."""
 
+from triggerfish.sources.buckets.conditions import WriteCondition
 from triggerfish.sources.buckets.errors import (
     BucketExistsError,
     BucketNotEmptyError,
@@ -9,6 +10,7 @@ from triggerfish.sources.buckets.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    PreconditionFailedError,
 )
 from triggerfish.sources.buckets.index import ObjectRow, PartRow, UploadRow
 from triggerfish.sources.buckets.kind import BucketKind
@@ -30,6 +32,8 @@ __all__ = [
     "NoSuchUploadError",
     "ObjectRow",
     "PartRow",
+    "PreconditionFailedError",
     "UploadRow",
+    "WriteCondition",
     "encode_key",
 ]

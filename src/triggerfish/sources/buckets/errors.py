@@ -46,3 +46,13 @@ class InvalidObjectError(ValidationError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class PreconditionFailedError(ConflictError):
+    code: ClassVar[str] = "PreconditionFailed"
+    status: ClassVar[int] = 412
+
+    def __init__(
+        self, message: str = "At least one of the pre-conditions you specified did not hold"
+    ) -> None:
+        super().__init__(message)

@@ -22,6 +22,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from triggerfish.sources.buckets.checksums import Checksum
+from triggerfish.sources.buckets.conditions import WriteCondition
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectRow:
@@ -34,6 +37,9 @@ class ObjectRow:
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
     headers: dict[str, str] = field(default_factory=dict)  # content-encoding, cache-control ...
+    upload: str | None = None  # the multipart upload that made it
+    parts: tuple[int, ...] = ()  # the sizes of its parts, for a multipart object
+    checksum: Checksum | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,7 @@ class UploadRow:
     content_type: str
     metadata: dict[str, str]
     headers: dict[str, str]
+    checksum: Checksum | None = None  # the algorithm and type chosen, without a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,7 @@ class PartRow:
     size: int
     etag: str
     modified: float
+    checksum: Checksum | None = None
 
 
 #: Makes the outbox rows (topic, encoded event) of a change, given the first sequencer
@@ -88,10 +96,12 @@ class Index(Protocol):
     async def get(self, bucket: str, key: str) -> ObjectRow | None: ...
 
     async def put(
-        self, row: ObjectRow, notify: Notify | None
+        self, row: ObjectRow, notify: Notify | None, condition: WriteCondition | None = None
     ) -> tuple[str | None, list[int]] | None:
         """Store ``row``; returns the blob it replaced and the outbox rows written, or
-        None when the bucket does not exist."""
+        None when the bucket does not exist. ``condition`` is checked against the key's
+        current object in the same transaction, its error raised and nothing written
+        when it does not hold."""
         ...
 
     async def delete(
@@ -131,10 +141,15 @@ class Index(Protocol):
     async def parts(self, upload_id: str) -> list[PartRow]: ...
 
     async def finish_upload(
-        self, upload_id: str, row: ObjectRow | None, notify: Notify | None
+        self,
+        upload_id: str,
+        row: ObjectRow | None,
+        notify: Notify | None,
+        condition: WriteCondition | None = None,
     ) -> tuple[list[str], list[int]] | None:
-        """Remove the upload (storing ``row`` when completing); returns the blobs no
-        longer needed and the outbox rows, or None when the upload does not exist."""
+        """Remove the upload (storing ``row`` when completing, if ``condition`` holds, as
+        for ``put``); returns the blobs no longer needed and the outbox rows, or None
+        when the upload does not exist."""
         ...
 
     # -- outbox ------------------------------------------------------------------------

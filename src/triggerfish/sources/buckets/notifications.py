@@ -9,6 +9,9 @@ Every change of a bucket is published to topic ``_bucket.<bucket>`` as a CloudEv
 - ``time``: the record's ``eventTime``; ``partitionkey``: the key,
 - ``data``: ``{"Records": [record]}`` with one record shaped as AWS shapes it (event
   version 2.1), the key URL-encoded with ``+`` for spaces as S3 does.
+
+``eventbridge_event`` gives the same change as S3 sends it to EventBridge ("Object
+Created", "Object Deleted"), for triggers with ``event_format: eventbridge``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from triggerfish.events.create import new_event
 from triggerfish.events.model import Event
@@ -103,3 +106,79 @@ def change_event(change: Change, sequence: int, *, region: str, actor: Actor) ->
         time=event_time(change.modified),
         extensions={"partitionkey": change.key},
     )
+
+
+#: The EventBridge ``detail-type`` and ``reason`` of each change, as S3 sends them there.
+_EVENTBRIDGE = {
+    "ObjectCreated:Put": ("Object Created", "PutObject"),
+    "ObjectCreated:Post": ("Object Created", "POST Object"),
+    "ObjectCreated:Copy": ("Object Created", "CopyObject"),
+    "ObjectCreated:CompleteMultipartUpload": ("Object Created", "CompleteMultipartUpload"),
+    "ObjectRemoved:Delete": ("Object Deleted", "DeleteObject"),
+    "ObjectRemoved:DeleteMarkerCreated": ("Object Deleted", "DeleteObject"),
+}
+
+#: The fields of a record's ``s3.object`` as EventBridge's ``detail.object`` names them.
+_OBJECT_FIELDS = (
+    ("size", "size"),
+    ("eTag", "etag"),
+    ("versionId", "version-id"),
+    ("sequencer", "sequencer"),
+)
+
+
+def _record(event: Event) -> dict[str, Any] | None:
+    """The S3 record a change event carries, or None."""
+    try:
+        value = event.data_value()
+    except ValueError:
+        return None
+    records = value.get("Records") if isinstance(value, dict) else None
+    first = records[0] if isinstance(records, list) and records else None
+    if isinstance(first, dict) and first.get("eventSource") == "aws:s3":
+        return first
+    return None
+
+
+def eventbridge_event(event: Event, *, account: str) -> dict[str, Any] | None:
+    """A change event as S3 sends it to EventBridge (``detail-type`` "Object Created" or
+    "Object Deleted", ``source`` "aws.s3", the key as stored, not encoded); None for an
+    event that is not a change of an object."""
+    if not event.type.startswith(BUCKET_EVENT_TYPE) or event.data is None:
+        return None
+    shape = _EVENTBRIDGE.get(event.type[len(BUCKET_EVENT_TYPE) :])
+    first = _record(event) if shape is not None else None
+    if shape is None or first is None:
+        return None
+    detail_type, reason = shape
+    s3 = first["s3"]
+    stored = s3["object"]
+    obj: dict[str, Any] = {"key": event.subject or unquote_plus(stored["key"])}
+    for name, field in _OBJECT_FIELDS:
+        if name in stored:
+            obj[field] = stored[name]
+    bucket = s3["bucket"]["name"]
+    detail: dict[str, Any] = {
+        "version": "0",
+        "bucket": {"name": bucket},
+        "object": obj,
+        "request-id": first["responseElements"]["x-amz-request-id"],
+        "requester": first["userIdentity"]["principalId"],
+        "source-ip-address": first["requestParameters"]["sourceIPAddress"],
+        "reason": reason,
+    }
+    if detail_type == "Object Deleted":
+        marker = event.type.endswith("DeleteMarkerCreated")
+        detail["deletion-type"] = "Delete Marker Created" if marker else "Permanently Deleted"
+    return {
+        "version": "0",
+        "id": event.id,
+        "detail-type": detail_type,
+        "source": "aws.s3",
+        "account": account,
+        # EventBridge's times are to the second.
+        "time": first["eventTime"][:19] + "Z",
+        "region": first["awsRegion"],
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": detail,
+    }

@@ -31,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from triggerfish.sources.buckets.checksums import Checksum
+from triggerfish.sources.buckets.conditions import WriteCondition
 from triggerfish.sources.buckets.index import Notify, ObjectRow, PartRow, Publish, UploadRow
 from triggerfish.sources.buckets.postgres_blobs import PostgresBlobs
 from triggerfish.store import schema as t
@@ -101,13 +103,13 @@ class PostgresIndex:
         return None if row is None else _object(row)
 
     async def put(
-        self, row: ObjectRow, notify: Notify | None
+        self, row: ObjectRow, notify: Notify | None, condition: WriteCondition | None = None
     ) -> tuple[str | None, list[int]] | None:
         async with self._write() as conn:
             if not await _lock_bucket(conn, row.bucket):
                 return None
             await self._blobs.attach(conn, row.blob)
-            old = await _replace(conn, t.objects, _object_values(row), ("bucket", "key"))
+            old = await _replace(conn, t.objects, _object_values(row), ("bucket", "key"), condition)
             if old is not None:
                 await self._blobs.drop(conn, [old])
             return old, await _notify(conn, notify, 1)
@@ -164,7 +166,7 @@ class PostgresIndex:
                     key=upload.key,
                     created=upload.created,
                     content_type=upload.content_type,
-                    meta=_meta(upload.metadata, upload.headers),
+                    meta=_meta(upload.metadata, upload.headers, checksum=upload.checksum),
                 )
             )
             return True
@@ -196,6 +198,7 @@ class PostgresIndex:
                 "size": part.size,
                 "etag": part.etag,
                 "modified": part.modified,
+                "meta": {"checksum": part.checksum.to_json()} if part.checksum else {},
             }
             old = await _replace(conn, t.parts, values, ("upload", "number"))
             if old is not None:
@@ -208,10 +211,17 @@ class PostgresIndex:
             rows = await conn.execute(
                 sa.select(t.parts).where(p.upload == upload_id).order_by(p.number)
             )
-            return [PartRow(r.number, r.blob, r.size, r.etag, r.modified) for r in rows]
+            return [
+                PartRow(r.number, r.blob, r.size, r.etag, r.modified, _checksum(r.meta))
+                for r in rows
+            ]
 
     async def finish_upload(
-        self, upload_id: str, row: ObjectRow | None, notify: Notify | None
+        self,
+        upload_id: str,
+        row: ObjectRow | None,
+        notify: Notify | None,
+        condition: WriteCondition | None = None,
     ) -> tuple[list[str], list[int]] | None:
         async with self._write() as conn:
             # The bucket before the upload: the order in which delete_bucket locks them.
@@ -228,7 +238,9 @@ class PostgresIndex:
             seqs: list[int] = []
             if row is not None:
                 await self._blobs.attach(conn, row.blob)
-                old = await _replace(conn, t.objects, _object_values(row), ("bucket", "key"))
+                old = await _replace(
+                    conn, t.objects, _object_values(row), ("bucket", "key"), condition
+                )
                 if old is not None:
                     blobs.append(old)
                 seqs = await _notify(conn, notify, 1)
@@ -274,15 +286,26 @@ async def _lock_upload(conn: AsyncConnection, upload_id: str, *, share: bool) ->
 
 
 async def _replace(
-    conn: AsyncConnection, table: sa.Table, values: dict[str, Any], keys: tuple[str, ...]
+    conn: AsyncConnection,
+    table: sa.Table,
+    values: dict[str, Any],
+    keys: tuple[str, ...],
+    condition: WriteCondition | None = None,
 ) -> str | None:
-    """Write the row of ``values``; the blob of the row it replaced, if any."""
+    """Write the row of ``values``; the blob of the row it replaced, if any.
+    ``condition`` is checked against the ETag of the row locked, or against none just
+    before inserting where there was none: an insert that loses to another one goes
+    round again and checks the winner's row."""
     match = sa.and_(*(table.c[name] == values[name] for name in keys))
     while True:
-        old = await conn.scalar(sa.select(table.c.blob).where(match).with_for_update())
-        if old is not None:
+        old_row = (
+            await conn.execute(sa.select(table.c.blob, table.c.etag).where(match).with_for_update())
+        ).first()
+        if condition is not None:
+            condition.check(None if old_row is None else str(old_row.etag))
+        if old_row is not None:
             await conn.execute(table.update().where(match).values(**values))
-            return str(old)
+            return str(old_row.blob)
         inserted = await conn.execute(
             postgresql.insert(table)
             .values(**values)
@@ -312,8 +335,24 @@ async def _notify(conn: AsyncConnection, notify: Notify | None, count: int) -> l
     return list(await conn.scalars(t.bucket_outbox.insert().values(rows).returning(ob.seq)))
 
 
-def _meta(metadata: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
-    return {"metadata": metadata, "headers": headers}
+def _meta(
+    metadata: dict[str, str],
+    headers: dict[str, str],
+    *,
+    upload: str | None = None,
+    parts: tuple[int, ...] = (),
+    checksum: Checksum | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"metadata": metadata, "headers": headers}
+    if upload is not None:
+        meta["upload"], meta["parts"] = upload, list(parts)
+    if checksum is not None:
+        meta["checksum"] = checksum.to_json()
+    return meta
+
+
+def _checksum(meta: Any) -> Checksum | None:
+    return Checksum.from_json(meta.get("checksum")) if isinstance(meta, dict) else None
 
 
 def _object_values(row: ObjectRow) -> dict[str, Any]:
@@ -325,7 +364,9 @@ def _object_values(row: ObjectRow) -> dict[str, Any]:
         "etag": row.etag,
         "modified": row.modified,
         "content_type": row.content_type,
-        "meta": _meta(row.metadata, row.headers),
+        "meta": _meta(
+            row.metadata, row.headers, upload=row.upload, parts=row.parts, checksum=row.checksum
+        ),
     }
 
 
@@ -340,6 +381,9 @@ def _object(row: Any) -> ObjectRow:
         content_type=row.content_type,
         metadata=dict(row.meta.get("metadata", {})),
         headers=dict(row.meta.get("headers", {})),
+        upload=row.meta.get("upload"),
+        parts=tuple(row.meta.get("parts", ())),
+        checksum=_checksum(row.meta),
     )
 
 
@@ -352,4 +396,5 @@ def _upload(row: Any) -> UploadRow:
         content_type=row.content_type,
         metadata=dict(row.meta.get("metadata", {})),
         headers=dict(row.meta.get("headers", {})),
+        checksum=_checksum(row.meta),
     )

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from triggerfish.sources.buckets.checksums import Checksum
+from triggerfish.sources.buckets.conditions import WriteCondition
 from triggerfish.sources.buckets.index import (
     Notify,
     ObjectRow,
@@ -48,23 +50,41 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-def _replace_object(conn: sqlite3.Connection, row: ObjectRow) -> str | None:
-    """Write the object's row; the blob it replaced, if any, to be removed."""
+def _replace_object(
+    conn: sqlite3.Connection, row: ObjectRow, condition: WriteCondition | None = None
+) -> str | None:
+    """Write the object's row (if ``condition`` holds: the transaction is the only
+    writer); the blob it replaced, if any, to be removed."""
     old = conn.execute(
-        "SELECT blob FROM objects WHERE bucket = ? AND key = ?", (row.bucket, row.key)
+        "SELECT blob, etag FROM objects WHERE bucket = ? AND key = ?", (row.bucket, row.key)
     ).fetchone()
+    if condition is not None:
+        condition.check(None if old is None else str(old["etag"]))
     conn.execute(
         "INSERT OR REPLACE INTO objects "
         "(bucket, key, blob, size, etag, modified, content_type, meta) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (row.bucket, row.key, row.blob, row.size, row.etag, row.modified, row.content_type,
-         _meta(row.metadata, row.headers)),
+         _meta(row.metadata, row.headers, upload=row.upload, parts=row.parts,
+               checksum=row.checksum)),
     )  # fmt: skip
     return str(old["blob"]) if old is not None else None
 
 
-def _meta(metadata: dict[str, str], headers: dict[str, str]) -> str:
-    return json.dumps({"metadata": metadata, "headers": headers}, sort_keys=True)
+def _meta(
+    metadata: dict[str, str],
+    headers: dict[str, str],
+    *,
+    upload: str | None = None,
+    parts: tuple[int, ...] = (),
+    checksum: Checksum | None = None,
+) -> str:
+    meta: dict[str, Any] = {"metadata": metadata, "headers": headers}
+    if upload is not None:
+        meta["upload"], meta["parts"] = upload, list(parts)
+    if checksum is not None:
+        meta["checksum"] = checksum.to_json()
+    return json.dumps(meta, sort_keys=True)
 
 
 def _object(row: sqlite3.Row) -> ObjectRow:
@@ -79,7 +99,20 @@ def _object(row: sqlite3.Row) -> ObjectRow:
         content_type=row["content_type"],
         metadata=meta.get("metadata", {}),
         headers=meta.get("headers", {}),
+        upload=meta.get("upload"),
+        parts=tuple(meta.get("parts", ())),
+        checksum=Checksum.from_json(meta.get("checksum")),
     )
+
+
+def _part(row: sqlite3.Row) -> PartRow:
+    meta = json.loads(row["meta"] or "{}")
+    checksum = Checksum.from_json(meta.get("checksum"))
+    return PartRow(row["number"], row["blob"], row["size"], row["etag"], row["modified"], checksum)
+
+
+def _part_meta(part: PartRow) -> str:
+    return json.dumps({"checksum": part.checksum.to_json()} if part.checksum else {})
 
 
 class _IndexFile:
@@ -89,6 +122,9 @@ class _IndexFile:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(parts)")}
+        if "meta" not in columns:  # an index written before parts kept checksums
+            self._conn.execute("ALTER TABLE parts ADD COLUMN meta TEXT")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -181,7 +217,9 @@ class _IndexFile:
             ).fetchone()
         return None if row is None else _object(row)
 
-    def put(self, row: ObjectRow, notify: Notify | None) -> tuple[str | None, list[int]] | None:
+    def put(
+        self, row: ObjectRow, notify: Notify | None, condition: WriteCondition | None = None
+    ) -> tuple[str | None, list[int]] | None:
         """Store ``row``; returns the blob it replaced and the outbox rows written, or
         None when the bucket does not exist."""
         with self._write() as conn:
@@ -190,7 +228,7 @@ class _IndexFile:
                 is None
             ):
                 return None
-            old = _replace_object(conn, row)
+            old = _replace_object(conn, row, condition)
             seqs = self._notify(conn, notify, 1)
             return old, seqs
 
@@ -253,7 +291,7 @@ class _IndexFile:
                     upload.key,
                     upload.created,
                     upload.content_type,
-                    _meta(upload.metadata, upload.headers),
+                    _meta(upload.metadata, upload.headers, checksum=upload.checksum),
                 ),
             )
             return True
@@ -272,6 +310,7 @@ class _IndexFile:
             content_type=row["content_type"],
             metadata=meta.get("metadata", {}),
             headers=meta.get("headers", {}),
+            checksum=Checksum.from_json(meta.get("checksum")),
         )
 
     def uploads(self, bucket: str) -> list[UploadRow]:
@@ -293,10 +332,11 @@ class _IndexFile:
                 "SELECT blob FROM parts WHERE upload = ? AND number = ?", (upload_id, part.number)
             ).fetchone()
             conn.execute(
-                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, modified) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (upload_id, part.number, part.blob, part.size, part.etag, part.modified),
-            )
+                "INSERT OR REPLACE INTO parts (upload, number, blob, size, etag, modified, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (upload_id, part.number, part.blob, part.size, part.etag, part.modified,
+                 _part_meta(part)),
+            )  # fmt: skip
             return True, (old["blob"] if old else None)
 
     def parts(self, upload_id: str) -> list[PartRow]:
@@ -304,10 +344,14 @@ class _IndexFile:
             rows = conn.execute(
                 "SELECT * FROM parts WHERE upload = ? ORDER BY number", (upload_id,)
             ).fetchall()
-        return [PartRow(r["number"], r["blob"], r["size"], r["etag"], r["modified"]) for r in rows]
+        return [_part(row) for row in rows]
 
     def finish_upload(
-        self, upload_id: str, row: ObjectRow | None, notify: Notify | None
+        self,
+        upload_id: str,
+        row: ObjectRow | None,
+        notify: Notify | None,
+        condition: WriteCondition | None = None,
     ) -> tuple[list[str], list[int]] | None:
         """Remove the upload (storing ``row`` when completing); returns the blobs no longer
         needed and the outbox rows, or None when the upload does not exist."""
@@ -322,7 +366,7 @@ class _IndexFile:
             conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
             seqs: list[int] = []
             if row is not None:
-                old = _replace_object(conn, row)
+                old = _replace_object(conn, row, condition)
                 if old is not None:
                     blobs.append(old)
                 seqs = self._notify(conn, notify, 1)
@@ -378,9 +422,9 @@ class SqliteIndex:
         return await asyncio.to_thread(self._file.get, bucket, key)
 
     async def put(
-        self, row: ObjectRow, notify: Notify | None
+        self, row: ObjectRow, notify: Notify | None, condition: WriteCondition | None = None
     ) -> tuple[str | None, list[int]] | None:
-        return await asyncio.to_thread(self._file.put, row, notify)
+        return await asyncio.to_thread(self._file.put, row, notify, condition)
 
     async def delete(
         self, bucket: str, keys: Sequence[str], notify: Callable[[list[str]], Notify]
@@ -413,9 +457,13 @@ class SqliteIndex:
         return await asyncio.to_thread(self._file.parts, upload_id)
 
     async def finish_upload(
-        self, upload_id: str, row: ObjectRow | None, notify: Notify | None
+        self,
+        upload_id: str,
+        row: ObjectRow | None,
+        notify: Notify | None,
+        condition: WriteCondition | None = None,
     ) -> tuple[list[str], list[int]] | None:
-        return await asyncio.to_thread(self._file.finish_upload, upload_id, row, notify)
+        return await asyncio.to_thread(self._file.finish_upload, upload_id, row, notify, condition)
 
     async def drain(self, seqs: Sequence[int] | None, publish: Publish) -> None:
         # One process owns this file, so reading the rows and forgetting them after

@@ -23,8 +23,8 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from triggerfish.bus.base import Bus
@@ -32,6 +32,9 @@ from triggerfish.errors import NotFoundError
 from triggerfish.events.model import decode_event, encode_event
 from triggerfish.functions.triggers import bucket_topic
 from triggerfish.sources.buckets.blobs import BlobReader, Blobs, BlobWriter, FileBlobs
+from triggerfish.sources.buckets.checksums import DEFAULT as DEFAULT_CHECKSUM
+from triggerfish.sources.buckets.checksums import FULL_OBJECT, Checksum, Hasher, multipart
+from triggerfish.sources.buckets.conditions import WriteCondition
 from triggerfish.sources.buckets.errors import (
     BucketExistsError,
     BucketNotEmptyError,
@@ -69,6 +72,7 @@ class NewObject:
     content_type: str = "binary/octet-stream"
     metadata: dict[str, str] | None = None
     headers: dict[str, str] | None = None
+    checksum: Checksum | None = None  # of the bytes; for an upload, its algorithm and type
 
 
 def _successor(prefix: str) -> str:
@@ -214,8 +218,11 @@ class BucketStore:
         *,
         actor: Actor,
         event_name: str = "ObjectCreated:Put",
+        condition: WriteCondition | None = None,
     ) -> ObjectRow:
-        """Make the written bytes object ``key``; ``writer`` is consumed either way."""
+        """Make the written bytes object ``key`` (if ``condition`` holds for the key's
+        current object, checked atomically with the write); ``writer`` is consumed
+        either way."""
         try:
             check_key(key)
             blob = await self._blobs.seal(writer)
@@ -232,10 +239,11 @@ class BucketStore:
             content_type=new.content_type,
             metadata=dict(new.metadata or {}),
             headers=dict(new.headers or {}),
+            checksum=new.checksum,
         )
         change = Change(event_name, bucket, key, row.size, row.etag, row.modified)
         try:
-            done = await self.index.put(row, self._notify([change], actor))
+            done = await self.index.put(row, self._notify([change], actor), condition)
         except BaseException:
             await self._blobs.remove([blob])
             raise
@@ -247,6 +255,12 @@ class BucketStore:
             await self._blobs.remove([old])
         await self._flush(seqs)
         return row
+
+    async def check_condition(self, bucket: str, key: str, condition: WriteCondition) -> None:
+        """Raise when ``condition`` does not hold now: a refusal before the bytes are
+        sent. ``put_object`` checks it again, atomically with the write."""
+        row = await self.index.get(bucket, key)
+        condition.check(None if row is None else row.etag)
 
     async def head_object(self, bucket: str, key: str) -> ObjectRow:
         row = await self.index.get(bucket, key)
@@ -290,8 +304,15 @@ class BucketStore:
         new: NewObject | None,
         *,
         actor: Actor,
+        source_check: Callable[[ObjectRow], None] | None = None,
+        condition: WriteCondition | None = None,
+        checksum: str | None = None,
     ) -> ObjectRow:
-        """Copy ``source`` (bucket, key) to ``key``, with its metadata or ``new``'s."""
+        """Copy ``source`` (bucket, key) to ``key``, with its metadata or ``new``'s.
+        ``source_check`` may refuse the source object (S3's ``x-amz-copy-source-if-*``);
+        ``condition`` is that of ``put_object``. The copy keeps the source's checksum
+        when it is of the whole object and of the algorithm ``checksum`` names (the
+        source's own by default); otherwise it is computed as the bytes are copied."""
         await self.check_bucket(bucket)
         if new is None and source == (bucket, key):
             raise InvalidObjectError(
@@ -301,9 +322,20 @@ class BucketStore:
                 "location or encryption attributes.",
             )
         row, handle = await self.open_object(*source)
+        if source_check is not None:
+            try:
+                source_check(row)
+            except BaseException:
+                await handle.aclose()
+                raise
+        kept = row.checksum
+        algorithm = checksum or (kept.algorithm if kept else DEFAULT_CHECKSUM)
+        if kept is not None and (kept.algorithm != algorithm or kept.type != FULL_OBJECT):
+            kept = None
+        hasher = Hasher(algorithm) if kept is None else None
         writer = self.writer()
         try:
-            await _copy(handle, writer)
+            await _copy(handle, writer, hasher)
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
@@ -311,8 +343,15 @@ class BucketStore:
             await handle.aclose()
         if new is None:
             new = NewObject(row.content_type, row.metadata, row.headers)
+        new = replace(new, checksum=hasher.checksum() if hasher else kept)
         return await self.put_object(
-            bucket, key, writer, new, actor=actor, event_name="ObjectCreated:Copy"
+            bucket,
+            key,
+            writer,
+            new,
+            actor=actor,
+            event_name="ObjectCreated:Copy",
+            condition=condition,
         )
 
     async def list_objects(
@@ -370,6 +409,7 @@ class BucketStore:
             content_type=new.content_type,
             metadata=dict(new.metadata or {}),
             headers=dict(new.headers or {}),
+            checksum=new.checksum,
         )
         if not await self.index.create_upload(upload):
             raise NoSuchBucketError("The specified bucket does not exist")
@@ -385,8 +425,19 @@ class BucketStore:
             )
         return upload
 
+    async def upload(self, bucket: str, key: str, upload_id: str) -> UploadRow:
+        """The upload in progress; NoSuchUpload when there is none of that key."""
+        return await self._upload(bucket, key, upload_id)
+
     async def put_part(
-        self, bucket: str, key: str, upload_id: str, number: int, writer: BlobWriter
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        writer: BlobWriter,
+        *,
+        checksum: Checksum | None = None,
     ) -> PartRow:
         try:
             if not 1 <= number <= MAX_PARTS:
@@ -398,7 +449,7 @@ class BucketStore:
         except BaseException:
             await asyncio.to_thread(writer.discard)
             raise
-        part = PartRow(number, blob, writer.size, writer.md5.hex(), time.time())
+        part = PartRow(number, blob, writer.size, writer.md5.hex(), time.time(), checksum)
         try:
             found, old = await self.index.put_part(upload_id, part)
         except BaseException:
@@ -433,9 +484,20 @@ class BucketStore:
         chosen: Sequence[tuple[int, str]],
         *,
         actor: Actor,
+        condition: WriteCondition | None = None,
+        part_checksums: Mapping[int, str] | None = None,
+        full_checksum: str | None = None,
     ) -> ObjectRow:
-        """Join the chosen parts ((number, etag) in ascending order) into the object."""
-        upload = await self._upload(bucket, key, upload_id)
+        """Join the chosen parts ((number, etag) in ascending order) into the object
+        (if ``condition`` holds, as for ``put_object``). Completing an upload again
+        answers the object it made, as S3 does, while that object is still the key's.
+        ``part_checksums`` (by part number) and ``full_checksum`` are what the client
+        says the parts' and the object's checksums are: checked before anything is
+        joined."""
+        try:
+            upload = await self._upload(bucket, key, upload_id)
+        except NoSuchUploadError:
+            return await self._completed(bucket, key, upload_id)
         stored = {part.number: part for part in await self.index.parts(upload_id)}
         if not chosen:
             raise InvalidObjectError(
@@ -462,6 +524,7 @@ class BucketStore:
                 "Your proposed upload is smaller than the minimum allowed object size: every "
                 "part but the last must be at least 5 MB.",
             )
+        checksum = _joined_checksum(upload, parts, part_checksums or {}, full_checksum)
         writer = self.writer()
         try:
             await self._join(parts, writer)
@@ -482,21 +545,36 @@ class BucketStore:
             content_type=upload.content_type,
             metadata=upload.metadata,
             headers=upload.headers,
+            upload=upload_id,
+            parts=tuple(part.size for part in parts),
+            checksum=checksum,
         )
         change = Change(
             "ObjectCreated:CompleteMultipartUpload", bucket, key, row.size, row.etag, row.modified
         )
         try:
-            done = await self.index.finish_upload(upload_id, row, self._notify([change], actor))
+            done = await self.index.finish_upload(
+                upload_id, row, self._notify([change], actor), condition
+            )
         except BaseException:
             await self._blobs.remove([blob])
             raise
         if done is None:
             await self._blobs.remove([blob])
-            raise NoSuchUploadError("The specified upload does not exist.")
+            return await self._completed(bucket, key, upload_id)
         blobs, seqs = done
         await self._blobs.remove(blobs)
         await self._flush(seqs)
+        return row
+
+    async def _completed(self, bucket: str, key: str, upload_id: str) -> ObjectRow:
+        """The object that completing ``upload_id`` made, while it is still the key's."""
+        row = await self.index.get(bucket, key)
+        if row is None or row.upload != upload_id:
+            raise NoSuchUploadError(
+                "The specified upload does not exist. The upload ID may be invalid, or the "
+                "upload may have been aborted or completed."
+            )
         return row
 
     async def _join(self, parts: list[PartRow], writer: BlobWriter) -> None:
@@ -508,6 +586,38 @@ class BucketStore:
                 await handle.aclose()
 
 
-async def _copy(handle: BlobReader, writer: BlobWriter) -> None:
+def _joined_checksum(
+    upload: UploadRow, parts: Sequence[PartRow], given: Mapping[int, str], full: str | None
+) -> Checksum | None:
+    """The checksum of the object the parts make, of the upload's algorithm and type
+    (a full-object CRC64NVME for an upload that chose none); None when a part has none
+    of that algorithm (a part stored before parts kept checksums)."""
+    for part in parts:
+        wanted = given.get(part.number)
+        if wanted is not None and (part.checksum is None or part.checksum.value != wanted.strip()):
+            raise InvalidObjectError(
+                "InvalidPart",
+                "One or more of the specified parts could not be found. The part may not have "
+                "been uploaded, or the specified checksum value may not match the part's "
+                "checksum value.",
+            )
+    chosen = upload.checksum or Checksum(DEFAULT_CHECKSUM)
+    pieces = []
+    for part in parts:
+        if part.checksum is None or part.checksum.algorithm != chosen.algorithm:
+            return None
+        pieces.append((part.checksum, part.size))
+    checksum = multipart(chosen.algorithm, chosen.type, pieces)
+    if full is not None and full.strip() != checksum.value:
+        raise InvalidObjectError(
+            "BadDigest",
+            f"The {chosen.algorithm} you specified did not match the calculated checksum.",
+        )
+    return checksum
+
+
+async def _copy(handle: BlobReader, writer: BlobWriter, hasher: Hasher | None = None) -> None:
     async for data in handle.stream():
         await asyncio.to_thread(writer.write, data)
+        if hasher is not None:
+            hasher.update(data)

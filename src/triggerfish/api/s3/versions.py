@@ -1,0 +1,96 @@
+"""S3's versioning calls, answered for buckets that keep one version of each key.
+
+Triggerfish does not keep versions: every bucket is as an S3 bucket on which
+versioning was never enabled. GetBucketVersioning answers the empty configuration S3
+answers for such a bucket; ListObjectVersions lists the current objects, each with the
+version id ``null`` and ``IsLatest`` true, paged by ``key-marker``; the object calls
+take ``versionId=null`` as the object itself (``check_version``). Enabling versioning
+is refused rather than accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from triggerfish.api.s3.buckets import NULL, OWNER_NODE, max_keys
+from triggerfish.api.s3.objects import quoted
+from triggerfish.api.s3.request import S3Request
+from triggerfish.api.s3.xml import Node, iso_time, xml_response
+from triggerfish.sources.buckets import BucketStore, InvalidObjectError, Listing
+
+
+def check_version(version_id: str | None) -> None:
+    """Refuse a version id other than ``null``, the only version of every object."""
+    if version_id is not None and version_id != NULL:
+        raise InvalidObjectError("InvalidArgument", "Invalid version id specified")
+
+
+async def get_bucket_versioning(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    await store.check_bucket(req.bucket)
+    return xml_response("VersioningConfiguration", [])
+
+
+async def put_bucket_versioning(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    await store.check_bucket(req.bucket)
+    raise InvalidObjectError(
+        "NotImplemented",
+        "Triggerfish keeps one version of each object: versioning cannot be enabled or "
+        "suspended. Objects list with the version id 'null', as in an S3 bucket that never "
+        "had versioning.",
+        status=501,
+    )
+
+
+async def list_object_versions(store: BucketStore, req: S3Request) -> Response:
+    assert req.bucket is not None
+    params = req.params
+    prefix = params.get("prefix", "")
+    delimiter = params.get("delimiter", "")
+    encode = params.get("encoding-type") == "url"
+    key_marker = params.get("key-marker", "")
+    check_version(params.get("version-id-marker") or None)
+    limit = max_keys(req)
+
+    def text(value: str) -> str:
+        return quote(value, safe="/") if encode else value
+
+    listing = (
+        await store.list_objects(
+            req.bucket, prefix=prefix, delimiter=delimiter, after=key_marker, max_keys=limit
+        )
+        if limit
+        else Listing([], [], False, key_marker)
+    )
+    children: list[Node] = [
+        ("Name", req.bucket),
+        ("Prefix", text(prefix)),
+        ("KeyMarker", text(key_marker)),
+        ("VersionIdMarker", params.get("version-id-marker", "")),
+    ]
+    if listing.truncated:
+        children += [("NextKeyMarker", text(listing.last)), ("NextVersionIdMarker", NULL)]
+    children.append(("MaxKeys", limit))
+    if delimiter:
+        children.append(("Delimiter", text(delimiter)))
+    if encode:
+        children.append(("EncodingType", "url"))
+    children.append(("IsTruncated", listing.truncated))
+    for row in listing.objects:
+        entry: list[Node] = [
+            ("Key", text(row.key)),
+            ("VersionId", NULL),
+            ("IsLatest", True),
+            ("LastModified", iso_time(row.modified)),
+            ("ETag", quoted(row.etag)),
+            ("Size", row.size),
+            ("StorageClass", "STANDARD"),
+            OWNER_NODE,
+        ]
+        children.append(("Version", entry))
+    for common in listing.prefixes:
+        children.append(("CommonPrefixes", [("Prefix", text(common))]))
+    return xml_response("ListVersionsResult", children)
