@@ -269,7 +269,7 @@ def test_a_dead_lettered_event_is_redriven(
 ) -> None:
     from playwright.sync_api import expect
 
-    for n in (1, 2):
+    for n in (1, 2, 3):
         publish(server, "console-jobs", {"id": f"doomed-{n}", "type": "job", "data": {}})
     with server.client() as api:
 
@@ -277,7 +277,12 @@ def test_a_dead_lettered_event_is_redriven(
             found = api.get("/v1/dlq", params={"topic": "console-jobs-failed"}).json()
             return int(found["dead_letters"][0]["pending"])
 
-        wait_for(lambda: waiting() == 2, what="both jobs in the dead-letter topic")
+        wait_for(lambda: waiting() == 3, what="the three jobs in the dead-letter topic")
+
+    def succeeded() -> set[str]:
+        with server.client() as api:
+            found = api.get("/v1/invocations", params={"function": "flaky", "status": "ok"})
+        return {e for r in found.json()["invocations"] for e in r["event_ids"]}
 
     sign_in(page, server, server.token)
     page.goto(f"{server.url}/#/topics")
@@ -285,21 +290,27 @@ def test_a_dead_lettered_event_is_redriven(
     first = letters.locator("tr[data-event='doomed-1']")
     expect(first).to_contain_text("ValueError: cannot process doomed-1")
     expect(letters.locator("tr[data-event='doomed-2']")).to_be_visible()
+    expect(letters.locator("tr[data-event='doomed-3']")).to_be_visible()
     expect(page.locator("#topics tr[data-topic='console-jobs']")).to_be_visible()
     page.screenshot(path=shots / "topics.png", full_page=True)
 
     fixed.write_text("yes")  # the fix: the function now succeeds
+    letters.locator("tr[data-event='doomed-2']").get_by_role("button", name="Redrive").click()
+    expect(page.get_by_role("status")).to_contain_text("Redrove 1 event of console-jobs-failed")
+    expect(letters.locator("tr[data-event='doomed-2']")).to_have_count(0)
+    expect(letters.locator("tr[data-event='doomed-1']")).to_be_visible()
+    expect(letters.locator("tr[data-event='doomed-3']")).to_be_visible()
+    expect(page.locator("section.card", has=letters).locator("h2")).to_contain_text("2 waiting")
+    wait_for(lambda: succeeded() == {"doomed-2"}, what="the middle job to run again")
+
     page.get_by_role("button", name="Redrive all").click()
     expect(page.get_by_role("status")).to_contain_text("Redrove 2 events of console-jobs-failed")
     expect(letters).to_have_count(0)
     expect(page.locator("#empty-dead-letters")).to_contain_text("console-jobs-failed")
-    with server.client() as api:
-
-        def succeeded() -> set[str]:
-            found = api.get("/v1/invocations", params={"function": "flaky", "status": "ok"})
-            return {e for r in found.json()["invocations"] for e in r["event_ids"]}
-
-        wait_for(lambda: succeeded() == {"doomed-1", "doomed-2"}, what="both jobs to run again")
+    wait_for(
+        lambda: succeeded() == {"doomed-1", "doomed-2", "doomed-3"},
+        what="the other two jobs to run again",
+    )
 
 
 def test_a_read_only_token_sees_but_cannot_invoke_or_redrive(page: Any, server: Server) -> None:
@@ -337,6 +348,7 @@ def test_a_read_only_token_sees_but_cannot_invoke_or_redrive(page: Any, server: 
     page.goto(f"{server.url}/#/topics")
     expect(page.locator("tr[data-event='stuck']")).to_contain_text("cannot process stuck")
     expect(page.get_by_role("button", name="Redrive all")).to_have_count(0)
+    expect(page.get_by_role("button", name="Redrive", exact=True)).to_have_count(0)
 
 
 def test_costs_and_nodes_pages(page: Any, server: Server, shots: Path) -> None:

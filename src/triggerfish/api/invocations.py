@@ -93,6 +93,14 @@ async def list_dead_letters(
 
 
 @router.post("/dlq/{topic}/redrive", dependencies=[Depends(require("deploy"))])
-async def redrive(topic: str, request: Request, limit: Limit = 1000) -> dict[str, Any]:
-    redriven, skipped = await control_of(request).topics.redrive(topic, limit=limit)
-    return {"topic": topic, "redriven": redriven, "skipped": skipped}
+async def redrive(
+    topic: str, request: Request, limit: Limit = 1000, event: str | None = None
+) -> dict[str, Any]:
+    """Every waiting event of the topic (up to ``limit``), or with ``event`` the first
+    waiting event of that id alone."""
+    topics = control_of(request).topics
+    if event is None:
+        redriven, skipped = await topics.redrive(topic, limit=limit)
+        return {"topic": topic, "redriven": redriven, "skipped": skipped}
+    redriven, skipped = await topics.redrive_event(topic, event)
+    return {"topic": topic, "event": event, "redriven": redriven, "skipped": skipped}

@@ -84,7 +84,11 @@ async def put_topic(topic: str, body: TopicBody, request: Request) -> dict[str, 
 async def get_topic(topic: str, request: Request) -> dict[str, Any]:
     topics = control_of(request).topics
     info = await topics.info(topic)
-    return {**topic_json(info), "triggers": [group_json(g) for g in await topics.groups(topic)]}
+    return {
+        **topic_json(info),
+        "rate": await topics.rate(info),
+        "triggers": [group_json(g) for g in await topics.groups(topic)],
+    }
 
 
 @router.delete("/{topic}", status_code=204, dependencies=[Depends(require("deploy"))])

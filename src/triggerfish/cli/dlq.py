@@ -57,14 +57,25 @@ def list_(
 def redrive(
     topic: Annotated[str, typer.Argument(help="the dead-letter topic")],
     limit: Annotated[int, typer.Option("--limit", "-n")] = 1000,
+    event: Annotated[
+        str | None, typer.Option("--event", help="redrive this event id alone")
+    ] = None,
     data_dir: DataDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Send dead-lettered events back to the triggers they failed in."""
+    """Send dead-lettered events back to the triggers they failed in: every one waiting,
+    or with --event the one of that id alone (the others stay)."""
+    params: dict[str, str | int] = {"limit": limit} if event is None else {"event": event}
     with Client(load_settings({"data_dir": data_dir})) as api:
-        body = api.json("POST", f"/v1/dlq/{topic}/redrive", params={"limit": limit})
+        body = api.json("POST", f"/v1/dlq/{topic}/redrive", params=params)
     if as_json:
         print_json(body)
+        return
+    if event is not None:
+        if body["redriven"]:
+            console.print(f"redriven event {event} from {topic}")
+        else:
+            console.print(f"event {event} skipped: its trigger no longer exists")
         return
     console.print(f"redriven {body['redriven']} event(s) from {topic}")
     if body["skipped"]:

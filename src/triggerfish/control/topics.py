@@ -7,14 +7,17 @@ bus in one call, with nothing around it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from triggerfish.bus.base import Bus, GroupInfo, PublishResult, StoredEvent, TopicInfo
 from triggerfish.bus.names import check_topic_name
-from triggerfish.dispatch.dispatcher import REDRIVE_GROUP, Dispatcher
+from triggerfish.dispatch.dispatcher import Dispatcher
 from triggerfish.errors import NotFoundError
 from triggerfish.events.model import Event
+
+RATE_WINDOW = 60.0  # seconds: a topic's rate is over the last minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +30,12 @@ class DeadLetters:
 
 
 class Topics:
-    def __init__(self, bus: Bus, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, bus: Bus, dispatcher: Dispatcher, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._bus = bus
         self._dispatcher = dispatcher
+        self._clock = clock
 
     async def all(self) -> list[TopicInfo]:
         """Every topic, internal ones (``_...``) included."""
@@ -37,6 +43,17 @@ class Topics:
 
     async def info(self, name: str) -> TopicInfo:
         return await self._bus.topic(name)
+
+    async def rate(self, info: TopicInfo, *, window: float = RATE_WINDOW) -> float:
+        """Events published to the topic of ``info`` per second over the last ``window``
+        seconds: offsets are consecutive, so it is the first offset of the window up to
+        the last, one read of one event whatever the rate."""
+        if info.last_offset is None:
+            return 0.0
+        first = await self._bus.read(info.name, since=self._clock() - window, limit=1)
+        if not first:
+            return 0.0
+        return max(0, info.last_offset - first[0].offset + 1) / window
 
     async def groups(self, name: str | None = None) -> list[GroupInfo]:
         """The consumer groups (triggers, relays, redrive) of one topic, or of all."""
@@ -74,21 +91,27 @@ class Topics:
     async def dead_letters(self, topic: str | None, *, limit: int) -> list[DeadLetters]:
         """Dead-letter topics (of every trigger, or ``topic`` alone) with the events not
         yet redriven, at most ``limit`` each."""
-        topics = sorted({s.dead_letter_topic for s in self._dispatcher.subscriptions})
-        if topic is not None:
-            if topic not in topics:
-                raise NotFoundError(f"{topic!r} is not the dead-letter topic of any trigger")
-            topics = [topic]
-        groups = {g.topic: g for g in await self._bus.groups() if g.group == REDRIVE_GROUP}
         out = []
-        for name in topics:
-            group = groups.get(name)
-            cursor = group.cursor if group else 0
-            items = await self._bus.read(name, after=cursor, limit=limit)
-            out.append(DeadLetters(name, group.backlog if group else len(items), items))
+        for name in self._dead_letter_topics(topic):
+            pending, items = await self._dispatcher.redrives.pending(name, limit=limit)
+            out.append(DeadLetters(name, pending, items))
         return out
 
     async def redrive(self, topic: str, *, limit: int) -> tuple[int, int]:
         """Feed the events of a dead-letter topic back into the triggers they failed in:
         (redriven, skipped), skipped when their trigger no longer exists."""
         return await self._dispatcher.redrive(topic, limit=limit)
+
+    async def redrive_event(self, topic: str, event_id: str) -> tuple[int, int]:
+        """Feed one dead-lettered event back into the trigger it failed in, as
+        ``redrive`` does; the others stay. NotFoundError when none of that id waits."""
+        (name,) = self._dead_letter_topics(topic)
+        return await self._dispatcher.redrive_event(name, event_id)
+
+    def _dead_letter_topics(self, topic: str | None) -> list[str]:
+        topics = sorted({s.dead_letter_topic for s in self._dispatcher.subscriptions})
+        if topic is None:
+            return topics
+        if topic not in topics:
+            raise NotFoundError(f"{topic!r} is not the dead-letter topic of any trigger")
+        return [topic]

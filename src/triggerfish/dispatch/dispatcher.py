@@ -17,8 +17,11 @@ import msgspec
 from triggerfish.bus.base import Bus
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.policy import RetryPolicy, Subscription
+from triggerfish.dispatch.redrives import REDRIVE_GROUP, Redrives
 from triggerfish.dispatch.runner import LEASE_MARGIN, Resolver, TriggerRunner
 from triggerfish.dispatch.shapes import PayloadMode
+from triggerfish.errors import NotFoundError
+from triggerfish.events.model import Event
 from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
 from triggerfish.observe.tracing import Tracer
@@ -29,7 +32,6 @@ from triggerfish.store.sql import SqlStore
 log = logging.getLogger("triggerfish.dispatch")
 
 ASYNC_RETRY_DEFAULTS = {"max_attempts": 3, "max_age": 21600.0}
-REDRIVE_GROUP = "_redrive"
 
 
 def invoke_topic(function: str) -> str:
@@ -114,6 +116,8 @@ class Dispatcher:
         self._runners: dict[str, TriggerRunner] = {}
         self._lock = asyncio.Lock()
         self._grace = 10.0
+        self.redrives = Redrives(bus, store.documents)
+        self._redriving = asyncio.Lock()  # one redrive at a time, so none sends twice
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -188,8 +192,14 @@ class Dispatcher:
         """Feed dead-lettered events back into the triggers they failed in.
 
         Returns (redriven, skipped); skipped events name a trigger that no longer exists
-        and stay in the dead-letter topic.
+        and stay in the dead-letter topic. Events already redriven alone are acknowledged
+        without being sent again.
         """
+        async with self._redriving:
+            return await self._redrive_all(dead_letter_topic, limit)
+
+    async def _redrive_all(self, dead_letter_topic: str, limit: int) -> tuple[int, int]:
+        marked = await self.redrives.marked(dead_letter_topic)
         redriven = skipped = 0
         while redriven + skipped < limit:
             batch = await self._bus.fetch(
@@ -201,19 +211,50 @@ class Dispatcher:
             if not batch:
                 break
             for delivery in batch:
-                trigger_id = str(delivery.event.extensions.get("errortrigger", ""))
-                sub = self.subscription(trigger_id)
+                if marked.get(delivery.offset) == delivery.event.id:
+                    await self._bus.ack(dead_letter_topic, REDRIVE_GROUP, [delivery.offset])
+                    continue
+                sub = self._redrive_target(delivery.event)
                 if sub is None:
                     skipped += 1
                     await self._bus.nack(
                         dead_letter_topic, REDRIVE_GROUP, delivery.offset, delay=3600.0
                     )
                     continue
-                extensions = {
-                    k: v for k, v in delivery.event.extensions.items() if not k.startswith("error")
-                }
-                event = msgspec.structs.replace(delivery.event, extensions=extensions)
-                await self._bus.publish(sub.redrive_topic, [event], dedupe=False)
+                await self._bus.publish(sub.redrive_topic, [_cleared(delivery.event)], dedupe=False)
                 await self._bus.ack(dead_letter_topic, REDRIVE_GROUP, [delivery.offset])
                 redriven += 1
+        # Records the cursor has passed (acknowledged above, or by a run that stopped
+        # before it forgot them) are done with.
+        cursor, _ = await self.redrives.cursor(dead_letter_topic)
+        await self.redrives.forget(dead_letter_topic, [o for o in marked if o <= cursor])
         return redriven, skipped
+
+    async def redrive_event(self, dead_letter_topic: str, event_id: str) -> tuple[int, int]:
+        """Feed one dead-lettered event (the first of that id still waiting) back into
+        the trigger it failed in: (1, 0), or (0, 1) when that trigger no longer exists
+        and the event stays. NotFoundError when no event of that id waits."""
+        async with self._redriving:
+            stored = await self.redrives.find(dead_letter_topic, event_id)
+            if stored is None:
+                raise NotFoundError(
+                    f"no event {event_id!r} waits in {dead_letter_topic!r}; "
+                    f"`triggerfish dlq list {dead_letter_topic}` lists those that do"
+                )
+            sub = self._redrive_target(stored.event)
+            if sub is None:
+                return 0, 1
+            # Sent before it is recorded: a crash in between sends it again later (at
+            # least once), never not at all.
+            await self._bus.publish(sub.redrive_topic, [_cleared(stored.event)], dedupe=False)
+            await self.redrives.mark(stored)
+            return 1, 0
+
+    def _redrive_target(self, event: Event) -> Subscription | None:
+        return self.subscription(str(event.extensions.get("errortrigger", "")))
+
+
+def _cleared(event: Event) -> Event:
+    """The dead-lettered event without the error extensions its dead-lettering added."""
+    extensions = {k: v for k, v in event.extensions.items() if not k.startswith("error")}
+    return msgspec.structs.replace(event, extensions=extensions)

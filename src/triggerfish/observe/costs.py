@@ -15,7 +15,7 @@ from typing import Any
 
 from triggerfish.store.records import InvocationRecord
 from triggerfish.store.sql import SqlStore
-from triggerfish.store.usage import Usage, usage_by_function
+from triggerfish.store.usage import Usage, merged, summed, usage_by_function, usage_by_period
 
 DEFAULT_PRICE_PER_REQUEST = 0.20 / 1_000_000  # USD
 DEFAULT_PRICE_PER_GB_SECOND = 0.0000166667  # USD
@@ -59,6 +59,7 @@ class CostReport:
     until: float | None
     prices: Prices
     usage: list[Usage] = field(default_factory=list)
+    periods: list[CostReport] | None = None  # the span cut in equal periods, when asked
 
     @property
     def functions(self) -> list[FunctionCost]:
@@ -66,7 +67,7 @@ class CostReport:
 
     @property
     def total(self) -> FunctionCost:
-        return _priced(_sum(self.usage), self.prices)
+        return _priced(summed("*", self.usage), self.prices)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +80,21 @@ class CostReport:
             },
             "functions": [asdict(item) for item in self.functions],
             "total": asdict(self.total),
+            **(
+                {"periods": [_period_json(period) for period in self.periods]}
+                if self.periods is not None
+                else {}
+            ),
         }
+
+
+def _period_json(report: CostReport) -> dict[str, Any]:
+    return {
+        "since": report.since,
+        "until": report.until,
+        "functions": [asdict(item) for item in report.functions],
+        "total": asdict(report.total),
+    }
 
 
 class CostMeter:
@@ -95,23 +110,22 @@ class CostMeter:
         function: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        periods: int | None = None,
     ) -> CostReport:
-        rows = await usage_by_function(self._store, function=function, since=since, until=until)
-        return CostReport(since=since, until=until, prices=self.prices, usage=rows)
-
-
-def _sum(items: list[Usage]) -> Usage:
-    return Usage(
-        function="*",
-        requests=sum(i.requests for i in items),
-        errors=sum(i.errors for i in items),
-        throttled=sum(i.throttled for i in items),
-        cold_starts=sum(i.cold_starts for i in items),
-        duration_ms=sum(i.duration_ms for i in items),
-        billed_duration_ms=sum(i.billed_duration_ms for i in items),
-        init_duration_ms=sum(i.init_duration_ms for i in items),
-        mb_ms=sum(i.mb_ms for i in items),
-    )
+        """With ``periods`` (``since`` and ``until`` given), the report of each of that
+        many equal periods of the span as well, from the same read of the records."""
+        if periods is None or since is None or until is None:
+            rows = await usage_by_function(self._store, function=function, since=since, until=until)
+            return CostReport(since=since, until=until, prices=self.prices, usage=rows)
+        found = await usage_by_period(
+            self._store, function=function, since=since, until=until, periods=periods
+        )
+        step = (until - since) / periods
+        parts = [
+            CostReport(since + n * step, since + (n + 1) * step, self.prices, rows)
+            for n, rows in enumerate(found)
+        ]
+        return CostReport(since, until, self.prices, merged(found), parts)
 
 
 def _priced(usage: Usage, prices: Prices) -> FunctionCost:

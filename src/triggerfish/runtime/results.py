@@ -1,6 +1,8 @@
 """Invocation results the executor builds: from an environment's answer, from its
 death, from a failed init, and for throttled calls. Each carries Lambda's error shape
-and the START / END / REPORT log lines, so every outcome reads the same way."""
+and the START / END / REPORT log lines, so every outcome reads the same way: as text, or
+as Lambda's JSON records when the function's environment says ``AWS_LAMBDA_LOG_FORMAT``
+is ``JSON`` (``PlatformLog``)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,7 @@ from triggerfish.runtime.base import (
 )
 from triggerfish.runtime.environment import Exit
 from triggerfish.runtime.protocol import Done, Emitted, InitFailed, Ready
-from triggerfish.runtime.report import (
-    billed_duration,
-    end_line,
-    error_lines,
-    report_line,
-    start_line,
-)
+from triggerfish.runtime.report import PlatformLog, billed_duration, report_line
 
 STOPPED_MESSAGE = "The environment was stopped before the invocation finished"
 
@@ -57,6 +53,7 @@ def failure(
     message: str,
     *,
     output: str = "",
+    function_output: str = "",
     duration_ms: float = 0.0,
     started_at: float = 0.0,
     max_memory_used_mb: int = 0,
@@ -64,14 +61,20 @@ def failure(
     stack_trace: list[str] | None = None,
     emitted: list[EmitRequest] | None = None,
 ) -> InvocationResult:
-    """A result for an invocation that did not get a ``Done`` from its environment."""
+    """A result for an invocation that did not get a ``Done`` from its environment:
+    ``output`` goes before its START (the init's), ``function_output`` after it."""
     request_id = request.request_id
+    platform = PlatformLog.from_environment(spec.environment)
+    # The text REPORT of an environment that did not answer says its status, whatever
+    # it is; PlatformLog's text says only "oom", the one an environment reports itself.
+    report = platform.report if platform.json else report_line
     logs = (
         output
-        + start_line(request_id, spec.lambda_version)
-        + error_lines(error_type, message, stack_trace or [])
-        + end_line(request_id)
-        + report_line(
+        + platform.start(request_id, spec.lambda_version)
+        + function_output
+        + platform.error(request_id, error_type, message, stack_trace or [])
+        + platform.end(request_id, status)
+        + report(
             request_id,
             duration_ms=duration_ms,
             memory_size_mb=spec.memory,
@@ -144,23 +147,20 @@ def exit_result(
     else:
         status, error_type, message = "crashed", "Runtime.ExitError", exit.describe()
     prefix = "" if init is None else init.logs
-    result = failure(
+    return failure(
         spec,
         request,
         status,
         error_type,
         message,
         output=prefix,
+        function_output=exit.output,
         duration_ms=exit.elapsed_ms,
         started_at=exit.started_at,
         max_memory_used_mb=exit.max_memory_used_mb,
         init_duration_ms=None if init is None else init.init_duration_ms,
         emitted=emitted,
     )
-    # The function's own output goes between START and the error.
-    head = start_line(request.request_id, spec.lambda_version)
-    result.logs = result.logs.replace(head, head + exit.output, 1)
-    return result
 
 
 def init_failure(

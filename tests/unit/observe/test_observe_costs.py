@@ -108,3 +108,24 @@ def test_default_prices_are_aws_lambdas_x86_prices() -> None:
     prices = Prices()
     assert prices.per_request * 1_000_000 == pytest.approx(0.20)
     assert prices.per_gb_second == 0.0000166667
+
+
+async def test_periods_split_the_span_as_a_report_per_period_would(store: SqlStore) -> None:
+    await store.record_invocations(
+        [make("resize", T0 + n * 7, serial=n) for n in range(10)]
+        + [make("notify", T0 + 50, status="error", serial=20)]
+    )
+    meter = CostMeter(store)
+
+    report = await meter.report(since=T0, until=T0 + 60, periods=4)
+
+    assert report.periods is not None
+    for period in report.periods:
+        alone = await meter.report(since=period.since, until=period.until)
+        assert period.functions == alone.functions
+    assert [p.total.requests for p in report.periods] == [3, 2, 2, 3]
+    whole = await meter.report(since=T0, until=T0 + 60)
+    assert report.functions == whole.functions
+    body = report.to_json()
+    assert [p["since"] for p in body["periods"]] == [T0, T0 + 15, T0 + 30, T0 + 45]
+    assert body["periods"][3]["functions"][0]["errors"] == 1

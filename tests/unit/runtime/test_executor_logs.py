@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -65,3 +66,45 @@ async def test_output_over_the_log_limit_is_truncated_with_a_marker(
         assert "stdout b" in quiet.logs
     finally:
         await executor.stop(grace=1.0)
+
+
+JSON_LOGS = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+
+
+async def test_a_crash_in_json_format_is_told_in_json_records(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("crash", environment=JSON_LOGS)
+    call = make_request({"how": "exit", "code": 3})
+    crashed = await executor.invoke(spec, call)
+    assert crashed.status == "crashed"
+    lines = crashed.logs.splitlines()
+    assert "about to go" in lines  # printed: as printed, after the start record
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(records) == len(lines) - 1, lines
+    start, error, done, report = records
+    assert start["type"] == "platform.start"
+    assert lines.index("about to go") == 1
+    assert (error["level"], error["errorType"]) == ("ERROR", "Runtime.ExitError")
+    assert error["errorMessage"] == "Runtime exited with error: exit status 3"
+    assert error["requestId"] == call.request_id
+    assert done == {
+        "time": done["time"],
+        "type": "platform.runtimeDone",
+        "record": {"requestId": call.request_id, "status": "error"},
+    }
+    assert report["record"]["status"] == "crashed"
+
+
+async def test_a_failed_init_in_json_format_is_told_in_json_records(
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+) -> None:
+    spec = make_spec("import_error", environment=JSON_LOGS)
+    failed = await executor.invoke(spec, make_request({}))
+    assert failed.status == "error"
+    records = [json.loads(line) for line in failed.logs.splitlines() if line.startswith("{")]
+    kinds = [r.get("type") or r.get("level") for r in records]
+    assert kinds[-4:] == ["platform.start", "ERROR", "platform.runtimeDone", "platform.report"]
+    assert records[-3]["errorType"] == "Runtime.ImportModuleError"
+    assert "initDurationMs" in records[-1]["record"]["metrics"]
+    assert "START RequestId" not in failed.logs

@@ -248,3 +248,22 @@ def test_manifest_wants_an_executable_bootstrap(tmp_path: Path) -> None:
         load_manifest(_manifest(tmp_path / "a", "provided", {"main.py": ""}))
     with pytest.raises(ConfigError, match="is not executable; run chmod"):
         load_manifest(_manifest(tmp_path / "b", "provided", {"bootstrap": "#!/bin/sh\n"}, 0o644))
+
+
+async def test_json_format_makes_the_relays_lines_lambda_records(
+    executor: ProcessExecutor, kit: Spec, make_request: Request
+) -> None:
+    spec = kit(environment={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    result = await executor.invoke(spec, make_request({"n": 3}))
+    assert ok_json(result) == {"echo": {"n": 3}}
+    records = [json.loads(line) for line in result.logs.splitlines() if line.startswith("{")]
+    assert [r["type"] for r in records] == [
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+    ]
+    assert records[0]["record"]["requestId"] == result.request_id
+    assert records[1]["record"]["status"] == "success"
+    assert "initDurationMs" in records[2]["record"]["metrics"]
+    assert f"handling {result.request_id}" in result.logs  # the bootstrap's, as it wrote it
+    assert "START RequestId" not in result.logs

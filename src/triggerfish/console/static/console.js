@@ -88,6 +88,11 @@ function fmtCost(value, currency) {
   return `${value.toFixed(value && value < 0.01 ? 6 : 2)} ${currency || "USD"}`;
 }
 
+function fmtRate(perSecond) {
+  if (!perSecond) return "0";
+  return perSecond >= 10 ? perSecond.toFixed(0) : perSecond.toFixed(2);
+}
+
 function statusBadge(status) {
   return h("span", {class: `status status-${status}`}, status);
 }
@@ -659,9 +664,10 @@ async function pageChain(params, signal, id) {
 
 // ---- topics and dead letters --------------------------------------------------------
 
-async function redrive(topic) {
+async function redrive(topic, event) {
   try {
-    const done = await api(`/v1/dlq/${enc(topic)}/redrive`, {method: "POST"});
+    const one = event === undefined ? "" : `?event=${enc(event)}`;
+    const done = await api(`/v1/dlq/${enc(topic)}/redrive${one}`, {method: "POST"});
     flash = `Redrove ${done.redriven} event${done.redriven === 1 ? "" : "s"} of ${topic}` +
       (done.skipped ? `; ${done.skipped} skipped: their trigger is gone` : "");
   } catch (error) {
@@ -685,7 +691,8 @@ async function pageTopics() {
       ? h("button", {type: "button", class: "redrive-all", onclick: () => redrive(dlq.topic)},
         "Redrive all") : null,
     dlq.events.length ? table(
-      ["Offset", "Event", "Type", "Error", "Attempts", "Trigger", "Dead-lettered"],
+      ["Offset", "Event", "Type", "Error", "Attempts", "Trigger", "Dead-lettered",
+        ...(canRedrive ? [""] : [])],
       dlq.events.map((item) => h("tr", {"data-event": item.event.id},
         h("td", {class: "num"}, item.offset),
         h("td", {}, h("a", {href: `#/chains/${enc(item.event.id)}`, class: "mono"},
@@ -694,13 +701,18 @@ async function pageTopics() {
         h("td", {class: "bad"}, `${item.event.errortype || ""}: ${item.event.errormessage || ""}`),
         h("td", {class: "num"}, item.event.errorattempts ?? ""),
         h("td", {class: "mono"}, item.event.errortrigger || ""),
-        h("td", {}, fmtTime(item.published_at)))), {class: "dead-letters", "data-topic": dlq.topic})
+        h("td", {}, fmtTime(item.published_at)),
+        canRedrive ? h("td", {}, h("button", {type: "button", class: "redrive-one",
+          onclick: () => redrive(dlq.topic, item.event.id)}, "Redrive")) : null)),
+      {class: "dead-letters", "data-topic": dlq.topic})
       : h("p", {class: "muted"}, "Nothing waits here.")));
   show(
     h("h1", {}, "Topics"),
-    table(["Topic", "Events", "Retention", "Triggers: backlog / in flight / waiting retry"],
+    table(["Topic", "Events", "Retention", "Events/s (last minute)",
+      "Triggers: backlog / in flight / waiting retry"],
       topics.map((t) => h("tr", {"data-topic": t.name},
         h("td", {}, t.name), h("td", {class: "num"}, t.count), h("td", {}, retention(t.retention)),
+        h("td", {class: "num rate"}, fmtRate(t.rate)),
         h("td", {}, t.triggers.filter((g) => !g.trigger.startsWith("_")).map((g) =>
           h("div", {}, h("span", {class: "mono"}, g.trigger),
             ` ${g.backlog} / ${g.in_flight} / ${g.waiting_retry}`))))), {id: "topics"}),
@@ -762,14 +774,11 @@ async function pageCosts(params) {
   const {seconds, buckets: count} = RANGES[range];
   const until = Math.ceil(now());
   const since = until - seconds;
-  const step = seconds / count;
-  const [total, sample, ...reports] = await Promise.all([
-    api(`/v1/costs?since=${since}&until=${until}`),
+  const [total, sample] = await Promise.all([
+    api(`/v1/costs?since=${since}&until=${until}&periods=${count}`),
     api(`/v1/invocations?since=${since}&limit=1000`),
-    ...Array.from({length: count}, (_, i) =>
-      api(`/v1/costs?since=${since + i * step}&until=${since + (i + 1) * step}`)),
   ]);
-  const buckets = reports.map((report, i) => ({since: since + i * step, report}));
+  const buckets = total.periods.map((report) => ({since: report.since, report}));
   const names = total.functions.map((f) => f.function);
   const byFunction = new Map();
   for (const r of sample.invocations) {

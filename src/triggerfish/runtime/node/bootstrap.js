@@ -15,8 +15,9 @@
 // handlers, callback handlers, CommonJS and ES modules), Lambda's context object, output
 // captured per invocation and capped at the log limit, Lambda's error shape
 // ({errorType, errorMessage, trace}), the memory peak per invocation, and "oom" when the
-// peak went over the memory size (the environment then exits). It uses nothing but
-// Node.js itself.
+// peak went over the memory size (the environment then exits). Its log lines are
+// Lambda's text format, or its JSON format when AWS_LAMBDA_LOG_FORMAT is JSON. It uses
+// nothing but Node.js itself.
 //
 // Packages: a function's own node_modules first, then the folders of NODE_PATH (where
 // the node's AWS SDK v3 bundle is), for `require` and, through a resolve hook, for
@@ -80,6 +81,48 @@ function patchConsole() {
     const stack = new Error().stack.split('\n').slice(2).join('\n');
     logLine('TRACE', [util.format(...args) + '\n' + stack]);
   };
+}
+
+// Lambda's JSON format (AWS_LAMBDA_LOG_FORMAT=JSON): one object a console call,
+// {timestamp, level, requestId, message} and, for an Error argument, errorType,
+// errorMessage and stackTrace; calls under AWS_LAMBDA_LOG_LEVEL write nothing. The
+// variables are read once, at Init (a pre-started process gets the function's only
+// then), so the text format's calls and lines stay as they are.
+const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+let jsonLogs = false;
+let platformRecords = true; // TRIGGERFISH_SYSTEM_LOG_LEVEL lets the INFO records through
+
+function jsonLine(level, args, suffix) {
+  const line = {
+    timestamp: new Date().toISOString(),
+    level,
+    requestId: currentRequestId,
+    message: util.format(...args) + suffix,
+  };
+  const error = args.find((arg) => arg instanceof Error);
+  if (error !== undefined) {
+    line.errorType = (error.constructor && error.constructor.name) || 'UnknownError';
+    line.errorMessage = error.message;
+    line.stackTrace = typeof error.stack === 'string' ? error.stack.split('\n') : [];
+  }
+  writeOutput(JSON.stringify(line) + '\n');
+}
+
+function configureLogs() {
+  const env = process.env;
+  jsonLogs = (env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+  if (!jsonLogs) return;
+  const system = (env.TRIGGERFISH_SYSTEM_LOG_LEVEL || 'INFO').toUpperCase();
+  platformRecords = system !== 'WARN';
+  let least = LEVELS.indexOf((env.AWS_LAMBDA_LOG_LEVEL || 'INFO').toUpperCase());
+  if (least < 0) least = LEVELS.indexOf('INFO');
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' };
+  for (const [name, level] of Object.entries(levels)) {
+    if (LEVELS.indexOf(level) < least) console[name] = () => {};
+    else if (name === 'trace') {
+      console.trace = (...args) => jsonLine(level, args, '\n' + new Error().stack.split('\n').slice(2).join('\n'));
+    } else console[name] = (...args) => jsonLine(level, args, '');
+  }
 }
 
 function capOutput(data, limit, alreadyDropped) {
@@ -153,6 +196,42 @@ function reportLine(requestId, durationMs, memoryMb, peak, initMs, status) {
   return line + '\n';
 }
 
+// The JSON format's records, field for field those of PlatformLog in report.py.
+function platformRecord(type, record) {
+  if (!platformRecords) return '';
+  return JSON.stringify({ time: new Date().toISOString(), type, record }) + '\n';
+}
+
+function errorRecord(requestId, doc) {
+  return JSON.stringify({
+    timestamp: new Date().toISOString(),
+    level: 'ERROR',
+    message: `${doc.errorType}: ${doc.errorMessage}`,
+    errorType: doc.errorType,
+    errorMessage: doc.errorMessage,
+    stackTrace: doc.trace,
+    requestId,
+  }) + '\n';
+}
+
+function jsonInvocationLogs(requestId, output, failure, status, durationMs, memoryMb, peak, initMs) {
+  const round = (ms) => Math.round(ms * 1000) / 1000;
+  const metrics = {
+    durationMs: round(durationMs),
+    billedDurationMs: Math.max(1, Math.ceil(durationMs)),
+    memorySizeMB: memoryMb,
+    maxMemoryUsedMB: peak,
+  };
+  if (initMs !== null) metrics.initDurationMs = round(initMs);
+  return (
+    platformRecord('platform.start', { requestId, version: init.functionVersion }) +
+    output +
+    (failure === null ? '' : errorRecord(requestId, failure)) +
+    platformRecord('platform.runtimeDone', { requestId, status: status === 'ok' ? 'success' : 'error' }) +
+    platformRecord('platform.report', { requestId, metrics, status: status === 'ok' ? 'success' : status })
+  );
+}
+
 // -- errors ------------------------------------------------------------------------
 
 /** Lambda's error document for any thrown value. */
@@ -176,6 +255,10 @@ function errorDocument(error) {
 }
 
 function logError(prefix, doc) {
+  if (jsonLogs) {
+    writeOutput(errorRecord(currentRequestId, doc));
+    return;
+  }
   const shown = { errorType: doc.errorType, errorMessage: doc.errorMessage, stack: doc.trace };
   logLine('ERROR', [`${prefix} \t${JSON.stringify(shown)}`]);
 }
@@ -594,7 +677,7 @@ async function invoke(message) {
     current = null;
     if (outcome.error !== null && outcome.error !== undefined) {
       failure = errorDocument(outcome.error);
-      logError('Invoke Error', failure);
+      if (!jsonLogs) logError('Invoke Error', failure); // JSON: the record after the output
     } else {
       try {
         const json = JSON.stringify(outcome.value === undefined ? null : outcome.value);
@@ -620,11 +703,20 @@ async function invoke(message) {
       trace: [],
     };
   }
+  if (jsonLogs) {
+    const reported = exiting && status === 'error' ? 'crashed' : status; // as main() answers
+    const logs = jsonInvocationLogs(requestId, drain(), failure, reported, durationMs, init.memoryMb, peak, initDurationMs);
+    return finishInvocation(status, result, failure, logs, startedAt, durationMs, peak);
+  }
   let logs = `START RequestId: ${requestId} Version: ${init.functionVersion}\n` + drain();
   if (status === 'oom') logs += `[ERROR] ${failure.errorType}: ${failure.errorMessage}\n`;
   logs +=
     `END RequestId: ${requestId}\n` +
     reportLine(requestId, durationMs, init.memoryMb, peak, initDurationMs, status === 'oom' ? 'oom' : null);
+  return finishInvocation(status, result, failure, logs, startedAt, durationMs, peak);
+}
+
+function finishInvocation(status, result, failure, logs, startedAt, durationMs, peak) {
   initDurationMs = null; // reported on the first invocation only
   currentRequestId = '';
   return [
@@ -672,6 +764,7 @@ async function initialise(message) {
   init = { handlerName, functionName, functionVersion, memoryMb, timeout, logGroup, logStream, codeDir };
   logLimit = limit;
   budget = limit;
+  configureLogs();
   const started = performance.now();
   try {
     handler = await loadHandler(handlerName, codeDir);

@@ -21,6 +21,10 @@ process group (a timeout kills both), under the memory rlimit. It then relays:
 - when the bootstrap exits during an invocation the relay exits the same way, so the
   executor reports ``crashed`` with that status.
 
+The relay writes ``START``, ``END`` and ``REPORT`` around the output, or Lambda's JSON
+records when ``AWS_LAMBDA_LOG_FORMAT`` is ``JSON`` (``PlatformLog``); the bootstrap's own
+output stays as it writes it, as on Lambda.
+
 When the relay runs in a function's virtual environment (it has requirements), that
 environment's ``bin`` comes first on the bootstrap's ``PATH``, so ``python3`` in a
 bootstrap script is the function's own. A bootstrap that starts with ``#!/bin/sh`` runs
@@ -62,7 +66,7 @@ from triggerfish.runtime.provided.http import (
     Request,
     error_body,
 )
-from triggerfish.runtime.report import cap_output, end_line, report_line, start_line
+from triggerfish.runtime.report import PlatformLog, cap_output
 
 #: How the executor starts a relay. The relay needs two light modules of the runtime
 #: (the protocol and the report lines), not the ``triggerfish`` package, whose
@@ -107,6 +111,7 @@ class Relay:
         self.invoke_started_at = 0.0
         self.child = 0
         self.child_fd = -1
+        self.platform = PlatformLog.from_environment(os.environ)
 
     # -- the bootstrap -------------------------------------------------------------
 
@@ -225,17 +230,18 @@ class Relay:
                 f" {init.memory_mb} MB",
             }
         request_id = invoke.request_id
+        platform = self.platform
         logs = (
-            start_line(request_id, init.function_version)
+            platform.start(request_id, init.function_version)
             + drain(init)
-            + end_line(request_id)
-            + report_line(
+            + platform.end(request_id, status)
+            + platform.report(
                 request_id,
                 duration_ms=duration_ms,
                 memory_size_mb=init.memory_mb,
                 max_memory_used_mb=peak,
                 init_duration_ms=self.report_init,
-                status="oom" if status == "oom" else None,
+                status=status,
             )
         )
         self.report_init = None
