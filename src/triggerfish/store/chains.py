@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from triggerfish.errors import AdapterError
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Transaction
+from triggerfish.store.engine import dialect_insert
 from triggerfish.store.records import ChainEvent, Status
 
 
@@ -91,7 +89,7 @@ class Chains:
             for e in rows
         ]
         async with self._write() as conn:
-            insert = _insert(conn)
+            insert = dialect_insert(conn, t.chain_events)
             c = t.chain_events.c
             # One statement for any number of rows (executemany): compiled once.
             upsert = insert.on_conflict_do_update(
@@ -164,15 +162,6 @@ def _merged(events: Sequence[ChainEvent]) -> list[ChainEvent]:
         if kept is None or (kept.invocation is None and event.invocation is not None):
             by_key[key] = event
     return list(by_key.values())
-
-
-def _insert(conn: AsyncConnection) -> postgresql.Insert | sqlite.Insert:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(t.chain_events)
-    if dialect == "sqlite":
-        return sqlite.insert(t.chain_events)
-    raise AdapterError(f"chains need PostgreSQL or SQLite, not {dialect}")
 
 
 def _event(row: Any) -> ChainEvent:

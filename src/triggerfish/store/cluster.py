@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from triggerfish.errors import AdapterError, NotFoundError, ValidationError
+from triggerfish.errors import NotFoundError, ValidationError
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Transaction
+from triggerfish.store.engine import dialect_insert
 
 NodeState = Literal["running", "draining", "stopped"]
 NODE_STATES: tuple[NodeState, ...] = get_args(NodeState)
@@ -83,7 +82,7 @@ class Cluster:
             "info": dict(info or {}),
         }
         async with self._write() as conn:
-            insert = _insert(conn, t.nodes).values(**values)
+            insert = dialect_insert(conn, t.nodes).values(**values)
             kept = {"id"} if state is not None else {"id", "state"}
             changes = {name: insert.excluded[name] for name in values if name not in kept}
             await conn.execute(
@@ -122,7 +121,9 @@ class Cluster:
         now = self._clock()
         c = t.leases.c
         async with self._write() as conn:
-            insert = _insert(conn, t.leases).values(name=name, holder=holder, expires_at=now + ttl)
+            insert = dialect_insert(conn, t.leases).values(
+                name=name, holder=holder, expires_at=now + ttl
+            )
             # One statement: PostgreSQL locks the conflicting row and checks the
             # condition on its latest version, so of two racers exactly one updates it.
             taken = await conn.execute(
@@ -159,7 +160,7 @@ class Cluster:
         as it is: the same digest stands for the same content, so nodes that put the
         same code at once neither fail nor write it twice."""
         async with self._write() as conn:
-            insert = _insert(conn, t.blobs).values(
+            insert = dialect_insert(conn, t.blobs).values(
                 digest=digest, kind=kind, size=len(data), created_at=self._clock(), data=data
             )
             await conn.execute(insert.on_conflict_do_nothing(index_elements=[t.blobs.c.digest]))
@@ -189,7 +190,7 @@ class Cluster:
         Atomic: concurrent bumps each get a value of their own, none is lost."""
         c = t.generations.c
         async with self._write() as conn:
-            insert = _insert(conn, t.generations).values(name=name, value=1)
+            insert = dialect_insert(conn, t.generations).values(name=name, value=1)
             value = await conn.scalar(
                 insert.on_conflict_do_update(
                     index_elements=[c.name], set_={"value": c.value + 1}
@@ -204,16 +205,6 @@ class Cluster:
                 sa.select(t.generations.c.value).where(t.generations.c.name == name)
             )
         return int(value or 0)
-
-
-def _insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    """An ``INSERT`` that can say what to do on conflict, in the dialect of ``conn``."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise AdapterError(f"the cluster tables need PostgreSQL or SQLite, not {dialect}")
 
 
 def _check_state(state: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from triggerfish.errors import AdapterError, ConflictError
@@ -131,6 +132,17 @@ class Database:
         def _on_begin(conn: sa.Connection) -> None:
             write = conn.get_execution_options().get(_WRITE, False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` into ``table`` that can say what to do on conflict, in the dialect
+    of ``conn`` (PostgreSQL's and SQLite's share ``ON CONFLICT``)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise AdapterError(f"{table.name} needs PostgreSQL or SQLite, not {dialect}")
 
 
 def _sqlite_folder(url: sa.URL) -> Path | None:
