@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -126,13 +127,7 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
         after = _untoken(token) if token else params.get("start-after", "")
     else:
         after = params.get("marker", "")
-    listing: Listing = (
-        await store.list_objects(
-            req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=limit
-        )
-        if limit
-        else Listing([], [], False, after)
-    )
+    listing = await listed(store, req.bucket, prefix, delimiter, after, limit)
     children: list[Node] = [
         ("Name", req.bucket),
         # ListObjects (v1) echoes the prefix as sent, even with encoding-type=url.
@@ -150,12 +145,8 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
         children.append(("Marker", text(after)))
         if listing.truncated:
             children.append(("NextMarker", text(listing.last)))
-    children.append(("MaxKeys", limit))
-    if delimiter:
-        children.append(("Delimiter", text(delimiter)))
-    if encode:
-        children.append(("EncodingType", "url"))
-    children.append(("IsTruncated", listing.truncated))
+    owner = not v2 or params.get("fetch-owner") == "true"
+    contents: list[Node] = []
     for row in listing.objects:
         entry: list[Node] = [
             ("Key", text(row.key)),
@@ -164,12 +155,43 @@ async def list_objects(store: BucketStore, req: S3Request) -> Response:
             ("Size", row.size),
             ("StorageClass", "STANDARD"),
         ]
-        if not v2 or params.get("fetch-owner") == "true":
+        if owner:
             entry.append(OWNER_NODE)
-        children.append(("Contents", entry))
-    for common in listing.prefixes:
-        children.append(("CommonPrefixes", [("Prefix", text(common))]))
+        contents.append(("Contents", entry))
+    children += listing_nodes(listing, contents, limit, delimiter, encode, text)
     return xml_response("ListBucketResult", children)
+
+
+async def listed(
+    store: BucketStore, bucket: str, prefix: str, delimiter: str, after: str, limit: int
+) -> Listing:
+    """A page of ``bucket``'s keys after ``after``; none for a limit of 0, as S3."""
+    if not limit:
+        return Listing([], [], False, after)
+    return await store.list_objects(
+        bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=limit
+    )
+
+
+def listing_nodes(
+    listing: Listing,
+    entries: list[Node],
+    limit: int,
+    delimiter: str,
+    encode: bool,
+    text: Callable[[str], str],
+) -> list[Node]:
+    """What every listing ends with: its bounds, the entries made of ``listing``'s
+    objects, and its common prefixes (``text`` encodes a key as the request asked)."""
+    nodes: list[Node] = [("MaxKeys", limit)]
+    if delimiter:
+        nodes.append(("Delimiter", text(delimiter)))
+    if encode:
+        nodes.append(("EncodingType", "url"))
+    nodes.append(("IsTruncated", listing.truncated))
+    nodes += entries
+    nodes += [("CommonPrefixes", [("Prefix", text(common))]) for common in listing.prefixes]
+    return nodes
 
 
 async def delete_objects(store: BucketStore, req: S3Request) -> Response:

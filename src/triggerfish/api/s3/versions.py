@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from triggerfish.api.s3.buckets import NULL, OWNER_NODE, max_keys
+from triggerfish.api.s3.buckets import NULL, OWNER_NODE, listed, listing_nodes, max_keys
 from triggerfish.api.s3.objects import quoted
 from triggerfish.api.s3.request import S3Request
 from triggerfish.api.s3.xml import Node, iso_time, xml_response
-from triggerfish.sources.buckets import BucketStore, InvalidObjectError, Listing
+from triggerfish.sources.buckets import BucketStore, InvalidObjectError
 
 
 def check_version(version_id: str | None) -> None:
@@ -58,13 +58,7 @@ async def list_object_versions(store: BucketStore, req: S3Request) -> Response:
     def text(value: str) -> str:
         return quote(value, safe="/") if encode else value
 
-    listing = (
-        await store.list_objects(
-            req.bucket, prefix=prefix, delimiter=delimiter, after=key_marker, max_keys=limit
-        )
-        if limit
-        else Listing([], [], False, key_marker)
-    )
+    listing = await listed(store, req.bucket, prefix, delimiter, key_marker, limit)
     children: list[Node] = [
         ("Name", req.bucket),
         ("Prefix", text(prefix)),
@@ -73,24 +67,21 @@ async def list_object_versions(store: BucketStore, req: S3Request) -> Response:
     ]
     if listing.truncated:
         children += [("NextKeyMarker", text(listing.last)), ("NextVersionIdMarker", NULL)]
-    children.append(("MaxKeys", limit))
-    if delimiter:
-        children.append(("Delimiter", text(delimiter)))
-    if encode:
-        children.append(("EncodingType", "url"))
-    children.append(("IsTruncated", listing.truncated))
-    for row in listing.objects:
-        entry: list[Node] = [
-            ("Key", text(row.key)),
-            ("VersionId", NULL),
-            ("IsLatest", True),
-            ("LastModified", iso_time(row.modified)),
-            ("ETag", quoted(row.etag)),
-            ("Size", row.size),
-            ("StorageClass", "STANDARD"),
-            OWNER_NODE,
-        ]
-        children.append(("Version", entry))
-    for common in listing.prefixes:
-        children.append(("CommonPrefixes", [("Prefix", text(common))]))
+    versions: list[Node] = [
+        (
+            "Version",
+            [
+                ("Key", text(row.key)),
+                ("VersionId", NULL),
+                ("IsLatest", True),
+                ("LastModified", iso_time(row.modified)),
+                ("ETag", quoted(row.etag)),
+                ("Size", row.size),
+                ("StorageClass", "STANDARD"),
+                OWNER_NODE,
+            ],
+        )
+        for row in listing.objects
+    ]
+    children += listing_nodes(listing, versions, limit, delimiter, encode, text)
     return xml_response("ListVersionsResult", children)
