@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from triggerfish.sources.buckets.checksums import Checksum
 from triggerfish.sources.buckets.conditions import WriteCondition
@@ -158,3 +158,22 @@ class Index(Protocol):
         """Publish the outbox rows ``seqs`` (or every row, oldest first), one call of
         ``publish`` per topic, and forget each topic's rows once it returned."""
         ...
+
+
+def object_meta(
+    metadata: dict[str, str],
+    headers: dict[str, str],
+    *,
+    upload: str | None = None,
+    parts: tuple[int, ...] = (),
+    checksum: Checksum | None = None,
+) -> dict[str, Any]:
+    """The ``meta`` document of an object or an upload, as every index keeps it: its
+    user metadata and stored headers, the upload it was completed from with its part
+    sizes, and its checksum."""
+    meta: dict[str, Any] = {"metadata": metadata, "headers": headers}
+    if upload is not None:
+        meta["upload"], meta["parts"] = upload, list(parts)
+    if checksum is not None:
+        meta["checksum"] = checksum.to_json()
+    return meta

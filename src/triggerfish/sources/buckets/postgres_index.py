@@ -33,7 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from triggerfish.sources.buckets.checksums import Checksum
 from triggerfish.sources.buckets.conditions import WriteCondition
-from triggerfish.sources.buckets.index import Notify, ObjectRow, PartRow, Publish, UploadRow
+from triggerfish.sources.buckets.index import (
+    Notify,
+    ObjectRow,
+    PartRow,
+    Publish,
+    UploadRow,
+    object_meta,
+)
 from triggerfish.sources.buckets.postgres_blobs import PostgresBlobs
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Transaction
@@ -166,7 +173,7 @@ class PostgresIndex:
                     key=upload.key,
                     created=upload.created,
                     content_type=upload.content_type,
-                    meta=_meta(upload.metadata, upload.headers, checksum=upload.checksum),
+                    meta=object_meta(upload.metadata, upload.headers, checksum=upload.checksum),
                 )
             )
             return True
@@ -335,22 +342,6 @@ async def _notify(conn: AsyncConnection, notify: Notify | None, count: int) -> l
     return list(await conn.scalars(t.bucket_outbox.insert().values(rows).returning(ob.seq)))
 
 
-def _meta(
-    metadata: dict[str, str],
-    headers: dict[str, str],
-    *,
-    upload: str | None = None,
-    parts: tuple[int, ...] = (),
-    checksum: Checksum | None = None,
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {"metadata": metadata, "headers": headers}
-    if upload is not None:
-        meta["upload"], meta["parts"] = upload, list(parts)
-    if checksum is not None:
-        meta["checksum"] = checksum.to_json()
-    return meta
-
-
 def _checksum(meta: Any) -> Checksum | None:
     return Checksum.from_json(meta.get("checksum")) if isinstance(meta, dict) else None
 
@@ -364,7 +355,7 @@ def _object_values(row: ObjectRow) -> dict[str, Any]:
         "etag": row.etag,
         "modified": row.modified,
         "content_type": row.content_type,
-        "meta": _meta(
+        "meta": object_meta(
             row.metadata, row.headers, upload=row.upload, parts=row.parts, checksum=row.checksum
         ),
     }

@@ -26,6 +26,7 @@ from triggerfish.sources.buckets.index import (
     PartRow,
     Publish,
     UploadRow,
+    object_meta,
 )
 
 SCHEMA = """
@@ -65,25 +66,14 @@ def _replace_object(
         "(bucket, key, blob, size, etag, modified, content_type, meta) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (row.bucket, row.key, row.blob, row.size, row.etag, row.modified, row.content_type,
-         _meta(row.metadata, row.headers, upload=row.upload, parts=row.parts,
-               checksum=row.checksum)),
+         _json(object_meta(row.metadata, row.headers, upload=row.upload, parts=row.parts,
+               checksum=row.checksum))),
     )  # fmt: skip
     return str(old["blob"]) if old is not None else None
 
 
-def _meta(
-    metadata: dict[str, str],
-    headers: dict[str, str],
-    *,
-    upload: str | None = None,
-    parts: tuple[int, ...] = (),
-    checksum: Checksum | None = None,
-) -> str:
-    meta: dict[str, Any] = {"metadata": metadata, "headers": headers}
-    if upload is not None:
-        meta["upload"], meta["parts"] = upload, list(parts)
-    if checksum is not None:
-        meta["checksum"] = checksum.to_json()
+def _json(meta: dict[str, Any]) -> str:
+    """A ``meta`` document (``object_meta``) as the JSON text this index stores."""
     return json.dumps(meta, sort_keys=True)
 
 
@@ -291,7 +281,7 @@ class _IndexFile:
                     upload.key,
                     upload.created,
                     upload.content_type,
-                    _meta(upload.metadata, upload.headers, checksum=upload.checksum),
+                    _json(object_meta(upload.metadata, upload.headers, checksum=upload.checksum)),
                 ),
             )
             return True
