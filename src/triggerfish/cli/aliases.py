@@ -3,19 +3,16 @@ deploy (``live`` is the alias deploys move and triggers follow by default)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from triggerfish.cli.client import Client
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, print_json, table
 from triggerfish.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
-
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _show(alias: dict[str, Any]) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from triggerfish.cli.client import Client, CliError
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, print_json, table, when
 from triggerfish.config import load_settings
 
@@ -60,11 +60,8 @@ def costs(
         str | None, typer.Option("--since", help="From: Unix time, ISO time, or 24h / 7d ago.")
     ] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this time.")] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR", help="Where the local token is."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Sum requests, GB-seconds and the estimated price of invocations, per function."""
     params: dict[str, Any] = {}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from triggerfish.cli.client import Client
+from triggerfish.cli.options import DataDirOpt
 from triggerfish.cli.output import console, print_json, table, when
 from triggerfish.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
-
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR")]
 
 
 @app.command("list")

@@ -4,12 +4,12 @@ A key created without ``--scope`` may do everything."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from triggerfish.cli.client import Client
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, print_json, table, when
 from triggerfish.cli.tokens import (
     BucketOpt,
@@ -26,9 +26,6 @@ from triggerfish.cli.tokens import (
 from triggerfish.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
-
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.command()

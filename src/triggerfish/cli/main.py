@@ -24,6 +24,7 @@ from rich.status import Status
 from triggerfish.cli import aliases, costs, dlq, keys, nodes, runtimes, tokens, trace, up
 from triggerfish.cli import secrets as secrets_cli
 from triggerfish.cli.client import Client, CliError
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
 from triggerfish.config import Settings, load_settings
@@ -56,12 +57,6 @@ app.add_typer(
 )
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR", help="Where the local token is."),
-]
 
 
 def settings_for(data_dir: Path | None) -> Settings:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
 from triggerfish.cli.client import Client
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import print_json, table, when
 from triggerfish.config import load_settings
 
 
 def nodes(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR", help="Where the local token is."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the nodes sharing the server's store: a node whose heartbeat stopped is gone."""
     with Client(load_settings({"data_dir": data_dir})) as api:

@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, errors, print_json, table
 from triggerfish.config import load_settings
 from triggerfish.runtime.node.sdk import DEFAULT_VERSION, install_sdk, installed_versions
 
 app = typer.Typer(no_args_is_help=True)
 
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR")]
 IntoOpt = Annotated[
     Path | None,
     typer.Option("--into", help="The folder to install into (default: the node's node_sdk_dir)."),
@@ -56,7 +56,7 @@ def install(
 def show(
     data_dir: DataDirOpt = None,
     into: IntoOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """The AWS SDK v3 packages installed for Node.js functions, if any."""
     folder = _folder(data_dir, into)

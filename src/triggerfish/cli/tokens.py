@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from triggerfish.cli.client import Client, CliError
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, print_json, table, when
 from triggerfish.config import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ScopeOpt = Annotated[
     list[str] | None,
     typer.Option(

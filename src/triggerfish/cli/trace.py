@@ -9,7 +9,6 @@ is named again without its children. ``--json`` prints the API's answer
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +16,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from triggerfish.cli.client import Client
+from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, duration, print_json
 from triggerfish.config import load_settings
 
@@ -26,11 +26,8 @@ FAILED = ("error", "timeout", "oom", "crashed", "throttled")
 def trace(
     id: Annotated[str, typer.Argument(help="an event id or an invocation id")],
     limit: Annotated[int, typer.Option("--limit", "-n", help="at most this many steps")] = 500,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", envvar="TRIGGERFISH_DATA_DIR", help="Where the local token is."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Follow the chain of an event or invocation: what caused it and what it caused."""
     with Client(load_settings({"data_dir": data_dir})) as api:
