@@ -32,7 +32,7 @@ import orjson
 from triggerfish.bus.base import Delivery
 from triggerfish.events import sqs
 from triggerfish.events.eventbridge import RESOURCES
-from triggerfish.events.model import Event
+from triggerfish.events.model import Event, json_extension
 from triggerfish.ids import new_id
 from triggerfish.runtime.base import ACCOUNT, DEFAULT_REGION, InvocationResult
 from triggerfish.sources.buckets.notifications import eventbridge_event as s3_eventbridge_event
@@ -76,14 +76,9 @@ def eventbridge_event(event: Event, region: str = DEFAULT_REGION) -> dict[str, A
 
 
 def _resources(event: Event) -> list[str]:
-    listed = event.extensions.get(RESOURCES)
-    if isinstance(listed, str):
-        try:
-            value = orjson.loads(listed)
-        except orjson.JSONDecodeError:
-            value = None
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
+    value = json_extension(event, RESOURCES)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
     return [event.subject] if event.subject else []
 
 

@@ -13,6 +13,7 @@ import base64
 from typing import Any
 
 import msgspec
+import orjson
 
 from triggerfish.events.depth import deeper_than
 
@@ -113,6 +114,19 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Event)
+
+
+def json_extension(event: Event, name: str) -> Any:
+    """The value of the extension ``name`` that holds a JSON text (CloudEvents
+    extensions are strings, so a list or an object travels as one); None when the event
+    has no such extension or its text is not JSON."""
+    text = event.extensions.get(name)
+    if not isinstance(text, str):
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def encode_event(event: Event) -> bytes:

@@ -23,7 +23,7 @@ import orjson
 
 from triggerfish.errors import ValidationError
 from triggerfish.events.create import new_event
-from triggerfish.events.model import Event
+from triggerfish.events.model import Event, json_extension
 
 MESSAGE_TYPE = "com.amazonaws.sqs.message"
 SOURCE = "aws.sqs"
@@ -195,15 +195,8 @@ def record_parts(event: Event) -> tuple[dict[str, str], dict[str, Any]]:
         value = event.extensions.get(name)
         if isinstance(value, str):
             extra[field] = value
-    attributes: dict[str, Any] = {}
-    text = event.extensions.get(ATTRIBUTES)
-    if isinstance(text, str):
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            value = None
-        if isinstance(value, dict):
-            attributes = value
+    value = json_extension(event, ATTRIBUTES)
+    attributes: dict[str, Any] = value if isinstance(value, dict) else {}
     return extra, attributes
 
 
