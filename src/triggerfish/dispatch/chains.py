@@ -18,6 +18,17 @@ def correlation_of(event: Event) -> str:
     return chain if isinstance(chain, str) and chain else event.id
 
 
+def recorded(event: Event, shown: bool) -> str | None:
+    """The chain an invocation's record names: the event's when it carries one (a later
+    step of a chain), its own id when ``shown`` (the invocation failed, or emitted and
+    so starts a chain); None for a lone first step, found by its event instead
+    (``store/chains.py``)."""
+    chain = event.extensions.get("correlationid")
+    if isinstance(chain, str) and chain:
+        return chain
+    return event.id if shown else None
+
+
 def handled(deliveries: Sequence[Delivery], topic: str) -> list[ChainEvent]:
     return [_chain_event(d.event, topic, None) for d in deliveries]
 

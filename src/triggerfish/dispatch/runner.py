@@ -297,7 +297,9 @@ class TriggerRunner:
                 event_ids=[d.event.id for d in deliveries],
                 attempt=attempt,
                 request_bytes=len(payload),
-                correlation=chains.correlation_of(deliveries[0].event),
+                correlation=chains.recorded(
+                    deliveries[0].event, bool(chain) or result.status != "ok"
+                ),
                 events=chain,
             )
             if result.status != "ok":

@@ -233,7 +233,7 @@ class ProcessExecutor:
             request.request_id,
             request.payload,
             request.invoked_arn or spec.arn,
-            trace_header(request.request_id, request.trace_id),
+            trace_header(request.request_id, request.trace_id) if request.trace_id else None,
             dict(request.client_context) if request.client_context else None,
             None,
             *_trace_context(request),

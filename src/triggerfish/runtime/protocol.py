@@ -43,6 +43,9 @@ class Invoke(msgspec.Struct, tag="v", tag_field="k", array_like=True):
     request_id: str
     payload: bytes
     invoked_arn: str
+    #: The X-Ray trace header (``_X_AMZN_TRACE_ID``) when the invocation continues a
+    #: trace; None: the environment makes the invocation's own from its request id
+    #: (``runtime.tracing.trace_header``), so the node spends nothing on it.
     trace_id: str | None = None
     client_context: dict[str, Any] | None = None
     #: ``time.monotonic()`` (one clock for every process of the machine) by which the

@@ -7,8 +7,10 @@ become the root, the parent id the parent, the sampled flag ``Sampled``. Otherwi
 header is made from the invocation's id, so that the id in the invocation's record
 (``triggerfish invocations``) leads to it: the root is the current second and the hex
 of the id's last 12 characters (random in every id), the parent the hex of its last 8.
-It is made for every invocation, so it costs an ``encode`` and a ``hex`` (a hash, for
-an id that is not one of Triggerfish's).
+That header is made by the environment itself (here for Python and ``provided``
+runtimes, by ``traceHeader`` of ``node/bootstrap.js`` for Node.js, which follows this
+rule to the character), so that an invocation without a trace costs the node nothing:
+the node makes the header only for an invocation that continues a trace.
 """
 
 from __future__ import annotations

@@ -7,6 +7,13 @@ each invocation record (``tf_invocations.correlation``) and each event of a chai
 (``tf_chain_events``), so a chain is two index range reads, however many invocations
 the store holds.
 
+A lone first step (an invocation that handled an event without ``correlationid``,
+succeeded and emitted nothing) names no chain in its record: an index entry for every
+such record would cost each invocation a write at a random place of the index when
+event ids are random (UUIDs). Such a step is found by its event: among the records
+without a chain, those whose ``event_ids`` hold it, from the event's time on when its
+id tells that time (``ids.id_time``), else by a scan.
+
 Events are written with the invocation records that handled or emitted them
 (``observe/recorder.py``), so the two can be written in either order: the downstream
 invocation's record may reach the store before the record of the one that emitted
@@ -21,8 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
+from triggerfish.ids import id_time
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Transaction
 from triggerfish.store.engine import dialect_insert
@@ -100,9 +109,9 @@ class Chains:
             await conn.execute(upsert, params)
 
     async def correlation_of(self, id: str) -> tuple[str | None, ChainStep | None] | None:
-        """The chain of the invocation or event ``id``: its correlation id (None for an
-        invocation that belongs to no chain) and, for an invocation, its step. None
-        when the store knows neither an invocation nor an event of that id."""
+        """The chain of the invocation or event ``id``: its correlation id (None for a
+        direct invocation, which belongs to no chain) and, for an invocation, its step.
+        None when the store knows neither an invocation nor an event of that id."""
         async with self._read() as conn:
             row = (
                 await conn.execute(
@@ -112,14 +121,20 @@ class Chains:
                 )
             ).first()
             if row is not None:
-                return row.correlation, _step(row)
+                step = _step(row)
+                if row.correlation is None and step.trigger and step.event_ids:
+                    return step.event_ids[0], step  # a lone first step: its event's chain
+                return row.correlation, step
             c = t.chain_events.c
             correlation = await conn.scalar(sa.select(c.correlation).where(c.id == id).limit(1))
             if correlation is not None:
                 return str(correlation), None
-            # The first event of a chain whose own row is not written yet.
+            # The first event of a chain whose own row is not written yet, or of lone
+            # steps only.
             i = t.invocations.c
             first = await conn.scalar(sa.select(i.id).where(i.correlation == id).limit(1))
+            if first is None:
+                first = await conn.scalar(sa.select(i.id).where(_lone_steps(id)).limit(1))
         return (id, None) if first is not None else None
 
     async def rows(self, correlation: str, *, limit: int) -> ChainRows:
@@ -139,6 +154,13 @@ class Chains:
                 .limit(limit + 1)
             )
             taken = [_step(row) for row in steps]
+            lone = await conn.execute(
+                sa.select(*_STEP_COLUMNS)
+                .where(_lone_steps(correlation))
+                .order_by(i.started_at)
+                .limit(limit + 1)
+            )
+            taken = sorted([*taken, *(_step(row) for row in lone)], key=lambda step: step.id)
         more = len(found) > limit or len(taken) > limit
         return ChainRows(correlation, found[:limit], taken[:limit], more)
 
@@ -150,6 +172,23 @@ class Chains:
                 t.chain_events.delete().where(t.chain_events.c.recorded_at < until)
             )
             return int(done.rowcount)
+
+
+def _lone_steps(event_id: str) -> sa.ColumnElement[bool]:
+    """The records of lone first steps that handled ``event_id`` (see the module's
+    docstring)."""
+    i = t.invocations.c
+    quoted = orjson.dumps(event_id).decode()  # as the id is spelled in ``event_ids``
+    needle = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = i.correlation.is_(None) & sa.cast(i.event_ids, sa.Text).like(f"%{needle}%", escape="\\")
+    try:
+        made = id_time(event_id)
+    except (ValueError, KeyError):  # not an id that tells its time: a scan
+        return found
+    if made > time.time() + 60:  # not a time that bounds anything
+        return found
+    # Not before the event was made (less a minute for other nodes' clocks).
+    return found & (i.started_at >= made - 60)
 
 
 def _merged(events: Sequence[ChainEvent]) -> list[ChainEvent]:

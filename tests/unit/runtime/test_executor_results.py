@@ -9,6 +9,7 @@ import pytest
 
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest
 from triggerfish.runtime.executor import ProcessExecutor
+from triggerfish.runtime.tracing import trace_header
 
 Spec = Callable[..., FunctionSpec]
 Request = Callable[..., InvocationRequest]
@@ -76,6 +77,7 @@ async def test_context_carries_lambda_fields_and_a_clean_environment(
     assert seen["event_id"] == "e-1"
     assert seen["event_type"] == "order.created"
     assert seen["cwd"] == str(functions / "context_fields")
+    assert seen["env"].pop("_X_AMZN_TRACE_ID") == trace_header("req-1")  # not one of ours
     assert seen["env"] == {
         "AWS_LAMBDA_FUNCTION_NAME": "greeter",
         "AWS_LAMBDA_FUNCTION_VERSION": "3",

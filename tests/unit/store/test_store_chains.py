@@ -150,3 +150,46 @@ async def test_old_events_go_with_old_invocations(store: SqlStore) -> None:
 
     with pytest.raises(NotFoundError):
         await Chains(store).get(ROOT)
+
+
+@pytest.mark.parametrize("first", [ROOT, new_id()], ids=["id-without-time", "triggerfish-id"])
+async def test_a_sibling_that_emitted_nothing_is_in_its_events_chain(
+    store: SqlStore, first: str
+) -> None:
+    """A lone first step names no chain in its record; it is found by its event, beside
+    a sibling trigger's step that went on."""
+    recorder = Recorder(store)
+    went_on, lone = result(), result()
+    lone.started_at = went_on.started_at = 4_000_000_000.0  # after any id's time
+    root = ChainEvent(first, first, "tests", "orders", "orders.happened", "", None)
+    out = ChainEvent(first, "out-1", "tests", "out", "out.happened", "", went_on.request_id)
+    recorder.record(
+        spec("check"), went_on, trigger="check.t", event_ids=[first], attempt=1,
+        request_bytes=1, correlation=first, events=[root, out],
+    )  # fmt: skip
+    recorder.record(
+        spec("audit"), lone, trigger="audit.t", event_ids=[first], attempt=1, request_bytes=1
+    )
+    await recorder.flush()
+
+    for asked in (first, lone.request_id, went_on.request_id):
+        chain = await Chains(store).get(asked)
+        assert chain.correlation == first
+        assert {s.function for s in chain.steps} == {"check", "audit"}
+        assert (first, lone.request_id) in chain.edges
+
+
+async def test_an_event_handled_only_by_lone_steps_is_found(store: SqlStore) -> None:
+    recorder = Recorder(store)
+    lone = result()
+    # Characters that mean something to LIKE are matched as themselves.
+    recorder.record(
+        spec("audit"), lone, trigger="audit.t", event_ids=["50%_off"], attempt=1, request_bytes=1
+    )
+    await recorder.flush()
+
+    chain = await Chains(store).get("50%_off")
+    assert [s.id for s in chain.steps] == [lone.request_id]
+    assert chain.edges == [("50%_off", lone.request_id)]
+    with pytest.raises(NotFoundError):
+        await Chains(store).get("50x_off")

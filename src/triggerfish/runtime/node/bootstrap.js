@@ -622,12 +622,30 @@ function runHandler(event, context, deadline) {
 }
 
 let traced = false; // TRACEPARENT / TRACESTATE were set for an invocation
+const ID_LENGTH = 26;
+
+// The invocation's own X-Ray header when the node sends none: the rule of
+// triggerfish/runtime/tracing.py (trace_header), character for character.
+function traceHeader(requestId) {
+  const seconds = (Math.floor(Date.now() / 1000) >>> 0).toString(16).padStart(8, '0');
+  if (requestId.length === ID_LENGTH && /^[\x00-\x7f]*$/.test(requestId)) {
+    const tail = Buffer.from(requestId.slice(-12), 'latin1').toString('hex');
+    return `Root=1-${seconds}-${tail};Parent=${tail.slice(8)};Sampled=0`;
+  }
+  return hashedHeader(requestId);
+}
+
+// An id that is not one of Triggerfish's (a caller's own request id): hashed.
+function hashedHeader(requestId) {
+  const digest = require('crypto').createHash('sha256').update(requestId, 'utf8').digest('hex');
+  const seconds = (Math.floor(Date.now() / 1000) >>> 0).toString(16).padStart(8, '0');
+  return `Root=1-${seconds}-${digest.slice(0, 24)};Parent=${digest.slice(24, 40)};Sampled=0`;
+}
 
 async function invoke(message) {
   const [, requestId, payload, invokedArn, traceId, clientContext] = message;
   currentRequestId = requestId;
-  if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
-  else delete process.env._X_AMZN_TRACE_ID;
+  process.env._X_AMZN_TRACE_ID = traceId || traceHeader(requestId);
   // The W3C trace context of the handler's span, for the function's own OpenTelemetry
   // SDK: TRACEPARENT / TRACESTATE, and context.traceContext (docs/tracing.md). An
   // environment that never had one leaves its environment variables alone.

@@ -67,6 +67,7 @@ from triggerfish.runtime.provided.http import (
     error_body,
 )
 from triggerfish.runtime.report import PlatformLog, cap_output
+from triggerfish.runtime.tracing import trace_header
 
 #: How the executor starts a relay. The relay needs two light modules of the runtime
 #: (the protocol and the report lines), not the ``triggerfish`` package, whose
@@ -207,9 +208,8 @@ class Relay:
                 "Lambda-Runtime-Aws-Request-Id": invoke.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(deadline),
                 "Lambda-Runtime-Invoked-Function-Arn": invoke.invoked_arn,
+                "Lambda-Runtime-Trace-Id": invoke.trace_id or trace_header(invoke.request_id),
             }
-            if invoke.trace_id:
-                headers["Lambda-Runtime-Trace-Id"] = invoke.trace_id
             if invoke.client_context is not None:
                 headers["Lambda-Runtime-Client-Context"] = json.dumps(invoke.client_context)
             connection.send(200, invoke.payload, headers)

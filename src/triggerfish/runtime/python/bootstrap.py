@@ -67,6 +67,7 @@ from triggerfish.runtime.protocol import (
 from triggerfish.runtime.python.capture import MemoryMeter, OutputCapture
 from triggerfish.runtime.python.loader import LoadError, load_handler, user_frames
 from triggerfish.runtime.report import PlatformLog
+from triggerfish.runtime.tracing import trace_header
 
 #: Below this the interpreter itself cannot run; smaller memory sizes use this bound.
 MIN_DATA_LIMIT_MB = 48
@@ -281,8 +282,7 @@ class Environment:
         assert handler is not None
         request_id = message.request_id
         self.capture.request_id = request_id
-        if message.trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = message.trace_id
+        os.environ["_X_AMZN_TRACE_ID"] = message.trace_id or trace_header(request_id)
         # The W3C trace context for the function's own OpenTelemetry SDK (docs/tracing.md);
         # an environment that never had one does not touch its environment variables.
         trace_context: dict[str, str] | None = None
