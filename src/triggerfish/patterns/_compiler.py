@@ -1,26 +1,33 @@
 """Validating an event pattern and turning it into field checks.
 
 A pattern becomes a list of *alternatives* (``$or`` expanded), each a list of
-``Field`` checks that must all hold. Every rule of EventBridge's language is
-checked here, and a broken rule raises ``PatternError`` whose message names the
-field path and says what is wrong and what would be right; ``PatternError.field``
+``Field`` checks that must all hold. Every rule EventBridge applies when it compiles
+a pattern is applied here, structure first and then each operand (``_operands``), and
+last the limits on the whole: the size of the pattern, the combinations its ``$or``
+expands to, and the complexity of the wildcards of each field (``_complexity``). A
+broken rule raises ``PatternError``: the message names the field path, then gives
+EventBridge's own reason for the refusal and what would be right; ``PatternError.field``
 holds the path.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from triggerfish.errors import PatternError
+from triggerfish.patterns import _operands as o
 from triggerfish.patterns import _values as v
+from triggerfish.patterns._complexity import MAX_WILDCARD_COMPLEXITY, wildcard_complexity
 from triggerfish.patterns._paths import Check, make_check
 
 #: Most alternatives one pattern may expand to through nested ``$or``.
 MAX_ALTERNATIVES = 1024
+#: Longest pattern, in characters of compact JSON (the most EventBridge accepts).
+MAX_PATTERN_LENGTH = 4096
 
 OPERATORS = (
     "prefix",
@@ -31,6 +38,34 @@ OPERATORS = (
     "exists",
     "cidr",
     "wildcard",
+)
+
+#: Names EventBridge keeps for operators, refused as field names inside ``$or``.
+RESERVED_IN_OR = frozenset(
+    (
+        *OPERATORS,
+        "exactly",
+        "=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "regex",
+        "not-wildcard",
+        "not-equals-ignore-case",
+        "date-after",
+        "date-on-or-after",
+        "date-before",
+        "date-on-or-before",
+        "in-date-range",
+        "ip-address-in-range",
+        "ip-address-not-in-range",
+    )
+)
+
+_TOO_COMPLEX = (
+    "Rule is too complex - try using fewer wildcard characters or fewer repeating character "
+    "sequences after a wildcard character"
 )
 
 # Cheaper and more selective checks run first, so a non-matching event is dropped early.
@@ -59,10 +94,12 @@ class Field:
     #: of test only, kind being "exact" (plain values, as ``value_key``), "prefix",
     #: "suffix" or "ignore-case" (lowered words); None otherwise.
     index: tuple[str, frozenset[Any]] | None
+    #: The wildcards of the leaf (``wildcard`` and ``anything-but`` / ``wildcard``), each
+    #: as its pieces between ``*``: they count towards the field's complexity.
+    wildcards: tuple[tuple[str, ...], ...] = ()
 
 
 Alternative = list[Field]
-_Fail = Callable[[str], PatternError]
 
 
 def _fail(path: str, message: str) -> PatternError:
@@ -70,52 +107,87 @@ def _fail(path: str, message: str) -> PatternError:
     return PatternError(f"{where}: {message}", field=path or None)
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    return f'"{value}"' if isinstance(value, str) else str(value)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and (not isinstance(value, float) or math.isfinite(value))
-    )
+def check_size(pattern: Mapping[str, Any]) -> None:
+    """Refuse a pattern longer than EventBridge accepts, measured as compact JSON."""
+    try:
+        text = orjson.dumps(pattern, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return  # not JSON-like: the structural checks say what is wrong
+    length = len(text.decode())
+    if length > MAX_PATTERN_LENGTH:
+        raise PatternError(
+            f"the pattern is {length} characters long as compact JSON; EventBridge accepts at "
+            f"most {MAX_PATTERN_LENGTH} (Member must have length less than or equal to "
+            f"{MAX_PATTERN_LENGTH}): split it into several triggers or use prefix, suffix or "
+            "wildcard instead of long lists of values"
+        )
 
 
 def compile_alternatives(pattern: Mapping[str, Any]) -> list[Alternative]:
-    alternatives = _object(pattern, (), "")
+    check_size(pattern)
+    alternatives = _object(pattern, (), "", in_or=False)
+    _check_wildcards(alternatives)
     for alternative in alternatives:
         alternative.sort(key=lambda field: field.cost)
     return alternatives
 
 
-def _object(node: Mapping[str, Any], keys: tuple[str, ...], path: str) -> list[Alternative]:
+def _check_wildcards(alternatives: list[Alternative]) -> None:
+    # One field's wildcards are judged together, from every alternative: EventBridge
+    # keeps them in one automaton.
+    by_keys: dict[tuple[str, ...], dict[int, Field]] = {}
+    for alternative in alternatives:
+        for field in alternative:
+            if field.wildcards:
+                by_keys.setdefault(field.keys, {})[id(field)] = field
+    for fields in by_keys.values():
+        globs = [glob for field in fields.values() for glob in field.wildcards]
+        score = wildcard_complexity(globs, MAX_WILDCARD_COMPLEXITY)
+        if score > MAX_WILDCARD_COMPLEXITY:
+            path = next(iter(fields.values())).path
+            raise _fail(
+                path,
+                o.because(
+                    _TOO_COMPLEX,
+                    "a value could keep more than "
+                    f"{MAX_WILDCARD_COMPLEXITY} partial wildcard matches alive at once; "
+                    "use prefix or suffix, or fewer * in this field's wildcards",
+                ),
+            )
+
+
+def _object(
+    node: Mapping[str, Any], keys: tuple[str, ...], path: str, *, in_or: bool
+) -> list[Alternative]:
     alternatives: list[Alternative] = [[]]
     for name, value in node.items():
         if not isinstance(name, str):
-            raise _fail(path, f"field names must be strings, got {_show(name)}")
+            raise _fail(path, f"field names must be strings, got {o.show(name)}")
         if name == "$or":
             options = _or(value, keys, path)
             alternatives = [a + b for a in alternatives for b in options]
         else:
             child_keys = keys + tuple(name.split("."))
             child_path = f"{path}.{name}" if path else name
+            if in_or and name in RESERVED_IN_OR:
+                raise _fail(
+                    child_path,
+                    o.because(
+                        f"{name} is Ruler reserved fieldName which cannot be used inside $or.",
+                        "an operator name cannot be a field name inside $or; "
+                        "put the operator in an array, e.g. "
+                        f'{{"field": [{{"{name}": ...}}]}}',
+                    ),
+                )
             if isinstance(value, Mapping):
                 if not value:
                     raise _fail(
-                        child_path, "empty objects are not allowed; name the fields to match"
+                        child_path,
+                        o.because(
+                            "Empty objects are not allowed", "name the fields to match inside it"
+                        ),
                     )
-                nested = _object(value, child_keys, child_path)
+                nested = _object(value, child_keys, child_path, in_or=in_or)
                 alternatives = [a + b for a in alternatives for b in nested]
             elif isinstance(value, list):
                 field = _leaf(value, child_keys, child_path)
@@ -124,30 +196,57 @@ def _object(node: Mapping[str, Any], keys: tuple[str, ...], path: str) -> list[A
             else:
                 raise _fail(
                     child_path,
-                    f"must be an object or an array of values to match, got {_show(value)} "
-                    f"(write [{_show(value)}] to match that value)",
+                    o.because(
+                        f'"{name}" must be an object or an array',
+                        f"got {o.show(value)} (write [{o.show(value)}] to match that value)",
+                    ),
                 )
         if len(alternatives) > MAX_ALTERNATIVES:
             raise _fail(
                 path,
-                f"too many combinations of $or (more than {MAX_ALTERNATIVES}); "
-                "use fewer or smaller $or arrays",
+                o.because(
+                    "Rule is too complex",
+                    f"its $or arrays expand to more than {MAX_ALTERNATIVES} combinations of "
+                    "fields; use fewer or smaller $or arrays, or list values in one array",
+                ),
             )
     return alternatives
 
 
 def _or(value: Any, keys: tuple[str, ...], path: str) -> list[Alternative]:
     where = f"{path}.$or" if path else "$or"
-    if not isinstance(value, list) or not value:
-        raise _fail(where, "$or must be a non-empty array of objects, each a pattern")
+    if not isinstance(value, list):
+        raise _fail(
+            where,
+            o.because(
+                "It must be an Array followed with $or.",
+                f"got {o.show(value)}; write an array of at least two objects, each a pattern",
+            ),
+        )
     options: list[Alternative] = []
     for index, branch in enumerate(value):
-        if not isinstance(branch, Mapping) or not branch:
+        if not isinstance(branch, Mapping):
             raise _fail(
                 f"{where}[{index}]",
-                f"each $or entry must be a non-empty object, got {_show(branch)}",
+                o.because(
+                    "Only JSON object is allowed in array of $or relationship.",
+                    f"got {o.show(branch)}; each entry is a pattern object",
+                ),
             )
-        options.extend(_object(branch, keys, path))
+        if not branch:
+            raise _fail(
+                f"{where}[{index}]",
+                o.because("Empty objects are not allowed", "each $or entry names fields to match"),
+            )
+        options.extend(_object(branch, keys, path, in_or=True))
+    if len(value) < 2:
+        raise _fail(
+            where,
+            o.because(
+                "There must have at least 2 Objects in $or relationship.",
+                f"got {len(value)}; with one pattern, write its fields without $or",
+            ),
+        )
     return options
 
 
@@ -164,6 +263,7 @@ class _Leaf:
         self.suffixes_ic: list[str] = []
         self.ignore_case: list[str] = []
         self.others: list[v.Predicate] = []
+        self.wildcards: list[tuple[str, ...]] = []
         self.exists_true = False
         self.exists_false = False
         self.cost = 0
@@ -172,30 +272,40 @@ class _Leaf:
         return _fail(self.path, message)
 
     def add(self, item: Any) -> None:
-        if item is None or isinstance(item, str | bool) or _is_number(item):
+        if item is None or isinstance(item, str | bool) or o.is_number(item):
             self.values.add(v.value_key(item))
             return
         if isinstance(item, float):
             raise self.fail(f"numbers must be finite, got {item}")
-        if isinstance(item, list):
-            raise self.fail("arrays cannot be nested in a pattern; list the values in one array")
         if not isinstance(item, Mapping):
-            raise self.fail(f"unsupported value {_show(item)}")
-        if len(item) != 1:
-            names = ", ".join(f'"{k}"' for k in item) or "none"
             raise self.fail(
-                f"each matching object takes exactly one operator, got {names}; "
-                "put each operator in its own object in the array"
+                o.because(
+                    "Match value must be String, number, true, false, or null",
+                    f"got {o.show(item)}; arrays cannot be nested in a pattern, "
+                    "list the values in one array",
+                )
+            )
+        if not item:
+            raise self.fail(
+                o.because(
+                    "Match expression name not found",
+                    'each object in the array names one operator, e.g. {"prefix": "a"}',
+                )
+            )
+        if len(item) != 1:
+            names = ", ".join(map(o.show, item))
+            raise self.fail(
+                o.because(
+                    "Only one key allowed in match expression",
+                    f"got {names}; put each operator in its own object in the array",
+                )
             )
         ((operator, operand),) = item.items()
         if operator not in OPERATORS:
-            hint = ""
+            hint = f"expected one of {', '.join(OPERATORS)}"
             if isinstance(operator, str) and operator.lower() in OPERATORS:
-                hint = f' (operators are case-sensitive: write "{operator.lower()}")'
-            raise self.fail(
-                f"unrecognized operator {_show(operator)}{hint}; "
-                f"expected one of {', '.join(OPERATORS)}"
-            )
+                hint = f'operators are case-sensitive: write "{operator.lower()}"'
+            raise self.fail(o.because(f"Unrecognized match type {operator}", hint))
         self.cost = max(self.cost, _COST[operator])
         getattr(self, "op_" + operator.replace("-", "_"))(operand)
 
@@ -205,15 +315,38 @@ class _Leaf:
         if isinstance(operand, str):
             plain.append(operand)
             return
-        if (
-            isinstance(operand, Mapping)
-            and len(operand) == 1
-            and isinstance(operand.get("equals-ignore-case"), str)
-        ):
-            folded.append(operand["equals-ignore-case"])
+        if isinstance(operand, Mapping) and operand:
+            name = next(iter(operand))
+            if name != "equals-ignore-case":
+                raise self.fail(
+                    o.because(
+                        f"Unsupported {operator} pattern: {name}",
+                        f'"{operator}" takes a string, or {{"equals-ignore-case": "..."}}',
+                    )
+                )
+            word = operand[name]
+            if not isinstance(word, str):
+                raise self.fail(
+                    o.because(
+                        "equals-ignore-case match pattern must be a string",
+                        f"got {o.show(word)}",
+                    )
+                )
+            if len(operand) > 1:
+                raise self.fail(
+                    o.because(
+                        "Only one key allowed in match expression",
+                        f'"{operator}" takes {{"equals-ignore-case": "..."}} alone',
+                    )
+                )
+            folded.append(word)
             return
         raise self.fail(
-            f'"{operator}" needs a string, or {{"equals-ignore-case": "..."}}, got {_show(operand)}'
+            o.because(
+                f"{operator} match pattern must be a string",
+                f'got {o.show(operand)}; write {{"{operator}": "..."}} or '
+                f'{{"{operator}": {{"equals-ignore-case": "..."}}}}, one per object',
+            )
         )
 
     def op_prefix(self, operand: Any) -> None:
@@ -224,30 +357,49 @@ class _Leaf:
 
     def op_equals_ignore_case(self, operand: Any) -> None:
         if not isinstance(operand, str):
-            raise self.fail(f'"equals-ignore-case" needs a string, got {_show(operand)}')
+            raise self.fail(
+                o.because(
+                    "equals-ignore-case match pattern must be a string",
+                    f"got {o.show(operand)}; write one string per object",
+                )
+            )
         self.ignore_case.append(operand)
 
     def op_exists(self, operand: Any) -> None:
         if not isinstance(operand, bool):
-            raise self.fail(f'"exists" needs true or false, got {_show(operand)}')
+            raise self.fail(
+                o.because(
+                    "exists match pattern must be either true or false.",
+                    f"got {o.show(operand)}",
+                )
+            )
         if operand:
             self.exists_true = True
         else:
             self.exists_false = True
 
     def op_numeric(self, operand: Any) -> None:
-        self.others.append(_numeric(operand, self.fail))
+        self.others.append(o.numeric(operand, self.fail))
 
     def op_cidr(self, operand: Any) -> None:
-        self.others.append(_cidr(operand, self.fail))
+        self.others.append(o.cidr(operand, self.fail))
 
     def op_wildcard(self, operand: Any) -> None:
         if not isinstance(operand, str):
-            raise self.fail(f'"wildcard" needs a string, got {_show(operand)}')
-        self.others.append(v.wildcard(_wildcard_parts(operand, self.fail)))
+            raise self.fail(
+                o.because(
+                    "wildcard match pattern must be a string",
+                    f"got {o.show(operand)}; write one string per object",
+                )
+            )
+        parts = o.wildcard_parts(operand, self.fail)
+        self.wildcards.append(parts)
+        self.others.append(v.wildcard(parts))
 
     def op_anything_but(self, operand: Any) -> None:
-        self.others.append(_anything_but(operand, self.fail))
+        predicate, globs = o.anything_but(operand, self.fail)
+        self.wildcards.extend(globs)
+        self.others.append(predicate)
 
     # -- result ------------------------------------------------------------------------
 
@@ -273,6 +425,7 @@ class _Leaf:
             check=make_check(self.keys, scalar, self.exists_false),
             cost=self.cost,
             index=self._index(),
+            wildcards=tuple(self.wildcards),
         )
 
     def _index(self) -> tuple[str, frozenset[Any]] | None:
@@ -293,144 +446,11 @@ class _Leaf:
 
 def _leaf(items: list[Any], keys: tuple[str, ...], path: str) -> Field:
     if not items:
-        raise _fail(path, "empty arrays are not allowed; list at least one value or operator")
+        raise _fail(
+            path,
+            o.because("Empty arrays are not allowed", "list at least one value or operator"),
+        )
     leaf = _Leaf(keys, path)
     for item in items:
         leaf.add(item)
     return leaf.field()
-
-
-# -- operands ------------------------------------------------------------------------------
-
-_LOWER = {">": False, ">=": True}
-_UPPER = {"<": False, "<=": True}
-
-
-def _numeric(operand: Any, fail: _Fail) -> v.Predicate:
-    usage = 'e.g. [">", 0, "<=", 5] or ["=", 3.5]'
-    if not isinstance(operand, list) or not operand:
-        raise fail(f'"numeric" needs an array of operators and numbers, {usage}')
-    if len(operand) % 2:
-        raise fail(f'"numeric" operator {_show(operand[-1])} has no number after it, {usage}')
-    pairs = [(operand[i], operand[i + 1]) for i in range(0, len(operand), 2)]
-    for operator, number in pairs:
-        if operator not in ("=", *_LOWER, *_UPPER):
-            raise fail(f'bad "numeric" operator {_show(operator)}; use =, <, <=, > or >=, {usage}')
-        if not _is_number(number):
-            raise fail(f'"numeric" value of {operator} must be a number, got {_show(number)}')
-    if pairs[0][0] == "=":
-        if len(pairs) != 1:
-            raise fail('"numeric" with "=" takes exactly one number, e.g. ["=", 5]')
-        return v.numeric_equal(pairs[0][1])
-    if len(pairs) > 2:
-        raise fail(f'"numeric" takes at most one lower and one upper bound, {usage}')
-    low: float | None = None
-    high: float | None = None
-    low_inclusive = high_inclusive = False
-    for operator, number in pairs:
-        if operator in _LOWER and low is None:
-            low, low_inclusive = number, _LOWER[operator]
-        elif operator in _UPPER and high is None:
-            high, high_inclusive = number, _UPPER[operator]
-        else:
-            raise fail(
-                f'bad "numeric" range operator {operator}: a range takes one lower bound '
-                f'(">" or ">=") and one upper bound ("<" or "<="), {usage}'
-            )
-    if low is not None and high is not None and (low > high or (low == high)):
-        raise fail(f'"numeric" range is empty: the lower bound {low} is not below {high}')
-    return v.numeric_range(low, low_inclusive, high, high_inclusive)
-
-
-def _cidr(operand: Any, fail: _Fail) -> v.Predicate:
-    if not isinstance(operand, str):
-        raise fail(f'"cidr" needs a string like "10.0.0.0/24", got {_show(operand)}')
-    if operand.count("/") != 1:
-        raise fail(f'malformed "cidr" {operand!r}: write an address, one "/" and mask bits')
-    address, bits = operand.split("/")
-    if not bits.isdigit():
-        raise fail(f'malformed "cidr" {operand!r}: the mask bits must be an integer')
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        raise fail(f'"cidr" has a nonstandard IP address: {address}') from None
-    if int(bits) > parsed.max_prefixlen:
-        raise fail(
-            f'"cidr" {operand!r} has {bits} mask bits; IPv{parsed.version} allows at most '
-            f"{parsed.max_prefixlen}"
-        )
-    return v.cidr(ipaddress.ip_network(operand, strict=False))
-
-
-def _wildcard_parts(text: str, fail: _Fail) -> tuple[str, ...]:
-    parts: list[str] = []
-    current: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            following = text[index + 1 : index + 2]
-            if following not in ("*", "\\"):
-                raise fail(
-                    f'"wildcard" {text!r} has an invalid escape at position {index}: '
-                    r"only \* (a literal star) and \\ (a backslash) are allowed"
-                )
-            current.append(following)
-            index += 2
-            continue
-        if char == "*":
-            if text[index + 1 : index + 2] == "*":
-                raise fail(
-                    f'"wildcard" {text!r} has consecutive wildcard characters at position '
-                    f"{index + 1}; one * already matches any run of characters"
-                )
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        index += 1
-    parts.append("".join(current))
-    return tuple(parts)
-
-
-_BUT_STYLES = ("prefix", "suffix", "equals-ignore-case", "wildcard")
-
-
-def _anything_but(operand: Any, fail: _Fail) -> v.Predicate:
-    usage = (
-        'a string, a number, an array of them, or an object with one of "prefix", '
-        '"suffix", "equals-ignore-case" or "wildcard"'
-    )
-    if isinstance(operand, str) or _is_number(operand):
-        return v.anything_but(frozenset([operand]))
-    if isinstance(operand, list):
-        if not operand:
-            raise fail('"anything-but" array must not be empty')
-        for item in operand:
-            if not (isinstance(item, str) or _is_number(item)):
-                raise fail(
-                    f'inside an "anything-but" array only strings and numbers are allowed, '
-                    f"got {_show(item)}"
-                )
-        return v.anything_but(frozenset(operand))
-    if not isinstance(operand, Mapping) or len(operand) != 1:
-        raise fail(f'"anything-but" needs {usage}, got {_show(operand)}')
-    ((style, inner),) = operand.items()
-    if style not in _BUT_STYLES:
-        raise fail(f'"anything-but" does not take {_show(style)}; it needs {usage}')
-    words = inner if isinstance(inner, list) else [inner]
-    if not words or not all(isinstance(w, str) for w in words):
-        raise fail(
-            f'"anything-but" / "{style}" needs a string or an array of strings, got {_show(inner)}'
-        )
-    if style == "equals-ignore-case":
-        return v.negate(v.equals_ignore_case(words))
-    if style == "wildcard":
-        return v.negate(v.any_of([v.wildcard(_wildcard_parts(w, fail)) for w in words]))
-    if any(w == "" for w in words):
-        raise fail(
-            f'"anything-but" / "{style}" must not be empty: an empty {style} would exclude '
-            "every string"
-        )
-    affixes = tuple(words)
-    return v.negate(v.prefix(affixes) if style == "prefix" else v.suffix(affixes))
