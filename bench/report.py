@@ -38,6 +38,7 @@ class Row:
 ROWS = (
     Row("throughput", "events_per_s", "throughput, events/s", True),
     Row("throughput", "events_per_s_with_start", "  incl. consumer start", True),
+    Row("throughput", "ordered_events_per_s", "  ordered, 100 keys, events/s", True),
     Row("latency", "p50_ms", "latency p50, ms", False),
     Row("latency", "p99_ms", "latency p99, ms", False),
     Row("sync", "requests_per_s", "sync, requests/s", True),

@@ -41,6 +41,8 @@ from bench.workload import WARMUP_EVENTS, Plan, Result, latency_figures, make_pa
 BENCH_DIR = Path(__file__).resolve().parent
 FUNCTIONS = BENCH_DIR / "functions"
 FUNCTIONS_TP = BENCH_DIR / "functions-tp"
+FUNCTIONS_TP_ORDERED = BENCH_DIR / "functions-tp-ordered"
+ORDERED_KEYS = 100
 BATCH = 500
 STARTUP_SECONDS = 30.0
 SYNC_WARMUP_CALLS = 20
@@ -76,7 +78,11 @@ def rfc3339_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def make_event(run: str, i: int) -> dict[str, Any]:
+def make_event(run: str, i: int, *, keys: int = 0) -> dict[str, Any]:
+    """``keys``: give the data a ``shard`` of that many values (the ordered variant)."""
+    data = make_payload(i)
+    if keys:
+        data = {**data, "shard": i % keys}
     return {
         "specversion": "1.0",
         "id": f"{run}-{i}",
@@ -84,7 +90,7 @@ def make_event(run: str, i: int) -> dict[str, Any]:
         "type": "bench.noop",
         "time": rfc3339_now(),
         "datacontenttype": "application/json",
-        "data": make_payload(i),
+        "data": data,
     }
 
 
@@ -380,47 +386,71 @@ class TriggerfishCore:
         return server
 
     def throughput(self) -> Result:
+        """The backlog drained unordered, then the same events again by an ordered
+        trigger (``ordering: {key: data.shard}`` over 100 keys), on the same server."""
         n = self._plan.throughput_events
-        run = uuid.uuid4().hex[:8]
         with (
             self._server() as server,
             httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as client,
         ):
             server.deploy(FUNCTIONS)
-            began = time.perf_counter()
-            for start in range(0, n, BATCH):
-                batch = [make_event(run, i) for i in range(start, min(n, start + BATCH))]
-                body = expect(
-                    client.post(
-                        "/v1/topics/bench-tp/events",
-                        content=orjson.dumps(batch),
-                        headers={"Content-Type": "application/cloudevents-batch+json"},
-                    ),
-                    202,
-                )
-                if len(body["accepted"]) != len(batch):
-                    raise TriggerfishUnavailableError(
-                        f"a batch of {len(batch)} events had {len(body['accepted'])} accepted"
-                    )
-            publish_s = time.perf_counter() - began
-            enabled = time.time()
-            server.deploy(FUNCTIONS_TP)
-            # Watch the trigger's backlog while it drains (a cheap call), and read the
-            # invocation records once it is done: reading them during the drain would
-            # spend the server's CPU on the measurement.
-            wait_drained(client, "noop-tp", self._plan.drain_timeout())
-            handled = Handled()
-            ids = {f"{run}-{i}" for i in range(n)}
-            feed = InvocationFeed(client, "noop-tp")
-            handled.wait_for(feed, ids, server, self._plan.drain_timeout())
+            figures = self._drain(server, client, "bench-tp", FUNCTIONS_TP, "noop-tp", n)
+            ordered = self._drain(
+                server, client, "bench-tp-ordered", FUNCTIONS_TP_ORDERED, "noop-tp-ordered", n,
+                keys=ORDERED_KEYS,
+            )  # fmt: skip
             return Result.ok(
-                late_records=float(feed.late),
-                events_per_s=n / (handled.last - handled.first),
-                seconds=handled.last - handled.first,
-                events_per_s_with_start=n / (handled.last - enabled),
-                events=float(n),
-                publish_per_s=n / publish_s,
+                **figures,
+                ordered_events_per_s=ordered["events_per_s"],
+                ordered_late_records=ordered["late_records"],
             )
+
+    def _drain(
+        self,
+        server: TriggerfishServer,
+        client: httpx.Client,
+        topic: str,
+        functions: Path,
+        function: str,
+        n: int,
+        *,
+        keys: int = 0,
+    ) -> dict[str, float]:
+        run = uuid.uuid4().hex[:8]
+        began = time.perf_counter()
+        for start in range(0, n, BATCH):
+            batch = [make_event(run, i, keys=keys) for i in range(start, min(n, start + BATCH))]
+            body = expect(
+                client.post(
+                    f"/v1/topics/{topic}/events",
+                    content=orjson.dumps(batch),
+                    headers={"Content-Type": "application/cloudevents-batch+json"},
+                ),
+                202,
+            )
+            if len(body["accepted"]) != len(batch):
+                raise TriggerfishUnavailableError(
+                    f"a batch of {len(batch)} events had {len(body['accepted'])} accepted"
+                )
+        publish_s = time.perf_counter() - began
+        enabled = time.time()
+        server.deploy(functions)
+        # Watch the trigger's backlog while it drains (a cheap call), and read the
+        # invocation records once it is done: reading them during the drain would
+        # spend the server's CPU on the measurement.
+        wait_drained(client, function, self._plan.drain_timeout())
+        handled = Handled()
+        ids = {f"{run}-{i}" for i in range(n)}
+        feed = InvocationFeed(client, function)
+        handled.wait_for(feed, ids, server, self._plan.drain_timeout())
+        return {
+            "late_records": float(feed.late),
+            "events_per_s": n / (handled.last - handled.first),
+            "seconds": handled.last - handled.first,
+            "events_per_s_with_start": n / (handled.last - enabled),
+            "events": float(n),
+            "publish_per_s": n / publish_s,
+        }
 
     def latency(self) -> Result:
         run = uuid.uuid4().hex[:8]

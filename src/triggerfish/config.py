@@ -30,6 +30,7 @@ class Settings:
     bus_url: str = ""  # default: SQLite file in data_dir; nats://... for a cluster
     url: str = ""  # where the CLI finds the server; default http://host:port
     token: str = ""  # API token for the CLI; default: the admin token file
+    profile: str = ""  # the CLI's saved context to use (``triggerfish login --profile``)
     dedupe_window: float = 86400.0  # seconds
     sync_payload_limit: int = 6 * MB
     async_payload_limit: int = 1 * MB
@@ -78,11 +79,19 @@ class Settings:
         return self.data_dir / "admin.token"
 
     @property
-    def resolved_url(self) -> str:
-        if self.url:
-            return self.url.rstrip("/")
+    def server_url_path(self) -> Path:
+        """Where ``triggerfish up`` records the URL it serves, for the CLI to find it."""
+        return self.data_dir / "server.url"
+
+    @property
+    def listen_url(self) -> str:
+        """Where a server started with these settings is reached on this machine."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_url(self) -> str:
+        return self.url.rstrip("/") if self.url else self.listen_url
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
@@ -91,6 +100,16 @@ _PREFIX = "TRIGGERFISH_"
 _ALIASES = {"data": "data_dir", "store": "store_url", "bus": "bus_url"}
 # OpenTelemetry's own variables, read as settings (below the TRIGGERFISH_* ones).
 _OTEL = {"OTEL_EXPORTER_OTLP_ENDPOINT": "otel_endpoint", "OTEL_SERVICE_NAME": "otel_service_name"}
+
+
+def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder of a person's own Triggerfish files (the CLI's saved contexts), by the
+    XDG convention: ``$XDG_CONFIG_HOME/triggerfish``, else ``~/.config/triggerfish``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME", "")
+    if not base or not Path(base).is_absolute():  # the XDG spec says to ignore a relative one
+        base = str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / "triggerfish"
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:

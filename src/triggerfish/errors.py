@@ -10,7 +10,8 @@ as ``__cause__``. The HTTP API maps each branch to a status in one table
     ├── ValidationError             bad input from a caller (an event, a pattern, a payload)
     │   ├── EventValidationError    a CloudEvent that breaks a rule of the spec
     │   ├── PatternError            an event pattern that is not valid
-    │   └── PayloadTooLargeError    a payload over the configured limit
+    │   ├── PayloadTooLargeError    a payload over the configured limit
+    │   └── InvalidEventError       an event whose data does not fit a typed handler's model
     ├── AuthError                   missing, malformed, unknown or revoked API token
     │   └── PermissionDeniedError   a valid token without the scope a call needs
     ├── NotFoundError               unknown topic, function, version, invocation ...
@@ -54,6 +55,12 @@ class PatternError(ValidationError):
 
 class PayloadTooLargeError(ValidationError):
     """A payload is larger than the configured limit."""
+
+
+class InvalidEventError(ValidationError):
+    """An event's data does not fit the pydantic model that the handler's first parameter
+    is annotated with; the message carries pydantic's errors. Another attempt would fail
+    the same way, so a trigger dead-letters the event at once instead of retrying it."""
 
 
 class AuthError(TriggerfishError):

@@ -22,6 +22,7 @@ from triggerfish.bus.urls import open_bus
 from triggerfish.cluster import ChangeWatcher, LeaderLease, Membership
 from triggerfish.config import Settings
 from triggerfish.control import Control, Housekeeping, Specs
+from triggerfish.control.releases import ReleaseWatcher
 from triggerfish.dispatch.dispatcher import Dispatcher
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.invoker import Invoker
@@ -149,6 +150,12 @@ class Node:
             lease_margin=settings.lease_margin,
             tracer=self.tracer,
             region=settings.region,
+            # Ordered triggers run on one node at a time (dispatch/ordering.py).
+            leases=self.store.cluster if self.clustered else None,
+            holder=self.node_id,
+            trigger_lease=settings.leader_lease,
+            # Running nodes share each trigger's flow limits (dispatch/flow.py).
+            nodes=(lambda: self.membership.live_nodes) if self.clustered else None,
         )
         self.invoker = Invoker(
             self.bus,
@@ -202,6 +209,14 @@ class Node:
             ttl=settings.leader_lease,
             on_change=self.sources.lead,
         )
+        # Automatic rollback of weighted aliases: on the leader of a cluster alone.
+        self.releases = ReleaseWatcher(
+            self.store,
+            self.bus,
+            aliases=self.control.aliases,
+            leading=lambda: not self.clustered or self.leader.held,
+            retention=settings.retention,
+        )
         self.membership = Membership(
             self.store.cluster,
             node_id=self.node_id,
@@ -209,7 +224,10 @@ class Node:
             version=__version__,
             report=self._report,
         )
-        self.housekeeping = Housekeeping(self.bus, interval=settings.housekeeping_interval)
+        # The records behind ``@idempotent``, which functions reach through the API.
+        self.housekeeping = Housekeeping(
+            self.bus, interval=settings.housekeeping_interval, idempotency=self.control.idempotency
+        )
         self.running = False
         self.admin_token: str | None = None  # set when this start created it
 
@@ -232,6 +250,7 @@ class Node:
             await self.leader.start()
         await self.control.start()
         await self.housekeeping.start()
+        await self.releases.start()
         await self.membership.start()
         if self.sandbox.uses_users:
             # Now that the databases and folders exist: functions' users pass through to
@@ -251,6 +270,7 @@ class Node:
         self.running = False
         await self.membership.drain()
         await self.housekeeping.stop()
+        await self.releases.stop()
         grace = self.settings.shutdown_grace
         await self.leader.stop()
         await self.changes.stop()

@@ -201,6 +201,6 @@ def test_lambda_alias_operations_with_boto3(server: Server, client: BaseClient) 
             FunctionName="greet",
             Name="split",
             FunctionVersion="1",
-            RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}},
+            RoutingConfig={"AdditionalVersionWeights": {"2": 1.5}},
         )
-    assert "RoutingConfig" in weighted.value.response["Error"]["Message"]
+    assert "weight of version 2" in weighted.value.response["Error"]["Message"]

@@ -22,6 +22,7 @@ from triggerfish.api import (
     costs,
     functions,
     http_routes,
+    idempotency,
     invocation_stream,
     invocations,
     keys,
@@ -93,6 +94,7 @@ def create_app(
         secrets.router,
         nodes.router,
         whoami.router,
+        idempotency.router,
         keys.create_router(node.access_keys),
         tokens.create_router(node.tokens),
     ):

@@ -1,4 +1,5 @@
-"""``GET /v1/costs``: requests, GB-seconds and their estimated price, per function."""
+"""``GET /v1/costs``: requests, GB-seconds and their estimated price, per function, and
+per version that ran with ``by_version``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ async def costs(
         int | None,
         Query(ge=1, le=MAX_PERIODS, description="also cut [since, until) in this many periods"),
     ] = None,
+    by_version: Annotated[
+        bool, Query(description="also the sums of each version that ran, per function")
+    ] = False,
 ) -> dict[str, Any]:
     """Sums of the invocations requested in ``[since, until)``; every time when omitted.
     With ``periods``, ``periods`` holds the sums of each equal part of the span, oldest
@@ -34,6 +38,6 @@ async def costs(
     if periods is not None and (since is None or until is None):
         raise ValidationError("periods needs both since and until", field="periods")
     report = await node_of(request).costs.report(
-        function=function, since=since, until=until, periods=periods
+        function=function, since=since, until=until, periods=periods, by_version=by_version
     )
     return report.to_json()

@@ -42,6 +42,7 @@ async def deploy(
         "created": result.created,
         "triggers_added": list(result.triggers_added),
         "triggers_removed": list(result.triggers_removed),
+        "notes": list(result.notes),
         "build": None
         if result.build is None
         else {

@@ -55,7 +55,7 @@ def create(
         return
     console.print(f"AWS_ACCESS_KEY_ID={body['id']}")
     console.print(f"AWS_SECRET_ACCESS_KEY={body['secret']}")
-    console.print(f"AWS_ENDPOINT_URL={settings.resolved_url}")
+    console.print(f"AWS_ENDPOINT_URL={api.url}")  # the server the key was made on
     note = "" if scope else " (no --scope: this key may do everything)"
     console.print(f"[dim]may: {scopes_text(body)}{note}; expires {expiry(body)}.[/]")
     console.print("[dim]The secret is shown only once; keep it somewhere safe.[/]")

@@ -1,9 +1,10 @@
 """The ``triggerfish`` command.
 
-Every command but ``up`` and ``pattern`` talks to a server over HTTP: the local one by
-default (its admin token is read from the data directory), or ``TRIGGERFISH_URL`` with
-``TRIGGERFISH_TOKEN``. Exit codes: 0 success, 1 the function failed, 2 bad input,
-3 not found, 4 auth, 5 server unreachable, 6 throttled, 7 conflict, 8 server error.
+Every command but ``up`` and ``pattern`` talks to a server over HTTP: ``TRIGGERFISH_URL``
+with ``TRIGGERFISH_TOKEN``, a saved context (``triggerfish login``), or the local one of
+the data directory (the order is in ``cli.contexts``). Exit codes: 0 success, 1 the
+function failed, 2 bad input, 3 not found, 4 auth, 5 server unreachable, 6 throttled,
+7 conflict, 8 server error.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ import orjson
 import typer
 from rich.status import Status
 
-from triggerfish.cli import aliases, costs, dlq, keys, nodes, runtimes, tokens, trace, up
+from triggerfish.cli import aliases, costs, dlq, keys, nodes, root, runtimes, tokens, trace, up
+from triggerfish.cli import brokers as brokers_cli
+from triggerfish.cli import dev as dev_cli
+from triggerfish.cli import functions as functions_cli
+from triggerfish.cli import init as init_cli
+from triggerfish.cli import login as login_cli
 from triggerfish.cli import secrets as secrets_cli
+from triggerfish.cli import webhooks as webhooks_cli
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
@@ -30,17 +37,25 @@ from triggerfish.cli.pattern import app as pattern_app
 from triggerfish.config import Settings, load_settings
 from triggerfish.errors import TriggerfishError
 from triggerfish.events import new_event, to_structured_json
-from triggerfish.functions.manifest import load_manifest
 from triggerfish.functions.package import pack_function
+from triggerfish.functions.project import load_project
 
 app = typer.Typer(
     name="triggerfish",
     help="Run your functions when something happens.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    cls=root.RootGroup,
 )
+app.callback(epilog=root.FINDING_THE_SERVER)(root.root)
+app.command("login")(login_cli.login)
+app.command("logout")(login_cli.logout)
+app.add_typer(login_cli.app, name="context", help="Saved servers: list, choose, show.")
 app.command("up")(up.up)
+app.command("dev")(dev_cli.dev)
+app.command("init")(init_cli.init)
+app.command("ls")(functions_cli.ls)
 app.command("costs")(costs.costs)
 app.command("nodes")(nodes.nodes)
 app.command("trace")(trace.trace)
@@ -55,6 +70,11 @@ app.add_typer(aliases.app, name="alias", help="Point aliases at versions: promot
 app.add_typer(
     runtimes.app, name="runtimes", help="What functions get from this machine: the AWS SDK."
 )
+app.add_typer(
+    functions_cli.app, name="functions", help="List functions, show one in full, remove one."
+)
+app.add_typer(webhooks_cli.app, name="webhooks", help="Inbound webhooks: list, show, set, remove.")
+app.add_typer(brokers_cli.app, name="brokers", help="Brokers that emits and destinations send to.")
 topics_app = typer.Typer(help="List, create and delete topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 
@@ -84,12 +104,36 @@ def read_json_arg(text: str, what: str) -> Any:
 
 @app.command()
 def deploy(
-    path: Annotated[Path, typer.Argument(help="triggerfish.yaml or its folder")] = Path("."),
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="triggerfish.yaml or its folder, an app.py, or module:app (docs/sdk.md)"
+        ),
+    ] = Path("."),
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Then remove the functions the server has that the manifest does not declare "
+            "(functions only: topics, webhooks and brokers stay).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --prune: deploy nothing, list what --prune would remove."
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy the functions and topics of a manifest (triggerfish.yaml)."""
-    manifest = load_manifest(path)
+    if dry_run and not prune:
+        raise CliError("--dry-run shows what --prune would remove; give both", 2)
+    manifest = load_project(path)
+    if dry_run:
+        _prune(set(manifest.functions), data_dir, as_json=as_json, dry_run=True)
+        return
     results = []
     with client(data_dir) as api:
         for topic, topic_config in manifest.topics.items():
@@ -115,8 +159,10 @@ def deploy(
                 else:
                     body = request()
             results.append(body)
+    pruned = _prune(set(manifest.functions), data_dir, as_json=as_json) if prune else None
     if as_json:
-        print_json({"topics": list(manifest.topics), "functions": results})
+        out = {"topics": list(manifest.topics), "functions": results}
+        print_json(out if pruned is None else {**out, "pruned": pruned})
         return
     table(
         "deployed",
@@ -141,6 +187,44 @@ def deploy(
             )
             for r in results
         ),
+    )
+    for r in results:
+        for note in r.get("notes", ()):
+            console.print(f"{r['function']}: {note}", markup=False, soft_wrap=True)
+    if pruned is not None:
+        _print_pruned(pruned, dry_run=False)
+
+
+def _prune(
+    declared: set[str], data_dir: Path | None, *, as_json: bool, dry_run: bool = False
+) -> list[str]:
+    """Remove (or with ``dry_run`` only list) the functions on the server that are not
+    ``declared``; only functions, never topics, webhooks or brokers."""
+    with client(data_dir) as api:
+        existing = [f["name"] for f in api.json("GET", "/v1/functions")["functions"]]
+        extra = sorted(name for name in existing if name not in declared)
+        if not dry_run:
+            for name in extra:
+                api.request("DELETE", f"/v1/functions/{name}")
+    if dry_run:
+        if as_json:
+            print_json({"would_prune": extra})
+        else:
+            _print_pruned(extra, dry_run=True)
+    return extra
+
+
+def _print_pruned(names: list[str], *, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    if not names:
+        console.print("prune: every function on the server is declared; nothing to remove")
+        return
+    console.print(
+        f"prune: {verb} {len(names)} function(s) the manifest does not declare, with their "
+        f"versions, aliases and triggers: {', '.join(names)} (topics, webhooks and brokers "
+        "are never pruned)",
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -253,58 +337,47 @@ def publish(
         console.print(f"published {item['id']} to {topic} at offset {item['offset']}{note}")
 
 
-@app.command("ls")
-def list_functions(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List functions and their triggers."""
-    with client(data_dir) as api:
-        functions = api.json("GET", "/v1/functions")["functions"]
-        triggers = api.json("GET", "/v1/triggers")["triggers"]
-    if as_json:
-        print_json({"functions": functions, "triggers": triggers})
-        return
-    table(
-        "functions",
-        ["name", "version", "#", "runtime", "handler", "memory"],
-        (
-            (f["name"], f["version"], f["number"], f["runtime"], f["handler"], f["memory"])
-            for f in functions
-        ),
-    )
-    table(
-        "triggers",
-        ["id", "topic", "function", "backlog", "in flight", "retrying", "dead letters to"],
-        (
-            (
-                t["id"],
-                t["topic"],
-                t["function"],
-                t["backlog"],
-                t["in_flight"],
-                t["waiting_retry"],
-                t["dead_letter"],
-            )
-            for t in triggers
-            if not t["topic"].startswith("_")
-        ),
-    )
-
-
 @topics_app.command("ls")
-def topics_ls(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List topics."""
+def topics_ls(
+    all_: Annotated[
+        bool,
+        typer.Option("--all", "-a", help="Show Triggerfish's own topics too (marked internal)."),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List topics (without Triggerfish's own, unless --all)."""
     with client(data_dir) as api:
-        topics = api.json("GET", "/v1/topics")["topics"]
+        topics = api.json("GET", "/v1/topics", params={"internal": "true"} if all_ else {})
+    if all_:
+        topics = [{**t, "internal": internal_topic(t["name"])} for t in topics["topics"]]
+    else:
+        topics = [t for t in topics["topics"] if not internal_topic(t["name"])]
     if as_json:
         print_json(topics)
         return
     table(
         "topics",
-        ["name", "events", "first", "last", "retention (s)"],
+        ["name", "events", "first", "last", "retention (s)", *(["internal"] if all_ else [])],
         (
-            (t["name"], t["count"], t["first_offset"], t["last_offset"], t["retention"])
+            (
+                t["name"],
+                t["count"],
+                t["first_offset"],
+                t["last_offset"],
+                t["retention"],
+                *(["yes" if t["internal"] else ""] if all_ else []),
+            )
             for t in topics
         ),
     )
+
+
+def internal_topic(name: str) -> bool:
+    """Triggerfish's own topics: ``_invoke.<function>``, ``_redrive.<trigger>`` (a leading
+    '_', which people's topic names cannot have), and the dead letters of asynchronous
+    invocations, ``<function>._async.dlq``, which ``triggerfish dlq list`` shows."""
+    return name.startswith("_") or name.endswith("._async.dlq")
 
 
 @topics_app.command("create")
@@ -345,7 +418,8 @@ def invocations(
                 return
             for key, value in record.items():
                 if key not in ("logs", "stack_trace", "result_base64"):
-                    console.print(f"[bold]{key}[/]: {value}")
+                    shown = when(value) if key.endswith("_at") else value
+                    console.print(f"[bold]{key}[/]: {shown}")
             console.print(record.get("logs", ""), markup=False)
             return
         params = {"function": function, "status": status, "limit": limit}

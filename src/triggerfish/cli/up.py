@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -15,16 +16,19 @@ from uvicorn.config import LOGGING_CONFIG
 from triggerfish.api.app import create_asgi
 from triggerfish.api.limits import limit_heads
 from triggerfish.api.protocol import hot_path_protocol
+from triggerfish.cli.client import reach
 from triggerfish.cli.output import console
-from triggerfish.config import load_settings
-from triggerfish.functions.manifest import Manifest, load_manifest
+from triggerfish.config import Settings, load_settings
+from triggerfish.functions.manifest import Manifest
+from triggerfish.functions.project import load_project
 from triggerfish.node import Node, reach_backends
 from triggerfish.observe.logs import configure_logging
 
 
-def drive_hints(manifest: Manifest) -> list[str]:
+def drive_hints(manifest: Manifest, command: Callable[[str], str] = str) -> list[str]:
     """Commands that set the deployed functions going: one publish per topic trigger
-    (with the first event type its pattern asks for), then where to look."""
+    (with the first event type its pattern asks for), then where to look; ``command``
+    adds what they need to reach the server (``cli.client.reach``)."""
     hints = []
     for name, config in manifest.functions.items():
         for trigger in config.triggers:
@@ -34,14 +38,38 @@ def drive_hints(manifest: Manifest) -> list[str]:
             event_type = wanted[0] if isinstance(wanted, list) and wanted else "example"
             if not isinstance(event_type, str):
                 event_type = "example"
-            hints.append(
-                f"  triggerfish publish {trigger.topic} --type {event_type} --source cli "
-                f"--data '{{}}'    # runs {name}"
+            publish = command(
+                f"triggerfish publish {trigger.topic} --type {event_type} --source cli "
+                "--data '{}'"
             )
+            hints.append(f"  {publish}    # runs {name}")
     if not hints:
         return []
+    look = ("triggerfish invocations", "triggerfish logs FUNCTION -f", "triggerfish ls")
     return ["drive it from another terminal:", *hints,
-            "  triggerfish invocations; triggerfish logs FUNCTION -f; triggerfish ls"]  # fmt: skip
+            "  " + "; ".join(command(c) for c in look)]  # fmt: skip
+
+
+def server_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """How ``up`` and ``dev`` serve a node's app."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        # The C parser and event loop (uvicorn[standard] brings them; a platform without
+        # wheels for them falls back); no access log: the invocation records are the log.
+        # The invoke and ingest fast path answers in the connection (``api.protocol``);
+        # a request head is refused as it passes the header size (``api.limits``).
+        http=limit_heads(hot_path_protocol(app), size=settings.header_size_limit),
+        h11_max_incomplete_event_size=settings.header_size_limit,
+        loop="uvloop" if find_spec("uvloop") else "asyncio",
+        log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's own records go through the handler set up above.
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        lifespan="on",
+    )
 
 
 class _Server(uvicorn.Server):
@@ -62,7 +90,11 @@ def up(
         Path | None, typer.Option("--data-dir", help="Where state lives [./.triggerfish].")
     ] = None,
     deploy: Annotated[
-        Path | None, typer.Option("--deploy", help="Deploy this manifest once started.")
+        Path | None,
+        typer.Option(
+            "--deploy",
+            help="Deploy this project (triggerfish.yaml, app.py or their folder) once started.",
+        ),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
     log_format: Annotated[
@@ -103,39 +135,32 @@ def up(
     node = Node(settings)
 
     async def after_start(started: Node) -> None:
+        # Commands given the same data directory find this server, whatever its port.
+        settings.server_url_path.write_text(settings.listen_url + "\n")
+        command = reach(settings)
         if started.admin_token:
             console.print(
                 "[bold]admin token[/] (shown once; kept in "
                 f"{settings.token_path} with mode 0600):\n  {started.admin_token}"
             )
         if deploy is not None:
-            for result in await started.control.deploy_manifest(deploy):
+            project = load_project(deploy)
+            for result in await started.control.deploy_manifest(project):
                 state = "new version" if result.created else "unchanged"
                 console.print(f"deployed {result.function} {result.version} ({state})")
-            for hint in drive_hints(load_manifest(deploy)):
-                console.print(hint, markup=False)
+                for note in result.notes:
+                    console.print(f"{result.function}: {note}", markup=False, soft_wrap=True)
+            for hint in drive_hints(project, command):
+                console.print(hint, markup=False, soft_wrap=True)
         console.print(f"sandbox: {started.sandbox.level}", markup=False, soft_wrap=True)
-        console.print(f"Triggerfish is up at {settings.resolved_url} (data in {settings.data_dir})")
+        console.print(f"Triggerfish is up at {settings.listen_url} (data in {settings.data_dir})")
+        console.print(
+            f"use it from another terminal: {command('triggerfish ls')}",
+            markup=False,
+            soft_wrap=True,
+        )
 
-    app = create_asgi(node, on_start=after_start)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        # The C parser and event loop (uvicorn[standard] brings them; a platform without
-        # wheels for them falls back); no access log: the invocation records are the log.
-        # The invoke and ingest fast path answers in the connection (``api.protocol``);
-        # a request head is refused as it passes the header size (``api.limits``).
-        http=limit_heads(hot_path_protocol(app), size=settings.header_size_limit),
-        h11_max_incomplete_event_size=settings.header_size_limit,
-        loop="uvloop" if find_spec("uvloop") else "asyncio",
-        log_level=settings.log_level.lower(),
-        # JSON lines: uvicorn's own records go through the handler set up above.
-        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
-        lifespan="on",
-    )
+    config = server_config(create_asgi(node, on_start=after_start), settings)
     server = _Server(config)
     server.run()
     if not server.started:

@@ -59,6 +59,9 @@ class Membership:
         self.state: NodeState = "running"
         self._failing = False  # the last heartbeat was not written
         self._task: asyncio.Task[None] | None = None
+        # Running nodes as of the last heartbeat (this one included): they share the
+        # flow limits of the triggers they all run (dispatch/flow.py).
+        self.live_nodes = 1
 
     async def start(self) -> None:
         await self._beat()
@@ -99,6 +102,18 @@ class Membership:
         if self._failing:
             log.info("heartbeat written again")
             self._failing = False
+        try:
+            now = time.time()
+            rows = await self._nodes.list_nodes()
+            live = sum(
+                1
+                for row in rows
+                if row.state == "running" and now - row.heartbeat_at <= self.gone_after
+            )
+            self.live_nodes = max(1, live)
+        except Exception:
+            # An older count stays: the store is away, the heartbeat said so already.
+            pass
 
     async def view(self) -> list[NodeView]:
         now = time.time()

@@ -7,7 +7,8 @@ redrives; so do the reads the API answers. The HTTP API, the Lambda API and
 
 Each concept is one part, an attribute: ``functions``, ``aliases``, ``topics``,
 ``webhooks``, ``brokers``, ``invocations``, ``secrets``, ``bucket_settings`` (what S3
-keeps with a bucket: its CORS rules); ``specs`` resolves what the
+keeps with a bucket: its CORS rules), ``idempotency`` (the records of ``@idempotent``
+handlers); ``specs`` resolves what the
 executor runs (with the values of the secrets it refers to).
 After a change of functions, aliases or triggers, ``changed`` puts it in force: it
 is the one step every such change ends with. Its local half, ``invalidate_local``,
@@ -21,6 +22,7 @@ On a cluster, ``changed`` then announces the change (``announce``: the node's
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from triggerfish.control.brokers import Brokers
 from triggerfish.control.bucket_settings import BucketSettings
 from triggerfish.control.chains import Chains
 from triggerfish.control.functions import Functions
+from triggerfish.control.idempotency import Idempotency
 from triggerfish.control.invocations import Invocations
 from triggerfish.control.secrets import Secrets
 from triggerfish.control.specs import Specs
@@ -38,8 +41,9 @@ from triggerfish.control.webhooks import Webhooks
 from triggerfish.dispatch.dispatcher import Dispatcher
 from triggerfish.errors import NotFoundError
 from triggerfish.functions.deployer import Deployer, DeployResult
-from triggerfish.functions.manifest import load_manifest
-from triggerfish.functions.package import pack_directory
+from triggerfish.functions.manifest import Manifest
+from triggerfish.functions.package import pack_function
+from triggerfish.functions.project import load_project
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.secrets import SecretStore
@@ -96,6 +100,7 @@ class Control:
         self.invocations = Invocations(store)
         self.chains = Chains(store)
         self.bucket_settings = BucketSettings(store)
+        self.idempotency = Idempotency(store)
 
     async def start(self) -> None:
         """Provision the live version of every function (once the executor runs), and
@@ -106,10 +111,11 @@ class Control:
         for function in await self._store.list_functions():
             await self._provision(function.name)
 
-    async def deploy_manifest(self, path: Path) -> list[DeployResult]:
-        """Deploy a ``triggerfish.yaml`` (or the one in a folder): its brokers, topics
-        and webhooks first, then each function in order."""
-        manifest = load_manifest(path)
+    async def deploy_manifest(self, project: Path | Manifest) -> list[DeployResult]:
+        """Deploy a project (a ``triggerfish.yaml``, an ``App``, or a folder holding one:
+        ``functions.project.load_project``; or a manifest read already): its brokers,
+        topics and webhooks first, then each function in order, with its layers."""
+        manifest = project if isinstance(project, Manifest) else load_project(project)
         for broker, broker_config in manifest.brokers.items():
             await self.brokers.put(broker, broker_config)
         for topic, topic_config in manifest.topics.items():
@@ -118,7 +124,9 @@ class Control:
             await self.webhooks.put(webhook, webhook_config)
         results = []
         for name, config in manifest.functions.items():
-            code_zip = pack_directory(manifest.code_dir(name))
+            code_zip = await asyncio.to_thread(
+                pack_function, manifest.code_dir(name), manifest.layer_dirs(name)
+            )
             origin = f"{manifest.path}: functions.{name}."
             results.append(await self.functions.deploy(name, config, code_zip, origin=origin))
         return results
@@ -164,8 +172,10 @@ class Control:
         environments, and a spare process for runtimes that pre-start one; or stop the
         environments of a function that no longer exists."""
         try:
-            spec = await self.specs.resolve(function)
+            route = await self.specs.route(function)
         except NotFoundError:
             await self._executor.retire(function)
             return
-        await self._executor.provision(spec)
+        await self._executor.provision(route.main)
+        if route.additional is not None:  # a weighted live: both versions take calls
+            await self._executor.provision(route.additional)

@@ -1,5 +1,5 @@
-"""``Housekeeping``: applies topic retention and forgets expired dedupe keys, now and
-then, for as long as the node runs."""
+"""``Housekeeping``: applies topic retention and forgets expired dedupe keys and
+idempotency records, now and then, for as long as the node runs."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import asyncio
 import logging
 
 from triggerfish.bus.base import Bus
+from triggerfish.control.idempotency import Idempotency
 from triggerfish.tasks import cancel_task
 
 log = logging.getLogger("triggerfish")
 
 
 class Housekeeping:
-    def __init__(self, bus: Bus, *, interval: float) -> None:
+    def __init__(
+        self, bus: Bus, *, interval: float, idempotency: Idempotency | None = None
+    ) -> None:
         self._bus = bus
+        self._idempotency = idempotency
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -33,4 +37,11 @@ class Housekeeping:
                     log.info("retention removed %d event(s)", removed)
             except Exception:
                 log.exception("applying retention failed; will try again")
+            if self._idempotency is not None:
+                try:
+                    forgotten = await self._idempotency.prune()
+                    if forgotten:
+                        log.info("forgot %d expired idempotency record(s)", forgotten)
+                except Exception:
+                    log.exception("forgetting expired idempotency records failed; will try again")
             await asyncio.sleep(self._interval)

@@ -8,6 +8,11 @@ them all after any change of functions or aliases, so an alias that moved is fol
 by the next call. The destinations of each version resolved are kept by version id
 (versions never change), for the emitter.
 
+A weighted alias resolves to the specs of both its versions (``route``), and each
+``resolve`` picks one of them for the invocation it serves (``Routing.pick``): the
+dispatcher, the invoker and the API all resolve once per invocation, so each runs the
+version picked for it, and its record names that version.
+
 A spec's environment gets the values of the secrets its version refers to
 (``{secret: NAME}``) when it is resolved, so a secret set again is in force once the
 specs are cleared (``Control.secrets`` clears them, on every node of a cluster). When a
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+from triggerfish.control.aliases import Routing
 from triggerfish.control.secrets import secret_environment
 from triggerfish.functions.brokers import Destinations
 from triggerfish.functions.deployer import Deployer
@@ -51,29 +57,45 @@ class Specs:
         self._secret_marks: dict[tuple[str, str], int] = {}  # by function, version
         self._endpoint = endpoint
         self._region = region
-        self._specs: dict[tuple[str, str], FunctionSpec] = {}
+        self._routes: dict[tuple[str, str], Routing[FunctionSpec]] = {}
         self._destinations: dict[tuple[str, str], Destinations] = {}  # by function, version
         self._cleared = 0  # how many times ``clear`` ran
 
     async def resolve(self, function: str, qualifier: str = LIVE) -> FunctionSpec:
-        """The spec of the version ``qualifier`` names now; NotFoundError when there is
-        none."""
+        """The spec of the version ``qualifier`` names now, picked for one invocation
+        when it names a weighted alias; NotFoundError when there is none."""
+        route = self._routes.get((function, qualifier))
+        if route is None:
+            route = await self.route(function, qualifier)
+        return route.pick()
+
+    async def route(self, function: str, qualifier: str = LIVE) -> Routing[FunctionSpec]:
+        """The specs ``qualifier`` routes to now: one, or two with the weight of the
+        second; NotFoundError when there is none."""
         key = (function, qualifier)
-        spec = self._specs.get(key)
-        if spec is None:
+        route = self._routes.get(key)
+        if route is None:
             cleared = self._cleared
-            version = await self._store.resolve(function, qualifier)
-            spec = await self._deployer.prepare(version, qualifier=qualifier)
-            self._destinations[(function, version.version)] = version.settings.destinations
-            spec = await self._with_secrets(spec, version)
-            spec = await self._with_aws_environment(spec)
-            logs = version.settings.logging.environment()
-            if logs:
-                spec = dataclasses.replace(spec, environment={**spec.environment, **logs})
+            main, extra, weight = await self._store.resolve_routing(function, qualifier)
+            route = Routing(
+                await self._prepare(main, qualifier),
+                None if extra is None else await self._prepare(extra, qualifier),
+                weight,
+            )
             # A change that cleared the specs while this one was read may have made it
             # stale: it serves this call, and the next one reads the store again.
             if cleared == self._cleared:
-                self._specs[key] = spec
+                self._routes[key] = route
+        return route
+
+    async def _prepare(self, version: VersionRecord, qualifier: str) -> FunctionSpec:
+        spec = await self._deployer.prepare(version, qualifier=qualifier)
+        self._destinations[(version.function, version.version)] = version.settings.destinations
+        spec = await self._with_secrets(spec, version)
+        spec = await self._with_aws_environment(spec)
+        logs = version.settings.logging.environment()
+        if logs:
+            spec = dataclasses.replace(spec, environment={**spec.environment, **logs})
         return spec
 
     def destinations_of(self, spec: FunctionSpec) -> Destinations | None:
@@ -84,7 +106,7 @@ class Specs:
         """Forget every resolved spec: the next ``resolve`` reads the store again, and
         one being read now is not kept."""
         self._cleared += 1
-        self._specs.clear()
+        self._routes.clear()
 
     async def _with_secrets(self, spec: FunctionSpec, version: VersionRecord) -> FunctionSpec:
         """The values of the secrets the version refers to, in its environment;

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
 from triggerfish.bus.base import Bus
 from triggerfish.dispatch.emitter import Emitter
+from triggerfish.dispatch.flow import FlowSettings
+from triggerfish.dispatch.ordering import ExclusiveRunner
 from triggerfish.dispatch.policy import RetryPolicy, Subscription
 from triggerfish.dispatch.redrives import REDRIVE_GROUP, Redrives
 from triggerfish.dispatch.runner import LEASE_MARGIN, Resolver, TriggerRunner
 from triggerfish.dispatch.shapes import PayloadMode
-from triggerfish.errors import NotFoundError
+from triggerfish.errors import NotFoundError, PatternError
 from triggerfish.events.model import Event
 from triggerfish.functions.triggers import BucketOptions
 from triggerfish.observe.recorder import Recorder
 from triggerfish.observe.tracing import Tracer
 from triggerfish.runtime.base import DEFAULT_REGION, Executor
+from triggerfish.store.cluster import Cluster
 from triggerfish.store.records import TriggerRecord
 from triggerfish.store.sql import SqlStore
 
@@ -73,6 +76,7 @@ def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
         filters.append(config["pattern"])
     if config.get("bucket"):
         filters.extend(BucketOptions.model_validate(config["bucket"]).filters())
+    batch = config.get("batch") or {}
     return Subscription(
         id=trigger.id,
         function=trigger.function,
@@ -82,9 +86,13 @@ def trigger_subscription(trigger: TriggerRecord) -> Subscription | None:
         envelope_filters=(config["pattern"],) if envelope and config.get("pattern") else (),
         retry=RetryPolicy.from_config(config.get("retry")),
         dead_letter=config.get("dead_letter") or "",
-        batch_size=int(config.get("batch_size") or 1),
+        batch_size=int(batch.get("size") or config.get("batch_size") or 1),
+        batch_window=float(batch.get("window") or 0),
+        batch_max_bytes=int(batch.get("max_bytes") or 0),
+        ordering_key=str((config.get("ordering") or {}).get("key") or ""),
         payload=PAYLOAD_OF_FORMAT[event_format],
         start=config.get("start") or "latest",
+        flow=FlowSettings.from_config(config),
     )
 
 
@@ -102,7 +110,18 @@ class Dispatcher:
         lease_margin: float = LEASE_MARGIN,
         tracer: Tracer | None = None,
         region: str = DEFAULT_REGION,
+        leases: Cluster | None = None,
+        holder: str = "",
+        trigger_lease: float = 5.0,
+        nodes: Callable[[], int] | None = None,
     ) -> None:
+        """``leases``: on a cluster, where ordered triggers take the lease that lets one
+        node at a time run each (``ordering``), as ``holder`` for ``trigger_lease`` s.
+        ``nodes``: how many nodes run the triggers, who share their flow limits."""
+        self._nodes = nodes
+        self._leases = leases
+        self._holder = holder
+        self._trigger_lease = trigger_lease
         self._bus = bus
         self._tracer = tracer
         self._region = region
@@ -113,7 +132,7 @@ class Dispatcher:
         self._resolve = resolve
         self._recorder = recorder
         self._emitter = emitter
-        self._runners: dict[str, TriggerRunner] = {}
+        self._runners: dict[str, TriggerRunner | ExclusiveRunner] = {}
         self._lock = asyncio.Lock()
         self._grace = 10.0
         self.redrives = Redrives(bus, store.documents)
@@ -144,7 +163,8 @@ class Dispatcher:
         default retention; topics that exist keep their own."""
         existing = {topic.name for topic in await self._bus.topics()}
         for sub in subscriptions:
-            for topic in (sub.topic, sub.dead_letter_topic, sub.redrive_topic):
+            debounced = (sub.debounced_topic,) if sub.flow and sub.flow.debounce else ()
+            for topic in (sub.topic, sub.dead_letter_topic, sub.redrive_topic, *debounced):
                 if topic not in existing:
                     await self._bus.create_topic(topic, retention=self._default_retention)
                     existing.add(topic)
@@ -168,20 +188,41 @@ class Dispatcher:
                         log.info("trigger %s removed", trigger_id)
             for trigger_id, sub in wanted.items():
                 if trigger_id not in self._runners:
-                    runner = TriggerRunner(
-                        sub,
-                        self._bus,
-                        self._executor,
-                        resolve=self._resolve,
-                        recorder=self._recorder,
-                        emitter=self._emitter,
-                        lease_margin=self._lease_margin,
-                        tracer=self._tracer,
-                        region=self._region,
-                    )
+                    try:
+                        runner = self._runner(sub)
+                    except PatternError as exc:
+                        # A pattern stored by a release whose rules were looser: the
+                        # other triggers start; this one's events wait in its topic.
+                        log.error(
+                            "trigger %s cannot start: %s; deploy %s again with a pattern "
+                            "this release accepts (its events wait in %s)",
+                            trigger_id, exc, sub.function, sub.topic,
+                        )  # fmt: skip
+                        continue
                     await runner.start()
                     self._runners[trigger_id] = runner
                     log.info("trigger %s: %s -> %s", trigger_id, sub.topic, sub.function)
+
+    def _runner(self, sub: Subscription) -> TriggerRunner | ExclusiveRunner:
+        def make() -> TriggerRunner:
+            return TriggerRunner(
+                sub,
+                self._bus,
+                self._executor,
+                resolve=self._resolve,
+                recorder=self._recorder,
+                emitter=self._emitter,
+                lease_margin=self._lease_margin,
+                tracer=self._tracer,
+                region=self._region,
+                # An ordered trigger runs on one node at a time: its limits are its own.
+                nodes=None if sub.ordering_key else self._nodes,
+            )
+
+        if sub.ordering_key and self._leases is not None:
+            return ExclusiveRunner(sub, make, self._leases, holder=self._holder,
+                                   ttl=self._trigger_lease, grace=self._grace)  # fmt: skip
+        return make()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         async with self._lock:

@@ -11,7 +11,18 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from triggerfish.dispatch.flow import FlowSettings
 from triggerfish.dispatch.shapes import PayloadMode
+
+#: Error types that another attempt cannot mend: the event is dead-lettered at once.
+NOT_RETRIED = frozenset({"InvalidEventError"})
+
+
+def not_retried(error_type: str | None) -> str | None:
+    """Why a failure of ``error_type`` is not retried, or None when it may be."""
+    if error_type in NOT_RETRIED:
+        return f"not retried: {error_type} (the event's data does not fit the handler's model)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +66,16 @@ class Subscription:
     retry: RetryPolicy = RetryPolicy()
     dead_letter: str = ""  # topic; empty means the trigger's default "<id>.dlq"
     batch_size: int = 1
+    # seconds a batch waits to fill after its first event was leased; 0 hands over
+    # whatever is available at once
+    batch_window: float = 0.0
+    batch_max_bytes: int = 0  # a batch is full at this many bytes of events; 0: no bound
+    # a key path (``data.customer``, ``partitionkey``): events of one key value run one
+    # batch at a time, in publish order; empty: no order
+    ordering_key: str = ""
     payload: PayloadMode = "cloudevent"
     start: Literal["earliest", "latest"] = "latest"
+    flow: FlowSettings | None = None  # concurrency, rate, debounce, priority (flow.py)
 
     @property
     def dead_letter_topic(self) -> str:
@@ -66,3 +85,8 @@ class Subscription:
     def redrive_topic(self) -> str:
         """Internal topic that ``dlq redrive`` feeds back into this trigger alone."""
         return f"_redrive.{self.id}"
+
+    @property
+    def debounced_topic(self) -> str:
+        """Where the events a later one of their debounce key replaced are recorded."""
+        return f"{self.id}.debounced"

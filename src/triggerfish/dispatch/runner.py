@@ -5,6 +5,14 @@ The promise kept here: an event is acknowledged only after its invocation succee
 and the events the handler emitted are durable, or after it was published to the
 dead-letter topic. Anything else (a crash, a shutdown, a failure) leaves it leased or
 released, so the bus delivers it again.
+
+Leased events wait in a ``Lane`` per topic (``batching``), which says when a batch is
+full or its window is over and, on an ordered trigger, keeps each key's events one
+batch at a time in publish order. Every batch starts in one place, ``_run``. On an
+ordered trigger a failed batch is retried here, its leases kept, rather than handed
+back to the bus: so nothing of its key can overtake it. An ordered runner also starts
+no invocation before the leases that others (a node that died, the runner it
+replaces) hold on its group are gone: their events come back first.
 """
 
 from __future__ import annotations
@@ -15,11 +23,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from triggerfish.bus.base import Bus, Delivery
+from triggerfish.clock import SYSTEM_CLOCK, Clock
 from triggerfish.dispatch import chains, shapes
+from triggerfish.dispatch.batching import Batch, Lane, event_size, key_reader
 from triggerfish.dispatch.emitter import Emitter
-from triggerfish.dispatch.policy import Subscription
+from triggerfish.dispatch.flow import FlowGate, GateClosedError, Permit, record_superseded
+from triggerfish.dispatch.policy import Subscription, not_retried
 from triggerfish.errors import AdapterError, NotFoundError, TriggerfishError
 from triggerfish.events.model import Event
 from triggerfish.ids import new_id
@@ -59,6 +71,10 @@ PREFETCH = 8  # invocations leased per environment the function may run at once
 MAX_FETCH = 256
 ACK_DELAY = 0.01  # seconds acknowledgements wait to share one bus call
 MAX_BACKOFF = 4.0  # seconds between tries of a delivery loop that keeps failing
+# An ordered trigger leases this many times further ahead, so that keys waiting for a
+# retry do not keep the other keys from being leased.
+ORDERED_SPREAD = 4
+CLEAR_POLL = 0.5  # seconds between looks at the leases others hold (ordered triggers)
 
 
 class TriggerRunner:
@@ -75,8 +91,19 @@ class TriggerRunner:
         lease_margin: float = LEASE_MARGIN,
         tracer: Tracer | None = None,
         region: str = DEFAULT_REGION,
+        clock: Clock = SYSTEM_CLOCK,
+        nodes: Callable[[], int] | None = None,
     ) -> None:
-        """``region``: the node's, named by AWS's event shapes."""
+        """``region``: the node's, named by AWS's event shapes. ``clock``: where an
+        event's age and a dead letter's time are read (the bus's clock). ``nodes``: how
+        many nodes run the trigger, who share its flow limits (one by default)."""
+        self._clock = clock
+        # Per-key concurrency, rate, debounce and priority (flow.py), asked in ``_run``.
+        self._gate = (
+            FlowGate(subscription.flow, nodes=nodes, on_wait=lambda: self._slot_freed.set())
+            if subscription.flow
+            else None
+        )
         self.subscription = subscription
         self._tracer = tracer
         self._region = region
@@ -103,32 +130,61 @@ class TriggerRunner:
         # Acknowledgements wait here a moment so one bus call settles many events.
         self._acks: dict[str, list[int]] = {}
         self._ack_ready = asyncio.Event()
+        self._ordered = bool(subscription.ordering_key)
+        self._lanes: dict[str, Lane] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Topics whose group others still hold leases on (ordered triggers): nothing of
+        # them starts before those events came back.
+        self._barred: set[str] = set()
+
+    def _lane(self) -> Lane:
+        sub = self.subscription
+        return Lane(
+            size=sub.batch_size,
+            window=sub.batch_window,
+            max_bytes=sub.batch_max_bytes,
+            key_of=key_reader(sub.ordering_key) if self._ordered else None,
+            sizer=event_size,
+        )
 
     async def start(self) -> None:
         sub = self.subscription
         await self._bus.subscribe(sub.topic, sub.id, start=sub.start)
         await self._bus.subscribe(sub.redrive_topic, sub.id, start="earliest")
         for topic in (sub.topic, sub.redrive_topic):
+            self._lanes[topic] = self._lane()
+            if self._ordered:
+                self._barred.add(topic)
             self._loops.append(asyncio.create_task(self._loop(topic), name=f"trigger:{sub.id}"))
         self._keepers = [
             asyncio.create_task(self._keep_leases(), name=f"leases:{sub.id}"),
             asyncio.create_task(self._flush_acks(), name=f"acks:{sub.id}"),
         ]
+        if self._ordered:
+            self._keepers.append(asyncio.create_task(self._clear(), name=f"clear:{sub.id}"))
 
     async def stop(self, *, grace: float) -> None:
         """Stop leasing; let invocations in flight finish within ``grace`` seconds; the
-        events of those still running are released to the bus."""
+        events of those still running, and of the batches not started, are released to
+        the bus."""
         self._stopping = True
         for task in self._loops:
             task.cancel()
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._gate is not None:
+            self._gate.close()  # what waits in it goes back to the bus now
+        for timer in self._timers.values():
+            timer.cancel()
         if self._inflight:
             _done, pending = await asyncio.wait(self._inflight, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        for topic, lane in self._lanes.items():
+            with contextlib.suppress(Exception):
+                await self._release(topic, [d.offset for d in lane.drain()])
         for task in self._keepers:
             task.cancel()
         await asyncio.gather(*self._keepers, return_exceptions=True)
@@ -144,10 +200,19 @@ class TriggerRunner:
                 # Lease a few rounds ahead of the free environments, so leasing is not a
                 # round trip per invocation; the lease keeper extends what waits. Once
                 # leased ahead, lease again only when half of that has drained: one
-                # bigger lease call rather than one per finished invocation.
-                window = spec.max_concurrency * PREFETCH
-                room = window - len(self._inflight)
-                if room <= 0 or (room < window // 2 and len(self._inflight) > window // 4):
+                # bigger lease call rather than one per finished invocation. While
+                # others' leases are awaited, lease on regardless: their events come
+                # back only through a fetch.
+                window = spec.max_concurrency * PREFETCH * sub.batch_size
+                if self._ordered:
+                    window *= ORDERED_SPREAD
+                held = len(self._held)
+                if self._gate is not None:
+                    held = self._gate.occupied(held)
+                room = window - held
+                if topic in self._barred:
+                    room = MAX_FETCH * sub.batch_size
+                elif room <= 0 or (room < window // 2 and held > window // 4):
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
@@ -155,9 +220,9 @@ class TriggerRunner:
                 deliveries = await self._bus.fetch(
                     topic,
                     sub.id,
-                    max_count=min(room, MAX_FETCH) * sub.batch_size,
+                    max_count=min(room, MAX_FETCH * sub.batch_size),
                     lease=self._lease,
-                    wait=FETCH_WAIT,
+                    wait=CLEAR_POLL if topic in self._barred else FETCH_WAIT,
                 )
                 if deliveries:
                     # The lease call may have waited through a deploy or an alias move:
@@ -201,12 +266,103 @@ class TriggerRunner:
         self._held.update((topic, d.offset) for d in wanted)
         if wanted:
             self._holding.set()
-        size = self.subscription.batch_size
-        for start in range(0, len(wanted), size):
-            chunk = wanted[start : start + size]
-            task = asyncio.create_task(self._handle(topic, spec, chunk))
+            self._lanes[topic].add(wanted, self._now())
+            self._start_ready(topic)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _start_ready(self, topic: str) -> None:
+        """Start every batch of ``topic`` that is ready, and wake up again when the next
+        one will be by the clock (a window or a retry delay ending)."""
+        lane = self._lanes[topic]
+        if self._stopping or topic in self._barred:
+            return
+        now = self._now()
+        for batch in lane.take(now):
+            task = asyncio.create_task(self._run(topic, batch))
             self._inflight.add(task)
             task.add_done_callback(self._finished)
+        timer = self._timers.pop(topic, None)
+        if timer is not None:
+            timer.cancel()
+        due = lane.next_due()
+        if due is not None:
+            loop = asyncio.get_running_loop()
+            self._timers[topic] = loop.call_at(max(due, now), self._start_ready, topic)
+
+    async def _run(self, topic: str, batch: Batch) -> None:
+        """The one place a batch starts: every invocation of the trigger begins here."""
+        sub = self.subscription
+        retry: list[tuple[Delivery, float]] = []
+        permit: Permit | None = None
+        try:
+            # flow gate: a gate that makes a batch wait goes here; its events stay held
+            # (their leases kept) and its key stays busy meanwhile.
+            if self._gate is not None:
+                permit = await self._admit(topic, batch)
+                if permit is None:
+                    return
+            # A weighted alias picks the version of each invocation (a cached look-up).
+            spec = await self._resolve(sub.function, sub.qualifier)
+            retry = await self._handle(topic, spec, batch.deliveries)
+        except Exception:
+            if not self._ordered:
+                # Stop holding the events: their leases end and the bus delivers them
+                # again.
+                self._held.difference_update((topic, d.offset) for d in batch.deliveries)
+                raise
+            # A failure of Triggerfish itself: keep the key's place, try again shortly.
+            retry = [(d, MAX_BACKOFF) for d in batch.deliveries]
+            log.exception("trigger %s: handling failed; retrying", sub.id)
+        finally:
+            if permit is not None:
+                permit.release()
+            if self._ordered:
+                delay = max((delay for _, delay in retry), default=0.0)
+                lane = self._lanes[topic]
+                lane.finished(batch, [d for d, _ in retry], due=self._now() + delay)
+                self._start_ready(topic)
+
+    async def _admit(self, topic: str, batch: Batch) -> Permit | None:
+        """Wait for the flow gate: a permit to start, or None when the batch is done
+        without an invocation: replaced by a later event of its debounce key (recorded,
+        then acknowledged), or the trigger stops (released to the bus)."""
+        assert self._gate is not None
+        sub = self.subscription
+        offsets = [d.offset for d in batch.deliveries]
+        spec = await self._resolve(sub.function, sub.qualifier)
+        try:
+            permit = await self._gate.admit(batch.deliveries, slots=spec.max_concurrency)
+        except GateClosedError:
+            await self._release(topic, offsets)
+            return None
+        if permit.superseded:
+            await record_superseded(self._bus, sub.debounced_topic, batch.deliveries)
+            self._ack(topic, offsets)
+            return None
+        return permit
+
+    async def _clear(self) -> None:
+        """Open the topics of an ordered trigger once nobody else holds leases on its
+        group: what a node that died (or the runner this one replaces) held comes back
+        to this runner first, so it runs before the events of the same keys after it."""
+        sub = self.subscription
+        while self._barred:
+            for topic in list(self._barred):
+                try:
+                    (group,) = [g for g in await self._bus.groups(topic) if g.group == sub.id]
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("trigger %s: cannot read its group yet: %s", sub.id, exc)
+                    continue
+                mine = sum(1 for t, _ in self._held if t == topic)
+                if group.in_flight <= mine:
+                    self._barred.discard(topic)
+                    self._start_ready(topic)
+            if self._barred:
+                await asyncio.sleep(CLEAR_POLL)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -232,10 +388,15 @@ class TriggerRunner:
             log.exception("trigger %s: pattern failed on event %s", self.subscription.id, event.id)
             return False
 
-    async def _handle(self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]) -> None:
+    async def _handle(
+        self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]
+    ) -> list[tuple[Delivery, float]]:
+        """Invoke, then settle. Returns the events to retry here after their delay (an
+        ordered trigger's; an unordered one hands its retries to the bus)."""
         sub = self.subscription
         offsets = [d.offset for d in deliveries]
         trace: DispatchTrace | None = None
+        retry: list[tuple[Delivery, float]] = []
         try:
             shaped = shapes.shape(
                 sub.payload,
@@ -249,9 +410,11 @@ class TriggerRunner:
                 # as a failed invocation does (retried, then dead-lettered), rather
                 # than coming back each time its lease ends, for ever.
                 log.warning("trigger %s: %s", sub.id, shaped.error)
-                await self._failed(topic, spec, shaped.unshaped, shaped.failure(sub.payload))
+                retry += await self._failed(
+                    topic, spec, shaped.unshaped, shaped.failure(sub.payload)
+                )
             if shaped.payload is None:
-                return
+                return retry
             payload, deliveries = shaped.payload, shaped.deliveries
             offsets = [d.offset for d in deliveries]
             if self._tracer is not None:
@@ -303,19 +466,23 @@ class TriggerRunner:
                 events=chain,
             )
             if result.status != "ok":
-                await self._failed(topic, spec, deliveries, result)
-                return
+                return retry + await self._failed(topic, spec, deliveries, result)
             failed = shapes.failed_items(result.result) if sub.batch_size > 1 else None
             if not failed:
                 self._ack(topic, offsets)
-                return
-            # ReportBatchItemFailures: acknowledge the rest, retry only the items named.
-            retry = [d for d in deliveries if d.event.id in failed]
-            self._ack(topic, [d.offset for d in deliveries if d not in retry])
+                return retry
+            # ReportBatchItemFailures: acknowledge the rest, retry only the items named;
+            # in order, the first named and every item after it (as Lambda does for
+            # FIFO queues), so no later event of the batch's key is done before it.
+            again = [d for d in deliveries if d.event.id in failed]
+            if self._ordered and again:
+                first = deliveries.index(again[0])
+                again = list(deliveries[first:])
+            self._ack(topic, [d.offset for d in deliveries if d not in again])
             result.status = "error"
             result.error_type = "BatchItemFailures"
-            result.error_message = f"the function reported {len(retry)} failed item(s)"
-            await self._failed(topic, spec, retry, result)
+            result.error_message = f"the function reported {len(again)} failed item(s)"
+            return retry + await self._failed(topic, spec, again, result)
         except asyncio.CancelledError:
             # Shutdown past the grace period: hand the events back for another delivery.
             with contextlib.suppress(Exception):
@@ -323,8 +490,10 @@ class TriggerRunner:
             raise
         except Exception:
             # A failure of Triggerfish itself (the bus, the store): stop holding the
-            # events, so their leases end and the bus delivers them again.
-            self._held.difference_update((topic, offset) for offset in offsets)
+            # events, so their leases end and the bus delivers them again (an ordered
+            # trigger keeps them, and their key's place: ``_run``).
+            if not self._ordered:
+                self._held.difference_update((topic, offset) for offset in offsets)
             raise
         finally:
             if trace is not None:
@@ -399,20 +568,28 @@ class TriggerRunner:
         spec: FunctionSpec,
         deliveries: Sequence[Delivery],
         result: InvocationResult,
-    ) -> None:
+    ) -> list[tuple[Delivery, float]]:
+        """Retry or dead-letter ``deliveries``. Returns those an ordered trigger retries
+        itself (still held, their attempt counted), each with its delay."""
         sub = self.subscription
-        now = time.time()
+        now = self._clock.time()
         dead: list[tuple[Delivery, str]] = []
+        kept: list[tuple[Delivery, float]] = []
         for delivery in deliveries:
-            reason = sub.retry.gives_up(delivery.attempt, now - delivery.published_at)
+            reason = not_retried(result.error_type) or sub.retry.gives_up(
+                delivery.attempt, now - delivery.published_at
+            )
             if reason is None:
                 delay = sub.retry.retry_delay(delivery.attempt, self._rand)
+                if self._ordered:
+                    kept.append((replace(delivery, attempt=delivery.attempt + 1), delay))
+                    continue
                 self._held.discard((topic, delivery.offset))
                 await self._bus.nack(topic, sub.id, delivery.offset, delay=delay)
             else:
                 dead.append((delivery, reason))
         if not dead:
-            return
+            return kept
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         letters = [
             delivery.event.with_extensions(
@@ -437,6 +614,7 @@ class TriggerRunner:
             sub.dead_letter_topic,
             dead[0][1],
         )
+        return kept
 
 
 def _trace_id(event: Event) -> str | None:

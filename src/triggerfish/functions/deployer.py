@@ -9,6 +9,11 @@ way the function's triggers become exactly those of the new settings; a trigger 
 id (its consumer group) while its function and name stay the same, so redeploys do not
 lose its position in the topic.
 
+A deploy moves ``live`` only while it follows deploys: once ``alias set`` pinned it, a
+deploy leaves it where the user put it and says so (``DeployResult.notes``), until
+``alias follow`` lets deploys move it again. A deploy of the version ``live`` already
+runs moves nothing.
+
 On a cluster (``blobs`` given: the store shared by every node) the code package is
 also kept in the store by digest before the version exists, so every node can run
 any version: a node that lacks a version's code fetches it by digest, unpacks it and
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +35,7 @@ from triggerfish.functions.fields import NAME_RULE
 from triggerfish.functions.manifest import FunctionConfig, Manifest
 from triggerfish.functions.package import pack_function, version_digest, version_id
 from triggerfish.runtime.base import LATEST, FunctionSpec
-from triggerfish.store.records import LIVE, TriggerRecord, VersionRecord
+from triggerfish.store.records import LIVE, AliasRecord, TriggerRecord, VersionRecord
 from triggerfish.store.sql import SqlStore
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -50,6 +56,7 @@ class DeployResult:
     triggers_added: tuple[str, ...] = ()
     triggers_removed: tuple[str, ...] = ()
     build: BuildResult | None = None  # None: the code has no requirements to install
+    notes: tuple[str, ...] = ()  # what a person should know: a pinned ``live`` it left
 
 
 class Deployer:
@@ -90,9 +97,10 @@ class Deployer:
             if self.blobs is not None:
                 await self.blobs.put_blob(digest, "code", code_zip)
             build = await self._build(name, digest)
-            live = await self._live(name)
-            if live != version.version:
-                await self.store.set_alias(name, LIVE, version.version)
+        live = await self.store.follow_deploy(name, version.version)
+        notes: tuple[str, ...] = ()
+        if live.version != version.version:
+            notes = (await self._pinned_note(live),)
         triggers = [
             TriggerRecord(
                 id=trigger.group_id(name),
@@ -112,6 +120,15 @@ class Deployer:
             triggers_added=tuple(added),
             triggers_removed=tuple(removed),
             build=build,
+            notes=notes,
+        )
+
+    async def _pinned_note(self, live: AliasRecord) -> str:
+        held = await self.store.get_version(live.function, live.version)
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(live.pinned_at or 0))
+        return (
+            f"{LIVE} stays at version {held.number}, pinned by alias set at {when}; "
+            f"`triggerfish alias follow {live.function} {LIVE}` to let deploys move it again"
         )
 
     async def _build(self, name: str, digest: str) -> BuildResult | None:
@@ -177,9 +194,3 @@ class Deployer:
             python=python,
             label=LATEST if qualifier == LATEST else str(version.number),
         )
-
-    async def _live(self, name: str) -> str | None:
-        try:
-            return (await self.store.resolve(name, LIVE)).version
-        except NotFoundError:
-            return None

@@ -151,6 +151,11 @@ class Manifest(StrictModel):
     brokers: dict[Name, BrokerConfig] = Field(
         default_factory=dict, description="a mapping of broker names to {kind, url, ...}"
     )
+    app: str | None = Field(
+        default=None,
+        description='a Python file relative to the manifest ("app.py"), or "module:attribute",'
+        " whose App declares more functions (docs/sdk.md)",
+    )
     _path: Path = PrivateAttr(default_factory=lambda: Path(MANIFEST_NAMES[0]))
 
     @model_validator(mode="after")
@@ -198,7 +203,13 @@ def load_manifest(path: Path) -> Manifest:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read the manifest: {exc}") from exc
-    manifest = parse_manifest(text, file)
+    return check_manifest(parse_manifest(text, file))
+
+
+def check_manifest(manifest: Manifest, *, origin: str | None = None) -> Manifest:
+    """Check that each function's code folder, handler module and layers exist, and make
+    watched folders absolute. ``origin`` starts the messages (the manifest's file)."""
+    file = origin or str(manifest.path)
     for name, config in manifest.functions.items():
         _check_code(file, manifest.code_dir(name), name, config)
         for index, layer in enumerate(manifest.layer_dirs(name)):
@@ -237,10 +248,18 @@ def parse_manifest(text: str, file: Path) -> Manifest:
         raise ConfigError(
             f"{file}: expected a mapping with 'functions' at the top, got {_show(document)}"
         )
+    return manifest_from_document(document, file)
+
+
+def manifest_from_document(
+    document: dict[str, Any], file: Path, *, origin: str | None = None
+) -> Manifest:
+    """Check a manifest given as data (what the YAML holds); ``file`` is where it is
+    deemed to be, ``origin`` starts the messages (``file`` by default)."""
     try:
         manifest = Manifest.model_validate(document)
     except PydanticValidationError as exc:
-        lines = [_message(str(file), error, Manifest) for error in exc.errors()]
+        lines = [_message(origin or str(file), error, Manifest) for error in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     manifest._path = file
     return manifest
@@ -274,7 +293,7 @@ def _manifest_file(path: Path) -> Path:
     return path
 
 
-def _check_code(file: Path, code_dir: Path, name: str, config: FunctionConfig) -> None:
+def _check_code(file: str | Path, code_dir: Path, name: str, config: FunctionConfig) -> None:
     key = f"functions.{name}"
     if not code_dir.is_dir():
         hint = "code" if config.code is not None else f"code (default ./{name})"

@@ -42,6 +42,7 @@ EXCLUDED_DIRS = frozenset(
         ".mypy_cache",
         ".pytest_cache",
         ".ruff_cache",
+        ".triggerfish",  # the default data folder of a node started in the project
         OPT_DIR,
     }
 )

@@ -3,6 +3,7 @@ how failed deliveries are retried and dead-lettered."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -19,6 +20,14 @@ from triggerfish.functions.fields import (
     Name,
     StrictModel,
     TopicName,
+)
+from triggerfish.functions.flow import (
+    KEY_PATH_RULE,
+    ConcurrencyOptions,
+    DebounceOptions,
+    KeyPath,
+    Priority,
+    RateOptions,
 )
 from triggerfish.functions.references import SealedSecret, is_sealed, sealed
 from triggerfish.patterns import compile as compile_pattern
@@ -125,6 +134,68 @@ class BucketOptions(StrictModel):
         return out
 
 
+MAX_WINDOW = 300  # seconds, as Lambda's MaximumBatchingWindowInSeconds
+MAX_BATCH_BYTES = 6 * 1024 * 1024  # Lambda's payload limit for an invocation
+_BYTES_RE = re.compile(r"^\s*(\d+)\s*(B|KB|MB)?\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 * 1024}
+BYTES_RULE = 'a size: bytes as an integer, or with B, KB or MB ("256KB", "1MB"; 1 KB is 1024 B)'
+
+
+def _parse_bytes(value: Any) -> Any:
+    """``262144``, ``"256KB"`` or ``"1MB"`` as bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and (match := _BYTES_RE.match(value)):
+        return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]
+    raise PydanticCustomError(EXPECTED, f"expected {BYTES_RULE}")
+
+
+class BatchOptions(StrictModel):
+    """How many events one invocation gets. A batch is handed over when it holds
+    ``size`` events or ``max_bytes``, or once ``window`` has passed since its first
+    event was leased; without a window, with whatever is available at once."""
+
+    size: int = Field(ge=1, le=10000, description="an integer from 1 to 10000")
+    window: Duration = Field(
+        default=0,
+        ge=0,
+        le=MAX_WINDOW,
+        description=f"{DURATION_RULE}, at most {MAX_WINDOW} seconds (how long a batch waits "
+        "to fill)",
+    )
+    max_bytes: Annotated[int | None, BeforeValidator(_parse_bytes)] = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH_BYTES,
+        description=f"{BYTES_RULE}, at most 6MB (the largest payload an invocation takes)",
+    )
+
+    @model_validator(mode="after")
+    def _fills(self) -> BatchOptions:
+        if self.size == 1 and (self.window or self.max_bytes):
+            raise PydanticCustomError(
+                PLAIN,
+                "a batch of size 1 is full with its first event, so window and max_bytes "
+                "would do nothing: raise size, or remove window and max_bytes",
+            )
+        return self
+
+
+def _ordering(value: Any) -> Any:
+    """``ordering: true`` orders by the ``partitionkey`` extension; ``false`` is off."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class OrderingOptions(StrictModel):
+    """Events of the same key are handled one at a time, in publish order."""
+
+    key: KeyPath = Field(default="partitionkey", description=KEY_PATH_RULE)
+
+
 def _route_secret(value: Any) -> Any:
     """``{sealed: ...}`` (a literal secret as the store keeps it) as a ``SealedSecret``."""
     return sealed(value) if is_sealed(value) else value
@@ -218,7 +289,17 @@ class TriggerConfig(StrictModel):
         description="a mapping with max_attempts, max_age, backoff, max_backoff",
     )
     dead_letter: TopicName | None = Field(default=None, description=TOPIC_RULE)
-    batch_size: int = Field(default=1, ge=1, le=10000, description="an integer from 1 to 10000")
+    batch_size: int = Field(
+        default=1, ge=1, le=10000, description="an integer from 1 to 10000 (short for batch.size)"
+    )
+    batch: BatchOptions | None = Field(
+        default=None, description="a mapping with size, and optionally window and max_bytes"
+    )
+    ordering: Annotated[OrderingOptions | None, BeforeValidator(_ordering)] = Field(
+        default=None,
+        description="true (by the partitionkey extension), or a mapping with key, a key path "
+        "such as data.customer",
+    )
     start: Literal["latest", "earliest"] = Field(
         default="latest", description='"latest" or "earliest"'
     )
@@ -228,6 +309,77 @@ class TriggerConfig(StrictModel):
         description="the alias of the function the trigger invokes (1 to 64 letters, digits, "
         "'-' or '_'); live by default",
     )
+    # Flow control (docs/guide.md, "Flow control").
+    concurrency: ConcurrencyOptions | None = Field(
+        default=None, description="a mapping with limit and an optional key"
+    )
+    rate: RateOptions | None = Field(
+        default=None, description="a mapping with limit, period and an optional key"
+    )
+    debounce: DebounceOptions | None = Field(
+        default=None, description="a mapping with period and an optional key"
+    )
+    priority: Priority = Field(
+        default=None, description="a key path such as data.priority, or a mapping with key, default"
+    )
+
+    @model_validator(mode="after")
+    def _flow_control_fits(self) -> TriggerConfig:
+        flow = [k for k in ("concurrency", "rate", "debounce", "priority") if getattr(self, k)]
+        if self.http is not None and flow:
+            raise PydanticCustomError(
+                PLAIN,
+                "an http trigger answers each request at once: remove {keys} from it (the"
+                " function's max_concurrency bounds its requests)",
+                {"keys": ", ".join(flow)},
+            )
+        if self.debounce is not None and self.batch_size > 1:
+            raise PydanticCustomError(
+                PLAIN,
+                "debounce runs single events: remove the batch (or give it size 1), or"
+                " remove debounce",
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_forms(cls, data: Any) -> Any:
+        """``batch_size: N`` is short for ``batch: {size: N}``; both at once is refused
+        (unless they agree, as in a stored trigger). ``batch_size`` follows ``batch``."""
+        if not isinstance(data, dict) or not isinstance(data.get("batch"), dict):
+            return data
+        size = data["batch"].get("size")
+        if "batch_size" in data and data["batch_size"] not in (None, size):
+            raise PydanticCustomError(
+                PLAIN,
+                "batch_size and batch are two ways to say the same: keep batch "
+                "({size: N, window: ..., max_bytes: ...}) and remove batch_size",
+            )
+        return {**data, "batch_size": size} if isinstance(size, int) else data
+
+    @model_validator(mode="after")
+    def _flow_fits_source(self) -> TriggerConfig:
+        if self.http is not None and (self.batch or self.batch_size > 1 or self.ordering):
+            raise PydanticCustomError(
+                PLAIN,
+                "an http trigger answers each request at once: remove batch, batch_size "
+                "and ordering from it",
+            )
+        window = self.batch.window if self.batch else 0
+        if self.ordering is not None and window >= self.retry.max_age:
+            raise PydanticCustomError(
+                PLAIN,
+                "ordering with batch.window {window} s and retry.max_age {age} s cannot "
+                "work: a key's events would age out while their batch waits; shorten "
+                "batch.window or lengthen retry.max_age",
+                {"window": window, "age": self.retry.max_age},
+            )
+        return self
+
+    @property
+    def batching(self) -> BatchOptions:
+        """The batch settings, ``batch_size: N`` read as ``batch: {size: N}``."""
+        return self.batch or BatchOptions(size=self.batch_size)
 
     @model_validator(mode="after")
     def _one_source(self) -> TriggerConfig:

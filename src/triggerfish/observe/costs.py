@@ -15,7 +15,14 @@ from typing import Any
 
 from triggerfish.store.records import InvocationRecord
 from triggerfish.store.sql import SqlStore
-from triggerfish.store.usage import Usage, merged, summed, usage_by_function, usage_by_period
+from triggerfish.store.usage import (
+    Usage,
+    merged,
+    summed,
+    usage_by_function,
+    usage_by_period,
+    usage_by_version,
+)
 
 DEFAULT_PRICE_PER_REQUEST = 0.20 / 1_000_000  # USD
 DEFAULT_PRICE_PER_GB_SECOND = 0.0000166667  # USD
@@ -60,6 +67,9 @@ class CostReport:
     prices: Prices
     usage: list[Usage] = field(default_factory=list)
     periods: list[CostReport] | None = None  # the span cut in equal periods, when asked
+    # Each function's usage cut by the version that ran, when asked: a weighted alias
+    # runs two versions, and each is priced apart.
+    versions: list[tuple[str, Usage]] | None = None
 
     @property
     def functions(self) -> list[FunctionCost]:
@@ -83,6 +93,16 @@ class CostReport:
             **(
                 {"periods": [_period_json(period) for period in self.periods]}
                 if self.periods is not None
+                else {}
+            ),
+            **(
+                {
+                    "versions": [
+                        {"version": version, **asdict(_priced(usage, self.prices))}
+                        for version, usage in self.versions
+                    ]
+                }
+                if self.versions is not None
                 else {}
             ),
         }
@@ -111,12 +131,21 @@ class CostMeter:
         since: float | None = None,
         until: float | None = None,
         periods: int | None = None,
+        by_version: bool = False,
     ) -> CostReport:
         """With ``periods`` (``since`` and ``until`` given), the report of each of that
-        many equal periods of the span as well, from the same read of the records."""
+        many equal periods of the span as well, from the same read of the records.
+        With ``by_version``, the usage of each version that ran as well."""
+        versions = (
+            await usage_by_version(self._store, function=function, since=since, until=until)
+            if by_version
+            else None
+        )
         if periods is None or since is None or until is None:
             rows = await usage_by_function(self._store, function=function, since=since, until=until)
-            return CostReport(since=since, until=until, prices=self.prices, usage=rows)
+            return CostReport(
+                since=since, until=until, prices=self.prices, usage=rows, versions=versions
+            )
         found = await usage_by_period(
             self._store, function=function, since=since, until=until, periods=periods
         )
@@ -125,7 +154,7 @@ class CostMeter:
             CostReport(since + n * step, since + (n + 1) * step, self.prices, rows)
             for n, rows in enumerate(found)
         ]
-        return CostReport(since, until, self.prices, merged(found), parts)
+        return CostReport(since, until, self.prices, merged(found), parts, versions)
 
 
 def _priced(usage: Usage, prices: Prices) -> FunctionCost:

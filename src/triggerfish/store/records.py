@@ -59,7 +59,15 @@ class VersionRecord:
 class AliasRecord:
     function: str
     name: str
-    version: str
+    version: str  # the main version
+    # A second version that takes ``weight`` of the invocations (revision 0007).
+    additional_version: str | None = None
+    weight: float = 0.0
+    # When ``alias set`` last moved it; None while it follows deploys (``live`` only).
+    pinned_at: float | None = None
+    # The automatic rollback rule (``RollbackRule.to_json``) and the last rollback made.
+    rollback: dict[str, Any] | None = None
+    rolled_back: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,12 @@ aliases = sa.Table(
     sa.Column("function", _NAME, sa.ForeignKey("tf_functions.name"), primary_key=True),
     sa.Column("name", _NAME, primary_key=True),
     sa.Column("version", sa.String(12), nullable=False),
+    # Weighted routing, pinning and automatic rollback (revision 0007).
+    sa.Column("additional_version", sa.String(12), nullable=True),
+    sa.Column("weight", sa.Double, nullable=True),
+    sa.Column("pinned_at", sa.Double, nullable=True),
+    sa.Column("rollback", _JSON, nullable=True),
+    sa.Column("rolled_back", _JSON, nullable=True),
 )
 
 triggers = sa.Table(
@@ -168,7 +174,16 @@ def version_record(row: Any) -> VersionRecord:
 
 
 def alias_record(row: Any) -> AliasRecord:
-    return AliasRecord(function=row.function, name=row.name, version=row.version)
+    return AliasRecord(
+        function=row.function,
+        name=row.name,
+        version=row.version,
+        additional_version=row.additional_version,
+        weight=row.weight or 0.0,
+        pinned_at=row.pinned_at,
+        rollback=None if row.rollback is None else dict(row.rollback),
+        rolled_back=None if row.rolled_back is None else dict(row.rolled_back),
+    )
 
 
 def trigger_record(row: Any) -> TriggerRecord:
@@ -498,4 +513,20 @@ bucket_garbage = sa.Table(
     sa.Column("blob", _BLOB, primary_key=True),
     sa.Column("dropped", sa.Double, nullable=False),
     sa.Index("ix_tf_bucket_garbage_dropped", "dropped"),
+)
+
+# -- idempotency records of functions (revision 0006, ``store/idempotency.py``) --------
+# A claim in progress (``completed`` false) expires when its lease ends; a completed
+# record, with its result as JSON text, when the function said it should.
+idempotency = sa.Table(
+    "tf_idempotency",
+    metadata,
+    sa.Column("function", _NAME, primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("token", sa.String(32), nullable=False),
+    sa.Column("completed", sa.Boolean, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("claimed_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Index("ix_tf_idempotency_expires", "expires_at"),
 )

@@ -26,6 +26,7 @@ from triggerfish.store.chains import Chains
 from triggerfish.store.cluster import Cluster
 from triggerfish.store.documents import Documents, Transaction
 from triggerfish.store.engine import Database
+from triggerfish.store.idempotency import IdempotencyRecords
 from triggerfish.store.migrations import schema_revision, upgrade_schema
 from triggerfish.store.records import (
     LIVE,
@@ -63,6 +64,7 @@ class SqlStore:
         self.documents = Documents(self._read, self._write)
         self.cluster = Cluster(self._read, self._write, clock=clock)
         self.chains = Chains(self._read, self._write, clock=clock)
+        self.idempotency = IdempotencyRecords(self._read, self._write, clock=clock)
         self._records: SqliteRecordWriter | None = None
 
     @property
@@ -111,7 +113,8 @@ class SqlStore:
         self, function: str, config: dict[str, Any], digest: str, version: str
     ) -> VersionRecord:
         """Add a version (numbered after the last), creating the function, and point
-        ``live`` at it. A version already stored under the same digest is returned."""
+        ``live`` at it unless ``alias set`` pinned it. A version already stored under
+        the same digest is returned."""
         now = time.time()
         async with self._write() as conn:
             found = await conn.execute(
@@ -166,8 +169,15 @@ class SqlStore:
                         created_at=now,
                     )
                 )
-            await self._upsert_alias(conn, function, LIVE, record.version)
+            await self._follow(conn, function, record.version)
         return record
+
+    async def follow_deploy(self, function: str, version: str) -> AliasRecord:
+        """Point ``live`` at ``version`` if it follows deploys (no ``alias set`` pinned
+        it); ``live`` as it is after that."""
+        async with self._write() as conn:
+            await self._follow(conn, function, version)
+            return await self._alias(conn, function, LIVE)
 
     async def find_version_by_digest(self, function: str, digest: str) -> VersionRecord | None:
         async with self._read() as conn:
@@ -215,14 +225,93 @@ class SqlStore:
 
     # -- aliases -------------------------------------------------------------------
 
-    async def set_alias(self, function: str, alias: str, version: str | int) -> AliasRecord:
-        """Point ``alias`` at a version (by id or number), creating the alias if needed."""
+    async def set_alias(
+        self,
+        function: str,
+        alias: str,
+        version: str | int,
+        *,
+        additional: str | int | None = None,
+        weight: float = 0.0,
+        rollback: dict[str, Any] | None = None,
+    ) -> AliasRecord:
+        """Point ``alias`` at a version (by id or number), creating the alias if needed,
+        and pin it: deploys no longer move it (``follow_alias`` undoes that). With
+        ``additional``, that version takes ``weight`` of the invocations; ``rollback``
+        is the rule the node watches it by. A later set forgets an earlier rollback."""
         _check_alias(alias)
         async with self._write() as conn:
             await self._function(conn, function)
             record = await self._version(conn, function, version)
-            await self._upsert_alias(conn, function, alias, record.version)
-        return AliasRecord(function=function, name=alias, version=record.version)
+            extra = None
+            if additional is not None:
+                try:
+                    extra = (await self._version(conn, function, additional)).version
+                except NotFoundError as exc:
+                    raise ValidationError(f"routing: {exc}", field="routing") from None
+                if extra == record.version:
+                    raise ValidationError(
+                        f"routing: version {record.number} is the alias's main version; "
+                        "give another version a weight, or no routing",
+                        field="routing",
+                    )
+            values = {
+                "version": record.version,
+                "additional_version": extra,
+                "weight": weight if extra is not None else None,
+                "pinned_at": time.time(),
+                "rollback": sa.null() if rollback is None or extra is None else rollback,
+                "rolled_back": sa.null(),
+            }
+            await self._upsert_alias(conn, function, alias, values)
+            return await self._alias(conn, function, alias)
+
+    async def follow_alias(self, function: str, alias: str) -> AliasRecord:
+        """Let deploys move ``alias`` again (``live`` only: the alias deploys move). It
+        stays where it is until the next deploy that makes or names another version."""
+        if alias != LIVE:
+            raise ValidationError(
+                f"only {LIVE!r} follows deploys; {alias!r} moves with `alias set` alone",
+                field="alias",
+            )
+        async with self._write() as conn:
+            await self._function(conn, function)
+            await conn.execute(
+                t.aliases.update()
+                .where(t.aliases.c.function == function, t.aliases.c.name == alias)
+                .values(pinned_at=None)
+            )
+            return await self._alias(conn, function, alias)
+
+    async def roll_back_alias(
+        self, function: str, alias: str, additional: str, seen: dict[str, Any]
+    ) -> AliasRecord | None:
+        """Send every invocation of ``alias`` to its main version again and keep
+        ``seen`` as its last rollback, if it still routes to ``additional`` (a user
+        may have moved it since it was read); the alias after, or None when it had
+        moved."""
+        a = t.aliases.c
+        async with self._write() as conn:
+            moved = await conn.execute(
+                t.aliases.update()
+                .where(a.function == function, a.name == alias, a.additional_version == additional)
+                .values(additional_version=None, weight=None, rolled_back=seen)
+            )
+            if moved.rowcount == 0:
+                return None
+            return await self._alias(conn, function, alias)
+
+    async def watched_aliases(self) -> list[AliasRecord]:
+        """The aliases of every function that route to a second version under a
+        rollback rule."""
+        a = t.aliases.c
+        async with self._read() as conn:
+            rows = await conn.execute(
+                sa.select(t.aliases)
+                .where(a.additional_version.is_not(None), a.rollback.is_not(None))
+                .order_by(a.function, a.name)
+            )
+            return [t.alias_record(row) for row in rows]
 
     async def delete_alias(self, function: str, alias: str) -> None:
         if alias == LIVE:
@@ -248,37 +337,55 @@ class SqlStore:
 
     async def resolve(self, function: str, qualifier: str = LIVE) -> VersionRecord:
         """The version that ``qualifier`` names: an alias, a version id, a version number,
-        or ``$LATEST`` (the newest version)."""
+        or ``$LATEST`` (the newest version). A weighted alias names its main version."""
+        return (await self.resolve_routing(function, qualifier))[0]
+
+    async def resolve_routing(
+        self, function: str, qualifier: str = LIVE
+    ) -> tuple[VersionRecord, VersionRecord | None, float]:
+        """``resolve``, with the second version a weighted alias routes to and its
+        weight (None and 0.0 for anything else)."""
         async with self._read() as conn:
             await self._function(conn, function)
-            target = await conn.scalar(
-                sa.select(t.aliases.c.version).where(
-                    t.aliases.c.function == function, t.aliases.c.name == qualifier
+            target = (
+                await conn.execute(
+                    sa.select(
+                        t.aliases.c.version, t.aliases.c.additional_version, t.aliases.c.weight
+                    ).where(t.aliases.c.function == function, t.aliases.c.name == qualifier)
                 )
-            )
+            ).first()
             if target is not None:
-                return await self._version(conn, function, target)
-            if qualifier == LATEST:
-                row = (
-                    await conn.execute(
-                        sa.select(t.versions)
-                        .where(t.versions.c.function == function)
-                        .order_by(t.versions.c.number.desc())
-                        .limit(1)
-                    )
-                ).first()
-                if row is not None:
-                    return t.version_record(row)
-            elif qualifier.isdigit() or _VERSION_RE.match(qualifier):
-                return await self._version(conn, function, qualifier)
-            aliases = await conn.scalars(
-                sa.select(t.aliases.c.name).where(t.aliases.c.function == function)
-            )
-            known = ", ".join(sorted(aliases)) or "none"
-            raise NotFoundError(
-                f"function {function!r} has no alias or version {qualifier!r} "
-                f"(aliases: {known}; or give a version number or id)"
-            )
+                main = await self._version(conn, function, target.version)
+                if target.additional_version is None:
+                    return main, None, 0.0
+                extra = await self._version(conn, function, target.additional_version)
+                return main, extra, float(target.weight or 0.0)
+            return await self._resolve_other(conn, function, qualifier), None, 0.0
+
+    async def _resolve_other(
+        self, conn: AsyncConnection, function: str, qualifier: str
+    ) -> VersionRecord:
+        if qualifier == LATEST:
+            row = (
+                await conn.execute(
+                    sa.select(t.versions)
+                    .where(t.versions.c.function == function)
+                    .order_by(t.versions.c.number.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None:
+                return t.version_record(row)
+        elif qualifier.isdigit() or _VERSION_RE.match(qualifier):
+            return await self._version(conn, function, qualifier)
+        aliases = await conn.scalars(
+            sa.select(t.aliases.c.name).where(t.aliases.c.function == function)
+        )
+        known = ", ".join(sorted(aliases)) or "none"
+        raise NotFoundError(
+            f"function {function!r} has no alias or version {qualifier!r} "
+            f"(aliases: {known}; or give a version number or id)"
+        )
 
     # -- triggers ------------------------------------------------------------------
 
@@ -515,17 +622,44 @@ class SqlStore:
         return t.version_record(row)
 
     async def _upsert_alias(
-        self, conn: AsyncConnection, function: str, alias: str, version: str
+        self, conn: AsyncConnection, function: str, alias: str, values: dict[str, Any]
     ) -> None:
         updated = await conn.execute(
             t.aliases.update()
             .where(t.aliases.c.function == function, t.aliases.c.name == alias)
-            .values(version=version)
+            .values(**values)
         )
         if updated.rowcount == 0:
-            await conn.execute(
-                t.aliases.insert().values(function=function, name=alias, version=version)
+            await conn.execute(t.aliases.insert().values(function=function, name=alias, **values))
+
+    async def _follow(self, conn: AsyncConnection, function: str, version: str) -> None:
+        """Point ``live`` at ``version`` unless it is pinned; create it if missing."""
+        a = t.aliases.c
+        updated = await conn.execute(
+            t.aliases.update()
+            .where(a.function == function, a.name == LIVE, a.pinned_at.is_(None))
+            .values(version=version, additional_version=None, weight=None, rollback=sa.null())
+        )
+        if updated.rowcount == 0:
+            exists = await conn.scalar(
+                sa.select(a.name).where(a.function == function, a.name == LIVE)
             )
+            if exists is None:
+                await conn.execute(
+                    t.aliases.insert().values(function=function, name=LIVE, version=version)
+                )
+
+    async def _alias(self, conn: AsyncConnection, function: str, alias: str) -> AliasRecord:
+        row = (
+            await conn.execute(
+                sa.select(t.aliases).where(
+                    t.aliases.c.function == function, t.aliases.c.name == alias
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"function {function!r} has no alias {alias!r}")
+        return t.alias_record(row)
 
 
 def _check_alias(alias: str) -> None:

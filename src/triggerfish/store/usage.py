@@ -58,6 +58,23 @@ async def usage_by_function(
     return [_usage(row) for row in rows]
 
 
+async def usage_by_version(
+    store: SqlStore,
+    *,
+    function: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[tuple[str, Usage]]:
+    """``usage_by_function`` cut by the version that ran (the executed one, which for
+    a weighted alias may be either of its two), ordered by function, then version."""
+    c = t.invocations.c
+    query = _sums(c.version).group_by(c.function, c.version).order_by(c.version)
+    query = _bounded(query, function=function, since=since, until=until)
+    async with store._read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [(str(row.version), _usage(row)) for row in rows]
+
+
 async def usage_by_period(
     store: SqlStore,
     *,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.waiting import until
 from triggerfish.bus import _sqlite_checkpoint
 from triggerfish.bus._sqlite_thread import SqliteThread
 from triggerfish.bus.base import Delivery
@@ -27,8 +28,10 @@ async def waiting_fetch(bus: SqliteBus, wait: float = 5) -> asyncio.Task[list[De
     """A fetch by group ``billing`` of a new, empty topic ``orders``, left waiting."""
     await bus.create_topic("orders")
     await bus.subscribe("orders", "billing")
+    before = bus.commits
     waiting = asyncio.create_task(bus.fetch("orders", "billing", max_count=10, lease=30, wait=wait))
-    await asyncio.sleep(0.1)
+    # Its first look found nothing and parked it, in a transaction of its own.
+    await until(lambda: bus.commits > before, what="the fetch looked once")
     return waiting
 
 
@@ -218,6 +221,7 @@ async def test_a_job_of_the_loop_waits_behind_the_jobs_the_thread_has(tmp_path: 
         await asyncio.to_thread(running.wait, 5)
         first = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES ('first')"))
         second = writer.run(lambda conn: conn.execute("INSERT INTO t VALUES ('second')"))
+        # Stays: nothing happens to wait for; the job must not finish meanwhile.
         await asyncio.sleep(0.05)
         assert not first.done()  # it waits for the thread's job, which still runs
         release.set()
@@ -243,7 +247,7 @@ async def test_a_quiet_bus_commits_on_the_loop_a_busy_one_beside_it(tmp_path: Pa
         # Quiet: one job now and then runs on the loop, without a thread switch.
         for _ in range(3):
             assert await writer.run(job) == home
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # stays: it spaces the jobs out, as on a quiet bus
         # Busy: jobs back to back would take the whole loop; past its share of the
         # loop's time they run on the writer's thread.
         ran = [await writer.run(job) for _ in range(200)]

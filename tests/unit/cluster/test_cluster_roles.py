@@ -52,7 +52,8 @@ async def test_one_node_leads_and_another_takes_over_within_two_lease_periods(
     await second.start()
     try:
         assert (first.held, second.held) == (True, False)
-        await asyncio.sleep(0.5)  # several renewals: leadership stays where it is
+        # Stays: nothing happens to wait for; the lease outlives its ttl by renewals.
+        await asyncio.sleep(0.5)
         assert (first.held, second.held) == (True, False)
         # The leader dies without handing the lease back: it stops renewing.
         assert first._task is not None
@@ -81,13 +82,14 @@ async def test_a_leader_that_stops_hands_over_at_once(store: SqlStore) -> None:
 async def test_a_change_on_one_node_reaches_the_others_not_itself(store: SqlStore) -> None:
     seen: dict[str, int] = {"a": 0, "b": 0}
 
-    def watcher(name: str) -> ChangeWatcher:
+    def watcher(name: str, cluster: Cluster) -> ChangeWatcher:
         async def changed() -> None:
             seen[name] += 1
 
-        return ChangeWatcher(store.cluster, on_change=changed, interval=0.02)
+        return ChangeWatcher(cluster, on_change=changed, interval=0.02)
 
-    a, b = watcher("a"), watcher("b")
+    b_store = Outage(store)  # never away: it counts b's reads
+    a, b = watcher("a", store.cluster), watcher("b", b_store.cluster)
     await a.start()
     await b.start()
     try:
@@ -96,7 +98,8 @@ async def test_a_change_on_one_node_reaches_the_others_not_itself(store: SqlStor
         await b.announce()
         await b.announce()
         await until(lambda: seen["a"] >= 1)
-        await asyncio.sleep(0.1)
+        tries = b_store.tries
+        await until(lambda: b_store.tries >= tries + 2)  # b read the counter since
         assert seen["b"] == 1  # b applied its own changes already
     finally:
         await a.stop()
@@ -142,16 +145,19 @@ async def test_membership_lists_nodes_and_shows_a_silent_one_as_gone(store: SqlS
 
 class Outage:
     """The store's cluster tables behind a switch: while ``away``, every transaction
-    fails as one on a database that cannot be reached does."""
+    fails as one on a database that cannot be reached does. ``tries`` counts the
+    transactions asked for."""
 
     def __init__(self, store: SqlStore) -> None:
         self.away = False
+        self.tries = 0
         read, write = store.transactions
         self.cluster = Cluster(self._reach(read), self._reach(write))
 
     def _reach(self, transaction: Transaction) -> Transaction:
         @asynccontextmanager
         async def opened() -> AsyncIterator[AsyncConnection]:
+            self.tries += 1
             if self.away:
                 raise AdapterError("cannot reach the store: connection refused")
             async with transaction() as conn:
@@ -205,11 +211,13 @@ async def test_a_change_that_fails_to_apply_is_applied_again(store: SqlStore) ->
     try:
         outage.away = True
         await store.cluster.bump_generation()  # another node's change, during the outage
-        await asyncio.sleep(0.1)
+        tries = outage.tries
+        await until(lambda: outage.tries >= tries + 2)  # it tried to read the counter
         assert applied == []
         outage.away = False
         await until(lambda: applied == [1])
-        await asyncio.sleep(0.1)
+        tries = outage.tries
+        await until(lambda: outage.tries >= tries + 2)  # it read the counter again
         assert applied == [1]  # once it held, not again
     finally:
         await watcher.stop()

@@ -3,13 +3,11 @@ next call, and a delete takes away everything the function ran."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from support.projects import write_project
-from triggerfish.config import Settings
 from triggerfish.control import Control
 from triggerfish.errors import NotFoundError
 from triggerfish.node import Node
@@ -21,14 +19,6 @@ VERSION = {version}
 def handler(event, context):
     return VERSION
 """
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    made = Node(Settings(data_dir=tmp_path / "data", shutdown_grace=1.0))
-    await made.start()
-    yield made
-    await made.stop()
 
 
 async def deploy(control: Control, root: Path, version: int, **settings: object) -> str:

@@ -35,21 +35,23 @@ async def test_a_spec_read_while_a_change_clears_them_is_not_kept(
         first = await deployer.deploy("greet", config, code(tmp_path, 1))
         second = await deployer.deploy("greet", config, code(tmp_path, 2))
         read, go_on = asyncio.Event(), asyncio.Event()
-        plain_resolve = store.resolve
+        plain_resolve = store.resolve_routing
 
-        async def slow_resolve(function: str, qualifier: str = "live") -> VersionRecord:
-            version = await plain_resolve(function, qualifier)
+        async def slow_resolve(
+            function: str, qualifier: str = "live"
+        ) -> tuple[VersionRecord, VersionRecord | None, float]:
+            routing = await plain_resolve(function, qualifier)
             read.set()
             await go_on.wait()
-            return version
+            return routing
 
-        monkeypatch.setattr(store, "resolve", slow_resolve)
+        monkeypatch.setattr(store, "resolve_routing", slow_resolve)
         reading = asyncio.create_task(specs.resolve("greet"))
         await read.wait()
         await store.set_alias("greet", "live", 1)  # the change ...
         specs.clear()  # ... and what follows every change
         go_on.set()
         assert (await reading).version == second.version  # read before the change
-        monkeypatch.setattr(store, "resolve", plain_resolve)
+        monkeypatch.setattr(store, "resolve_routing", plain_resolve)
 
         assert (await specs.resolve("greet")).version == first.version

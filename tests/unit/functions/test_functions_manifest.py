@@ -152,7 +152,13 @@ def test_each_function_setting_mistake_names_file_key_and_expectation(
         ("{topic: a, schedule: b}", "triggers[0]: a trigger needs exactly one of topic, schedule,"),
         ("{topic: orders, name: Bad}", "functions.resize.triggers[0].name: expected a name"),
         ("orders", "functions.resize.triggers[0]: expected a mapping with keys topic, schedule"),
-        ("{topic: orders, batch: 3}", "triggers[0].batch: unknown key; expected one of: topic,"),
+        ("{topic: orders, batch: 3}", "triggers[0].batch: expected a mapping with size"),
+        ("{topic: orders, batches: 3}", "triggers[0].batches: unknown key; expected one of"),
+        ("{topic: orders, batch_size: 2, batch: {size: 3}}", "triggers[0]: batch_size and batch"),
+        ("{topic: orders, batch: {size: 9, window: 5m 1s}}", "triggers[0].batch.window: expected"),
+        ("{topic: orders, batch: {size: 9, window: 301}}", "at most 300 seconds"),
+        ("{topic: orders, batch: {size: 9, max_bytes: 7MB}}", "triggers[0].batch.max_bytes"),
+        ("{topic: orders, ordering: {key: 'data..x'}}", "triggers[0].ordering.key: expected a key"),
     ],
 )
 def test_each_trigger_mistake_names_its_index_and_key(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from support.waiting import until
 from triggerfish.errors import AdapterError
 from triggerfish.observe.recorder import Recorder
 from triggerfish.runtime.base import FunctionSpec, InvocationResult
@@ -51,7 +52,7 @@ async def test_records_that_come_during_a_write_wait_for_the_next_turn(
             result = InvocationResult(new_id(), "ok", started_at=time.time())
             made.append(recorder.record(spec, result, trigger=None, event_ids=(), attempt=1,
                                         request_bytes=2).id)  # fmt: skip
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # stays: it paces the invocations
     await recorder.stop()
     # About one write per turn (0.1 s and the 0.05 s write): 5 or 6, where writing
     # what came meanwhile at once, one write after another, made 10.
@@ -62,12 +63,15 @@ async def test_records_that_come_during_a_write_wait_for_the_next_turn(
 
 class AwayStore(SqlStore):
     """The real SQLite store, whose record writes fail while ``away``; with
-    ``lose_answer``, the next write is committed but fails as if its answer was lost."""
+    ``lose_answer``, the next write is committed but fails as if its answer was lost.
+    ``tries`` counts the writes asked for."""
 
     away = False
     lose_answer = False
+    tries = 0
 
     async def record_invocations(self, records: list[InvocationRecord]) -> None:  # type: ignore[override]
+        self.tries += 1
         if self.away:
             raise AdapterError("cannot reach the store: connection refused")
         await super().record_invocations(records)
@@ -111,7 +115,7 @@ async def test_records_wait_for_a_store_that_is_away_and_are_written_once_back(
     try:
         away_store.away = True
         made = [record(recorder, tmp_path) for _ in range(50)]
-        await asyncio.sleep(0.2)  # several failed tries
+        await until(lambda: away_store.tries >= 3, what="several failed tries")
         assert recorder.pending == 50
         away_store.away = False
         await until_stored(away_store, made)
@@ -147,7 +151,7 @@ async def test_a_batch_committed_before_its_answer_was_lost_is_not_written_twice
     first = [record(recorder, tmp_path) for _ in range(5)]
     await recorder.start()
     try:
-        await asyncio.sleep(0.05)  # the batch is stored, then tried again
+        await until(lambda: away_store.tries >= 2, what="the batch stored, then tried again")
         more = [record(recorder, tmp_path) for _ in range(3)]
         await until_stored(away_store, first + more)
     finally:

@@ -78,7 +78,8 @@ async def test_min_warm_keeps_environments_whose_first_invocations_are_not_cold(
         spec = make_spec("snap_free_inspect", code_dir=make_spec("inspect").code_dir, min_warm=2)
         await executor.provision(spec)
         assert await eventually(lambda: stats_of(executor, spec).idle == 2)
-        await asyncio.sleep(0.5)  # several idle_ttl: provisioned ones are not reaped
+        # Stays: nothing happens to wait for; provisioned ones outlive several idle_ttl.
+        await asyncio.sleep(0.5)
         results = await asyncio.gather(
             *(executor.invoke(spec, make_request({"seconds": 0.2})) for _ in range(2))
         )
@@ -93,7 +94,7 @@ async def test_min_warm_keeps_environments_whose_first_invocations_are_not_cold(
 
 
 async def test_the_memory_budget_bounds_environments_and_events_wait(
-    tmp_path: Path, make_spec: Spec, make_request: Request
+    tmp_path: Path, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
     executor = ProcessExecutor(work_dir=tmp_path, memory_capacity=256)
     await executor.start()
@@ -103,7 +104,11 @@ async def test_the_memory_budget_bounds_environments_and_events_wait(
             asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.3})))
             for _ in range(5)
         ]
-        await asyncio.sleep(0.1)
+
+        def all_placed() -> bool:
+            return any(s.busy + s.starting + s.waiting == 5 for s in executor.pool_stats())
+
+        assert await eventually(all_placed)
         assert executor.memory_reserved_mb == 256
         stats = stats_of(executor, spec)
         assert stats.busy + stats.starting == 2

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 import pytest
@@ -11,6 +11,7 @@ from triggerfish.runtime.executor import ProcessExecutor
 
 Spec = Callable[..., FunctionSpec]
 Request = Callable[..., InvocationRequest]
+Eventually = Callable[..., Awaitable[bool]]
 
 
 async def test_timeout_kills_the_environment_and_the_next_call_starts_a_new_one(
@@ -89,11 +90,12 @@ async def test_remaining_time_counts_down_from_the_timeout(
 
 
 async def test_cancelled_caller_does_not_leave_a_busy_environment_behind(
-    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
     spec = make_spec("sleepy", max_concurrency=1)
     abandoned = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 30})))
-    await asyncio.sleep(0.3)
+    # Cancelled once its environment runs it.
+    assert await eventually(lambda: any(s.busy == 1 for s in executor.pool_stats()))
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from triggerfish.runtime.executor import ProcessExecutor
 
 Spec = Callable[..., FunctionSpec]
 Request = Callable[..., InvocationRequest]
+Eventually = Callable[..., Awaitable[bool]]
 
 
 def _pid(result: InvocationResult) -> int:
@@ -145,6 +146,7 @@ async def test_a_synchronous_caller_with_a_short_wait_is_queued_behind_a_running
     make_spec: Spec,
     make_request: Request,
     monkeypatch: pytest.MonkeyPatch,
+    eventually: Eventually,
 ) -> None:
     # A start-by window wide enough for the slow call ahead; the caller's wait (1 s,
     # the default) is far below the function's timeout (10 s).
@@ -155,9 +157,9 @@ async def test_a_synchronous_caller_with_a_short_wait_is_queued_behind_a_running
         asyncio.create_task(executor.invoke(spec, make_request(payload), wait=1.0))
         for payload in ({"seconds": 0}, {"seconds": 0.5}, {"seconds": 0})
     ]
-    await asyncio.sleep(0.25)
     # The quick first call answered; the slow one runs and the last is already queued
     # behind it in the environment.
+    assert await eventually(lambda: _handed_over(executor, spec) >= 2)
     assert _handed_over(executor, spec) == 2
     assert not calls[1].done()
     results = await asyncio.gather(*calls)
@@ -247,6 +249,7 @@ async def test_under_tight_waits_every_invocation_runs_once_or_is_refused(
     ]
 
     async def call(index: int) -> InvocationResult:
+        # Stays: it spreads the arrivals over about a second, as a stream of events comes.
         await asyncio.sleep(index * 0.004)
         return await executor.invoke(spec, requests[index], wait=chance.uniform(0.01, 0.12))
 
@@ -303,7 +306,7 @@ async def test_waiting_synchronous_callers_are_handed_over_as_the_environment_fi
 
 
 async def test_stopping_answers_a_queued_invocation_throttled_so_it_is_retried(
-    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+    executor: ProcessExecutor, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
     spec = make_spec("sleepy", max_concurrency=1)
     await _warm(executor, spec, {"seconds": 0}, make_request)
@@ -312,7 +315,8 @@ async def test_stopping_answers_a_queued_invocation_throttled_so_it_is_retried(
         executor.invoke(spec, make_request({"seconds": 30})),
         executor.invoke(spec, make_request({"seconds": 0})),
     )
-    await asyncio.sleep(0.3)
+    # The quick call answered: the slow one runs and the last is queued behind it.
+    assert await eventually(lambda: _handed_over(executor, spec) == 2)
     async with asyncio.timeout(10):
         await executor.stop(grace=0.2)
         quick, running, queued = await calls

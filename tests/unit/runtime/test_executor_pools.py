@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -11,6 +11,7 @@ from triggerfish.runtime.executor import ProcessExecutor
 
 Spec = Callable[..., FunctionSpec]
 Request = Callable[..., InvocationRequest]
+Eventually = Callable[..., Awaitable[bool]]
 
 
 def pid_of(result: InvocationResult) -> int:
@@ -73,14 +74,14 @@ async def test_call_over_max_concurrency_is_throttled_or_waits(
 
 
 async def test_idle_environments_are_reaped_after_the_ttl(
-    tmp_path: Path, make_spec: Spec, make_request: Request
+    tmp_path: Path, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
     executor = ProcessExecutor(work_dir=tmp_path, idle_ttl=0.2)
     await executor.start()
     try:
         spec = make_spec("counter")
         first = await executor.invoke(spec, make_request({}))
-        await asyncio.sleep(0.6)
+        assert await eventually(lambda: executor.pool_stats()[0].reaped == 1)
         second = await executor.invoke(spec, make_request({}))
         assert second.cold_start
         assert pid_of(first) != pid_of(second)

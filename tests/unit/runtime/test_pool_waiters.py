@@ -4,6 +4,7 @@ many wait, and one that gets a slot first is never refused afterwards."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from triggerfish.runtime.base import FunctionSpec
@@ -46,11 +47,13 @@ async def test_each_waiter_gives_up_at_its_own_deadline() -> None:
     assert pool.queueable == 0
 
 
-async def test_a_waiter_given_a_slot_is_not_refused_when_its_deadline_passes() -> None:
+async def test_a_waiter_given_a_slot_is_not_refused_when_its_deadline_passes(
+    eventually: Callable[..., Awaitable[bool]],
+) -> None:
     pool = _full_pool()
     first = asyncio.create_task(pool.acquire(0.05))
     second = asyncio.create_task(pool.acquire(0.10))
-    await asyncio.sleep(0.01)
+    assert await eventually(lambda: pool.stats().waiting == 2, within=1.0)
     pool.release()  # the slot goes to the first waiter
     assert await first is True
     assert await second is False  # the other still gives up on time
@@ -65,6 +68,7 @@ async def test_waiters_without_a_deadline_wait_until_a_slot_frees() -> None:
     patient = asyncio.create_task(pool.acquire(None))
     hasty = asyncio.create_task(pool.acquire(0.02))
     assert await hasty is False
+    # Nothing to wait for: the patient waiter must still be waiting a while later.
     await asyncio.sleep(0.05)
     assert not patient.done()
     pool.release()

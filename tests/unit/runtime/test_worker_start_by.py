@@ -9,7 +9,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -21,6 +21,7 @@ from triggerfish.runtime.protocol import Done, Invoke, Ready, Skipped
 from triggerfish.runtime.worker import NOT_STARTED, Worker
 
 Spec = Callable[..., FunctionSpec]
+Eventually = Callable[..., Awaitable[bool]]
 
 pytestmark = pytest.mark.both_loops
 
@@ -113,7 +114,7 @@ async def test_calls_taken_back_one_behind_the_other_are_all_accounted_for(
 
 
 async def test_a_skip_after_a_call_taken_back_from_an_otherwise_idle_environment_is_seen(
-    worker: Worker, ledger: Path
+    worker: Worker, ledger: Path, eventually: Eventually
 ) -> None:
     # Taken back behind a call that then ends: the environment's answer for it arrives
     # when nothing else is in flight.
@@ -122,7 +123,9 @@ async def test_a_skip_after_a_call_taken_back_from_an_otherwise_idle_environment
     taken = worker.submit(late, start_by=time.monotonic() + 0.05)
     assert (await worker.result(taken)).outcome is NOT_STARTED
     assert isinstance((await worker.result(ahead)).outcome, Done)
-    await asyncio.sleep(0.1)
+    # Its answer for the call taken back arrives while nothing is in flight; only the
+    # count of answers it owes shows when.
+    assert await eventually(lambda: worker._owed_skips == 0, within=5.0)
     # Later, a call the environment skips on its own is answered as skipped.
     slow, late = _invoke(ledger, 0.2), _invoke(ledger)
     ahead = worker.submit(slow)

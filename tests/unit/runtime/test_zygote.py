@@ -98,13 +98,13 @@ async def test_an_orphaned_environment_that_crashes_is_reported(
 
 
 async def test_a_hanging_import_hits_the_init_timeout_and_blocks_no_other_start(
-    tmp_path: Path, make_spec: Spec, make_request: Request
+    tmp_path: Path, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
     executor = ProcessExecutor(work_dir=tmp_path, init_timeout=1.0)
     await executor.start()
     try:
         hanging = asyncio.create_task(executor.invoke(make_spec("hang_import"), make_request({})))
-        await asyncio.sleep(0.1)
+        assert await eventually(lambda: any(s.starting == 1 for s in executor.pool_stats()))
         other = await executor.invoke(make_spec("counter"), make_request({}))
         assert other.status == "ok"
         assert not hanging.done()

@@ -4,25 +4,12 @@ about a body never repeats it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from triggerfish.api.app import create_app
-from triggerfish.config import Settings
 from triggerfish.node import Node
 
 VALUE = "a-value-no-answer-may-hold"
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    made = Node(Settings(data_dir=tmp_path / "data", shutdown_grace=1.0))
-    await made.start()
-    yield made
-    await made.stop()
 
 
 async def client(node: Node, scopes: list[str]) -> httpx.AsyncClient:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 
 from support.projects import write_project
 from triggerfish.api.app import create_app
-from triggerfish.config import Settings
 from triggerfish.control import Control
 from triggerfish.errors import ConfigError, ConflictError, NotFoundError
 from triggerfish.functions.webhooks import WebhookConfig
@@ -35,14 +33,6 @@ def handler(event, context):
     return {"init": AT_INIT, "now": os.environ.get("DB_PASSWORD"), "pid": os.getpid()}
 """
 REFERENCE = {"DB_PASSWORD": {"secret": "db-password"}}
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    made = Node(Settings(data_dir=tmp_path / "data", shutdown_grace=1.0))
-    await made.start()
-    yield made
-    await made.stop()
 
 
 async def deploy(control: Control, root: Path, **settings: Any) -> str:

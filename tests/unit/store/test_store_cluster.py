@@ -6,38 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 
+from support.stores import Clock, nodes
 from triggerfish.errors import NotFoundError, ValidationError
 from triggerfish.store import SqlStore
 from triggerfish.store.cluster import NodeRecord
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@asynccontextmanager
-async def nodes(url: str, count: int, clock: Clock | None = None) -> AsyncIterator[list[SqlStore]]:
-    """``count`` stores on the database at ``url``, as the nodes of a cluster would be."""
-    async with AsyncExitStack() as stack:
-        opened = [
-            await stack.enter_async_context(
-                SqlStore(url, clock=clock) if clock is not None else SqlStore(url)
-            )
-            for _ in range(count)
-        ]
-        yield opened
 
 
 async def test_heartbeats_create_and_refresh_a_node(store: SqlStore) -> None:

@@ -1,10 +1,13 @@
 """Lambda's alias operations: ``CreateAlias``, ``GetAlias``, ``UpdateAlias``,
 ``DeleteAlias`` and ``ListAliases``, in Lambda's shapes, over Triggerfish's aliases.
 
-An alias points at one version number. ``FunctionVersion: $LATEST`` is taken as the
-newest version at the time of the call (Lambda's alias would follow later versions:
-Triggerfish's ``live`` alias is the one that follows deploys). Weighted aliases
-(``RoutingConfig``) are refused, and descriptions are not kept.
+An alias points at one version number, and may send a share of its invocations to
+one more (``RoutingConfig: {"AdditionalVersionWeights": {"4": 0.1}}``, a weight in
+[0, 1)). ``FunctionVersion: $LATEST`` is taken as the newest version at the time of the
+call (Lambda's alias would follow later versions: Triggerfish's ``live`` alias is the
+one that follows deploys, until an alias operation pins it). ``UpdateAlias`` keeps what
+it is not given (the version, the routing); an empty ``RoutingConfig`` ends the
+routing. Descriptions are not kept.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ if TYPE_CHECKING:
     from triggerfish.node import Node
 
 
+def weights_of(record: AliasRecord, numbers: dict[str, int]) -> dict[str, float]:
+    """Lambda's ``AdditionalVersionWeights`` of an alias: by version number."""
+    extra = record.additional_version
+    if extra is None or extra not in numbers:
+        return {}
+    return {str(numbers[extra]): record.weight}
+
+
 def add_alias_routes(router: APIRouter, node: Node) -> None:
     """Add the alias operations to the Lambda API's ``router``."""
     aliases = node.control.aliases
@@ -35,16 +46,21 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
 
     def shape(record: AliasRecord, numbers: dict[str, int]) -> dict[str, Any]:
         number = numbers.get(record.version)
+        weights = weights_of(record, numbers)
         revision = uuid.uuid5(
-            uuid.NAMESPACE_URL, f"{record.function}:{record.name}:{record.version}"
+            uuid.NAMESPACE_URL,
+            f"{record.function}:{record.name}:{record.version}:{sorted(weights.items())}",
         )
-        return {
+        body: dict[str, Any] = {
             "AliasArn": function_arn(record.function, record.name, region=region),
             "Name": record.name,
             "FunctionVersion": str(number),
             "Description": "",
             "RevisionId": str(revision),
         }
+        if weights:
+            body["RoutingConfig"] = {"AdditionalVersionWeights": weights}
+        return body
 
     async def one(record: AliasRecord) -> dict[str, Any]:
         return shape(record, await aliases.numbers(record.function))
@@ -68,11 +84,29 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
             raise invalid_parameter(f"the request body is not JSON: {exc}") from None
         if not isinstance(body, dict):
             raise invalid_parameter("the request body must be a JSON object")
-        if body.get("RoutingConfig"):
-            raise invalid_parameter(
-                "weighted aliases (RoutingConfig) are not supported: point the alias at one version"
-            )
         return body
+
+    def routing_of(body: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``AdditionalVersionWeights`` of the body; None when it has no
+        ``RoutingConfig`` (an empty one is ``{}``: no routing)."""
+        config = body.get("RoutingConfig")
+        if config is None:
+            return None
+        if not isinstance(config, dict):
+            raise invalid_parameter(
+                'RoutingConfig must be an object: {"AdditionalVersionWeights": {"4": 0.1}}'
+            )
+        weights = config.get("AdditionalVersionWeights") or {}
+        if not isinstance(weights, dict):
+            raise invalid_parameter(
+                'AdditionalVersionWeights must map a version number to a weight: {"4": 0.1}'
+            )
+        for key in weights:
+            if not (isinstance(key, str) and key.isdigit()):
+                raise invalid_parameter(
+                    f"AdditionalVersionWeights: {key!r} is not a version number"
+                )
+        return weights
 
     async def version_of(function: str, body: dict[str, Any], *, required: bool) -> int | None:
         value = body.get("FunctionVersion")
@@ -114,7 +148,9 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
                 f"Alias already exists: {function_arn(function, alias, region=region)}",
             )
         assert number is not None
-        return json_response(await one(await aliases.set(function, alias, number)), 201)
+        routing = routing_of(body)
+        record = await aliases.set(function, alias, number, routing=routing)
+        return json_response(await one(record), 201)
 
     @router.get("/functions/{name}/aliases/{alias}", summary="GetAlias (Lambda)")
     async def get_alias(name: str, alias: str, request: Request) -> Response:
@@ -128,9 +164,18 @@ def add_alias_routes(router: APIRouter, node: Node) -> None:
         body = await read_body(request, function)
         current = await find(function, alias)
         number = await version_of(function, body, required=False)
-        if number is None:
+        routing = routing_of(body)
+        if number is None and routing is None:
             return json_response(await one(current))
-        return json_response(await one(await aliases.set(function, alias, number)))
+        version: str | int = current.version if number is None else number
+        if routing is None:  # the routing stays, with its rollback rule
+            numbers = await aliases.numbers(function)
+            routing = weights_of(current, numbers)
+            rollback = current.rollback
+        else:
+            rollback = None
+        record = await aliases.set(function, alias, version, routing=routing, rollback=rollback)
+        return json_response(await one(record))
 
     @router.delete(
         "/functions/{name}/aliases/{alias}", summary="DeleteAlias (Lambda)", status_code=204
