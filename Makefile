@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-bench install-node install-browser services run test lint bench clean
+.PHONY: install install-samples install-bench install-node install-browser services run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,11 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+# The AWS SAM CLI's sample apps are test data (tests/support/sam_samples.py); installed
+# without its pins, which would downgrade ours.
+install-samples: install
+	$(BIN)/python -m pip install --quiet --no-deps 'aws-sam-cli>=1.100'
 
 install-bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -30,7 +35,7 @@ install-browser:
 services:
 	-bash scripts/services.sh
 
-test: install install-node install-browser services
+test: install install-samples install-node install-browser services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

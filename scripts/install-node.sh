@@ -53,3 +53,33 @@ else
   (cd "$v2" && npm ci --omit=dev --no-audit --no-fund --no-update-notifier \
     --cache "$cache/npm" >/dev/null)
 fi
+
+# Sample services of the Serverless Framework, as their npm packages ship them: the
+# tests deploy their serverless.yml unmodified (tests/support/serverless_samples.py).
+samples="$cache/serverless-samples"
+for package in serverless@3.0.0 serverless-offline-aws-eventbridge@2.2.4; do
+  folder="$samples/${package%@*}"
+  if [ -f "$folder/package/package.json" ]; then
+    echo "install-node: $package is in $folder"
+  else
+    echo "install-node: unpacking $package into $folder"
+    rm -rf "$folder"
+    mkdir -p "$folder"
+    tarball="$(cd "$folder" && npm pack "$package" --silent --no-update-notifier \
+      --cache "$cache/npm")"
+    tar xzf "$folder/$tarball" -C "$folder" 2>/dev/null
+    rm -f "$folder/$tarball"
+  fi
+done
+
+# AWS's Durable Execution SDK for Node.js, whose handlers the durable-function tests run
+# unmodified (tests/e2e/test_durable_node.py).
+durable="$cache/durable-sdk-js"
+if [ -f "$durable/node_modules/@aws/durable-execution-sdk-js/package.json" ]; then
+  echo "install-node: @aws/durable-execution-sdk-js is in $durable"
+else
+  echo "install-node: installing @aws/durable-execution-sdk-js into $durable"
+  mkdir -p "$durable"
+  (cd "$durable" && npm install --no-audit --no-fund --no-update-notifier --no-save \
+    --cache "$cache/npm" @aws/durable-execution-sdk-js@2.4.0 >/dev/null 2>&1)
+fi

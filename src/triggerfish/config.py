@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import ConfigError
+from triggerfish.observe.disk import parse_threshold
 from triggerfish.runtime.base import DEFAULT_REGION
 from triggerfish.runtime.node.sdk import default_sdk_dir
 
@@ -44,6 +45,12 @@ class Settings:
     idle_ttl: float = 300.0  # seconds before an idle environment is reaped
     retention: float = 7 * 86400.0  # retention of topics created without one
     housekeeping_interval: float = 60.0  # seconds between retention passes
+    # How long invocation records, their logs and chain events are kept: seconds or a
+    # duration ("7d", "12h"); a function's manifest may say otherwise (docs/guide.md).
+    records_retention: float = 7 * 86400.0
+    # Free disk kept for accepted work: "5%", "500MB", "0" (none); "": 5% or 500 MB,
+    # whichever is smaller. Below it new events are refused (observe/disk.py).
+    min_free_disk: str = ""
     log_level: str = "info"
     log_format: str = "text"  # of the server's own log lines: text or json (one object a line)
     memory_capacity: int = 0  # MB that environments may use in all; 0: the machine's memory
@@ -112,8 +119,38 @@ def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "triggerfish"
 
 
+_DURATIONS = {"records_retention"}  # seconds, or a number with s, m, h, d or w
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(raw: Any) -> float:
+    """Seconds from ``3600``, ``"30m"``, ``"12h"``, ``"7d"`` or ``"2w"``; ValueError else."""
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    if isinstance(raw, int | float):
+        seconds = float(raw)
+    else:
+        text = str(raw).strip().lower()
+        number = text.rstrip("smhdw")
+        unit = text[len(number) :]
+        if unit not in _DURATION_UNITS or not number:
+            raise ValueError(raw)
+        seconds = float(number) * _DURATION_UNITS[unit]
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(raw)
+    return seconds
+
+
 def _coerce(name: str, raw: Any, origin: str) -> Any:
     default = getattr(Settings(), name)
+    if name in _DURATIONS:
+        try:
+            return parse_duration(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{origin}: {name}: expected a duration above 0: seconds or a number with"
+                f' s, m, h, d or w ("7d", "12h"), got {raw!r}'
+            ) from None
     try:
         if isinstance(default, bool):
             return str(raw).lower() in ("1", "true", "yes", "on")
@@ -165,4 +202,5 @@ def load_settings(
     settings = replace(Settings(), **values)
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"log_format: expected text or json, got {settings.log_format!r}")
+    parse_threshold(settings.min_free_disk)  # a clear error now, not at start
     return settings

@@ -10,6 +10,7 @@ as ``node.control``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import uuid
@@ -22,19 +23,25 @@ from triggerfish.bus.urls import open_bus
 from triggerfish.cluster import ChangeWatcher, LeaderLease, Membership
 from triggerfish.config import Settings
 from triggerfish.control import Control, Housekeeping, Specs
+from triggerfish.control.backup import Backups
 from triggerfish.control.releases import ReleaseWatcher
+from triggerfish.control.retention import Retention
+from triggerfish.control.status import NodeStatus, node_parts
 from triggerfish.dispatch.dispatcher import Dispatcher
 from triggerfish.dispatch.emitter import Emitter
 from triggerfish.dispatch.invoker import Invoker
+from triggerfish.durable import DurableExecutions, DurableExecutor, DurableStore
 from triggerfish.errors import AdapterError
 from triggerfish.functions.artifacts import ArtifactStore
 from triggerfish.functions.build import Builder
 from triggerfish.functions.deployer import Deployer
 from triggerfish.ids import node_tag
 from triggerfish.observe.costs import CostMeter, Prices
+from triggerfish.observe.disk import DiskSpace, parse_threshold
 from triggerfish.observe.metrics import Metrics
 from triggerfish.observe.recorder import Recorder
 from triggerfish.observe.tracing import Tracer
+from triggerfish.runtime.base import ACCOUNT
 from triggerfish.runtime.executor import ProcessExecutor
 from triggerfish.runtime.sandbox import Sandbox, lock_data_dir
 from triggerfish.security.access_keys import AccessKeys
@@ -51,6 +58,7 @@ from triggerfish.sources.manager import SourceManager
 from triggerfish.sources.process import HostedKind, SourceProcess
 from triggerfish.sources.routes import HttpRouteKind
 from triggerfish.sources.schedule import ScheduleKind
+from triggerfish.store.retention import store_file
 from triggerfish.store.sql import SqlStore
 from triggerfish.store.urls import database_url, is_shared
 
@@ -72,6 +80,8 @@ class Node:
         # it, one node leads, and changes are announced to the others.
         self.clustered = is_shared(settings.resolved_store_url)
         self.node_id = _node_id(data)
+        # New events stop below this much free disk; accepted work goes on.
+        self.disk = DiskSpace(data, threshold=parse_threshold(settings.min_free_disk))
         self.artifacts = ArtifactStore(data / "artifacts")
         self.sandbox = Sandbox(
             data,
@@ -129,6 +139,20 @@ class Node:
             secrets=self.secrets,
             retire=self.executor.retire,
         )
+        # Durable executions (docs/durable.md): every invocation goes through their
+        # executor, which runs a durable function's invocation as one of an execution.
+        self.durable = DurableExecutions(
+            DurableStore(*self.store.transactions),
+            version_of=self.store.get_version,
+            publish=lambda function, payload: self.invoker.invoke_async(function, payload),
+            invoke=self._chained_invoke,
+            leading=lambda: not self.clustered or self.leader.held,
+            region=settings.region,
+            account=ACCOUNT,
+        )
+        self.durable_executor = DurableExecutor(
+            self.executor, self.durable, resolve=self.specs.resolve
+        )
         # Named brokers that emits and destinations may target, one relay each.
         self.sinks = Sinks(self.bus, self.store, retention=settings.retention)
         self.emitter = Emitter(
@@ -141,7 +165,7 @@ class Node:
         )
         self.dispatcher = Dispatcher(
             self.bus,
-            self.executor,
+            self.durable_executor,
             store=self.store,
             resolve=self.specs.resolve,
             recorder=self.recorder,
@@ -159,7 +183,7 @@ class Node:
         )
         self.invoker = Invoker(
             self.bus,
-            self.executor,
+            self.durable_executor,
             resolve=self.specs.resolve,
             recorder=self.recorder,
             emitter=self.emitter,
@@ -225,17 +249,55 @@ class Node:
             report=self._report,
         )
         # The records behind ``@idempotent``, which functions reach through the API.
+        # Invocation records and the rest of what grows (control/retention.py).
+        parts = node_parts(
+            data,
+            store_url=settings.resolved_store_url,
+            store_file=store_file(self.store),
+            bus_url=settings.resolved_bus_url,
+            envs_dir=self.builder.root,
+        )
+        self.retention = Retention(
+            self.store,
+            records_retention=settings.records_retention,
+            leading=lambda: not self.clustered or self.leader.held,
+            builder=self.builder,
+            artifacts=self.artifacts,
+            buckets=self.buckets,
+            sqlite_files=tuple(str(p.file) for p in parts if p.file is not None),
+        )
         self.housekeeping = Housekeeping(
-            self.bus, interval=settings.housekeeping_interval, idempotency=self.control.idempotency
+            self.bus,
+            interval=settings.housekeeping_interval,
+            idempotency=self.control.idempotency,
+            retention=self.retention,
+        )
+        self.status = NodeStatus(
+            data, parts, node_id=self.node_id, version=__version__, retention=self.retention
+        )
+        # Consistent copies of the data directory while the node serves (``backup``).
+        self.backups = Backups(
+            data, store_url=settings.resolved_store_url, bus_url=settings.resolved_bus_url
         )
         self.running = False
+        self.stopping = False  # set when stop() begins: the node drains
         self.admin_token: str | None = None  # set when this start created it
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.disk.start()  # first: a node on a full disk says so in one line
         _keep_node_id(self.settings.data_dir, self.node_id)
-        await _reach("store", self.settings.resolved_store_url, self.store.start)
-        await _reach("bus", self.settings.resolved_bus_url, self.bus.start)
+        try:
+            await _reach("store", self.settings.resolved_store_url, self.store.start)
+            await _reach("bus", self.settings.resolved_bus_url, self.bus.start)
+        except AdapterError as exc:
+            space = self.disk.space()
+            if not space.low:
+                raise
+            raise AdapterError(
+                f"{exc} (the disk of the data directory is full: {space.describe()}; "
+                "free some space and start again)"
+            ) from exc
         await self.access_keys.start()
         await self.secrets.start()
         await self.buckets.start()
@@ -244,6 +306,7 @@ class Node:
         await self.executor.start()
         await self.sinks.start()
         await self.dispatcher.start()
+        await self.durable.start()
         await self.sources.start()
         if self.clustered:
             await self.changes.start()
@@ -268,8 +331,10 @@ class Node:
         """Stop taking work, let invocations in flight finish within the grace period
         (their events go back to the bus otherwise), then close everything."""
         self.running = False
+        self.stopping = True
         await self.membership.drain()
         await self.housekeeping.stop()
+        await self.durable.stop()
         await self.releases.stop()
         grace = self.settings.shutdown_grace
         await self.leader.stop()
@@ -289,6 +354,7 @@ class Node:
         await self.membership.stop()
         await self.last_use.aclose()
         await self.store.stop()
+        await self.disk.stop()
         gc.unfreeze()  # what the node held can be collected again
 
     def source_kinds(self) -> list[SourceKind]:
@@ -301,6 +367,16 @@ class Node:
         ]
         schedules = ScheduleKind(region=self.settings.region)
         return [schedules, FilesKind(), HttpRouteKind(), BucketKind(self.buckets), *brokers]
+
+    async def _chained_invoke(
+        self, function: str, payload: bytes
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """Run ``function`` for a durable execution's ``context.invoke``."""
+        result = await self.invoker.invoke(function, payload)
+        if result.status == "ok":
+            return (result.result or b"null").decode(), None
+        document = result.error_document()
+        return None, {"ErrorType": document["errorType"], "ErrorMessage": document["errorMessage"]}
 
     async def _changed_elsewhere(self) -> None:
         """Another node of the cluster changed functions, aliases, triggers or brokers,
@@ -360,7 +436,9 @@ def _node_id(data: Path) -> str:
 def _keep_node_id(data: Path, node_id: str) -> None:
     path = data / "node.id"
     if not path.exists():
-        path.write_text(node_id + "\n")
+        # On a full disk the node starts all the same, under a new id next time.
+        with contextlib.suppress(OSError):
+            path.write_text(node_id + "\n")
 
 
 async def _reach(what: str, url: str, start: Callable[[], Awaitable[None]]) -> None:

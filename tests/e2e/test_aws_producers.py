@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from support.lambda_api import aws_client
 from support.projects import write_project
 from support.server import Server, wait_for
 
@@ -75,18 +75,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def client(server: Server, service: str, *args: str) -> BaseClient:
-    key = json.loads(
-        server.cli("keys", "create", "--name", service, *args, "--json", check=True).stdout
-    )
-    made: BaseClient = boto3.client(
-        service,
-        endpoint_url=server.url,
-        aws_access_key_id=key["id"],
-        aws_secret_access_key=key["secret"],
-        region_name="us-east-1",
-    )
-    return made
+def client(server: Server, service: str, *key_options: str) -> BaseClient:
+    return aws_client(server, service, *key_options)
 
 
 @pytest.fixture(scope="module")

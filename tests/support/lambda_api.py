@@ -29,3 +29,18 @@ def lambda_client(server: Server, key: tuple[str, str]) -> BaseClient:
         # A throttled call must reach the test, not be retried by botocore.
         config=Config(retries={"total_max_attempts": 1}),
     )
+
+
+def aws_client(server: Server, service: str, *key_options: str) -> BaseClient:
+    """boto3's ``service`` client for ``server``, with a new access key made by
+    ``triggerfish keys create --name SERVICE KEY_OPTIONS...``."""
+    result = server.cli("keys", "create", "--name", service, *key_options, "--json", check=True)
+    key = json.loads(result.stdout)
+    made: BaseClient = boto3.client(
+        service,
+        endpoint_url=server.url,
+        aws_access_key_id=key["id"],
+        aws_secret_access_key=key["secret"],
+        region_name="us-east-1",
+    )
+    return made

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,11 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from triggerfish import __version__
 from triggerfish.api import (
     aliases,
+    backup,
     brokers,
     builds,
     chains,
     costs,
+    executions,
     functions,
+    health,
     http_routes,
     idempotency,
     invocation_stream,
@@ -31,6 +34,7 @@ from triggerfish.api import (
     nodes,
     problems,
     secrets,
+    status,
     tokens,
     topics,
     webhooks,
@@ -86,6 +90,7 @@ def create_app(
         aliases.router,
         invocation_stream.router,  # before invocations': /stream is no invocation id
         invocations.router,
+        executions.router,
         chains.router,
         builds.router,
         costs.router,
@@ -93,6 +98,8 @@ def create_app(
         brokers.router,
         secrets.router,
         nodes.router,
+        status.router,
+        backup.router,
         whoami.router,
         idempotency.router,
         keys.create_router(node.access_keys),
@@ -102,6 +109,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(console_router())
     app.include_router(lambda_.create_router(node), responses=lambda_.RESPONSES)
+    app.include_router(lambda_.create_durable_router(node), responses=lambda_.RESPONSES)
     # After every other Lambda route: it answers the paths none of them serves.
     app.include_router(lambda_.create_account_router(node), responses=lambda_.RESPONSES)
     app.add_middleware(
@@ -110,6 +118,7 @@ def create_app(
         keys=node.access_keys,
         domains=default_domains(node.settings.host),
         settings=node.control.bucket_settings,
+        disk=node.disk,
     )
     # In front of S3's: it takes only EventBridge's and SQS's X-Amz-Target requests.
     app.add_middleware(Producers, node=node)
@@ -121,10 +130,7 @@ def create_app(
         bodies=BodyLimits(settings, domains=default_domains(settings.host)),
     )
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok" if node.running else "starting", "version": __version__}
-
+    app.include_router(health.router)
     # Last: it answers every method under /fn for the functions' HTTP routes.
     app.include_router(http_routes.router)
     return app

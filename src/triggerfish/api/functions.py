@@ -97,6 +97,7 @@ async def invoke(
     node = node_of(request)
     payload = await request.body() or b"{}"
     if mode == "async":
+        node.disk.admit()  # no new event while the disk is low (observe/disk.py)
         stored = await node.invoker.invoke_async(
             name, payload, qualifier=qualifier, trace=request.headers
         )

@@ -39,6 +39,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from triggerfish.api.forwarded import forward
+from triggerfish.api.http_v1 import rest_event, rest_response
 from triggerfish.api.raw import RawRequest
 from triggerfish.control import Control, TriggerRecord
 from triggerfish.errors import (
@@ -141,7 +142,14 @@ async def answer(request: Request) -> Response:
         return message(413, "Request Entity Too Large", {"Connection": "close"})
     if signed and (refused := _authenticate(request, node, target, body, invoked)):
         return refused
-    event = gateway_event(request, route, params, body, options=target.options)
+    v1 = target.options.payload == "v1"
+    if v1:
+        event = rest_event(
+            request, route, params, body, path=_route_path(request), options=target.options,
+            account=ACCOUNT_ID, api_id=API_ID, as_text=_as_text,
+        )  # fmt: skip
+    else:
+        event = gateway_event(request, route, params, body, options=target.options)
     try:
         result = await node.invoker.invoke(
             target.trigger.function,
@@ -155,6 +163,8 @@ async def answer(request: Request) -> Response:
         return message(413, "Request Entity Too Large")
     except NotFoundError:
         return message(404, "Not Found")
+    if v1:
+        return rest_response(result, _structured, message)
     return function_response(result)
 
 

@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from triggerfish import errors
 from triggerfish.api.raw import Reply
+from triggerfish.api.redact import without_paths
+from triggerfish.observe.disk import LowDiskError
 
 PROBLEM = "application/problem+json"
 
@@ -32,6 +34,7 @@ STATUS: tuple[tuple[type[errors.TriggerfishError], int, str], ...] = (
     (errors.NotFoundError, 404, "not-found"),
     (errors.ConflictError, 409, "conflict"),
     (errors.ThrottledError, 429, "throttled"),
+    (LowDiskError, 503, "low-disk-space"),
     (errors.AdapterError, 503, "backend-unavailable"),
     (errors.TriggerfishError, 500, "internal"),
 )
@@ -82,9 +85,11 @@ def problem(
         "type": f"https://triggerfish.dev/problems/{kind}",
         "title": kind.replace("-", " "),
         "status": status,
-        "detail": detail,
+        "detail": without_paths(detail),
         **extra,
     }
+    if status == 503 and not any(name.lower() == "retry-after" for name in headers or {}):
+        headers = {**(headers or {}), "Retry-After": "1"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -102,7 +107,7 @@ def problem_reply(exc: errors.TriggerfishError) -> Reply:
         "type": f"https://triggerfish.dev/problems/{kind}",
         "title": kind.replace("-", " "),
         "status": status,
-        "detail": str(exc),
+        "detail": without_paths(str(exc)),
     }
     field = getattr(exc, "field", None)
     if field:
@@ -111,8 +116,10 @@ def problem_reply(exc: errors.TriggerfishError) -> Reply:
     if isinstance(exc, errors.ThrottledError):
         reply.header("Retry-After", str(max(1, round(exc.retry_after))))
     elif status == 503:
-        # A store or bus that is away: the node reconnects by itself, try again soon.
-        reply.header("Retry-After", "1")
+        # A store or bus that is away: the node reconnects by itself, try again soon;
+        # a disk low on space says how long (``observe.disk``).
+        retry_after = getattr(exc, "retry_after", 1.0)
+        reply.header("Retry-After", str(max(1, round(retry_after))))
     if isinstance(exc, errors.AuthError) and not isinstance(exc, errors.PermissionDeniedError):
         reply.header("WWW-Authenticate", 'Bearer realm="triggerfish"')
     return reply

@@ -54,6 +54,7 @@ async def _publish(
     node: Node, topic: str, headers: Mapping[str, str], body: bytes, trace: IngestTrace | None
 ) -> Reply:
     settings = node.settings
+    node.disk.admit()  # no new event while the disk is low (observe/disk.py)
     events = parse_http(
         headers, body, max_size=settings.async_payload_limit, max_depth=settings.json_depth_limit
     )

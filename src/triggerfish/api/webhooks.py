@@ -109,6 +109,7 @@ async def receive(name: str, request: Request) -> JSONResponse:
         return problem(500, "webhook-misconfigured", f"webhook {name!r} cannot check signatures")
     if body and is_json_content_type(headers.get("content-type") or "application/octet-stream"):
         check_depth(body, settings.json_depth_limit, what="the webhook's JSON body")
+    node.disk.admit()  # no new event while the disk is low (observe/disk.py)
     event = webhook_event(name, config, headers, body, signature=signature)
     if node.tracer is None:
         (stored,) = await node.control.topics.publish(config.topic, [event])

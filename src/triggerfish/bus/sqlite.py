@@ -135,6 +135,11 @@ class SqliteBus:
 
     def _setup_writer(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 10000")
+        # Takes effect in a new file only: retention's free pages can be given back.
+        # Asked of a new file only, too: on an existing one it writes, and a start on a
+        # full disk must write nothing it need not (see below).
+        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         # Checkpoints run beside the writer, never inside one of its commits.
@@ -145,8 +150,11 @@ class SqliteBus:
                 f"{self._path} was written by a newer Triggerfish (bus schema {version}); "
                 "upgrade Triggerfish to open it"
             )
-        conn.executescript(SCHEMA)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            # Only when it changes: a start writes nothing it need not, so a node starts
+            # on a full disk (and then says why it takes no events).
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
     def _setup_reader(conn: sqlite3.Connection) -> None:

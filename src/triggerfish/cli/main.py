@@ -23,17 +23,23 @@ import typer
 from rich.status import Status
 
 from triggerfish.cli import aliases, costs, dlq, keys, nodes, root, runtimes, tokens, trace, up
+from triggerfish.cli import backup as backup_cli
 from triggerfish.cli import brokers as brokers_cli
 from triggerfish.cli import dev as dev_cli
+from triggerfish.cli import executions as executions_cli
+from triggerfish.cli import export as export_cli
 from triggerfish.cli import functions as functions_cli
 from triggerfish.cli import init as init_cli
 from triggerfish.cli import login as login_cli
 from triggerfish.cli import secrets as secrets_cli
+from triggerfish.cli import status as status_cli
 from triggerfish.cli import webhooks as webhooks_cli
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, duration, errors, print_json, table, when
 from triggerfish.cli.pattern import app as pattern_app
+from triggerfish.cli.template_report import outputs as template_outputs
+from triggerfish.cli.template_report import print_outputs, read_template, unsupported_json
 from triggerfish.config import Settings, load_settings
 from triggerfish.errors import TriggerfishError
 from triggerfish.events import new_event, to_structured_json
@@ -58,9 +64,14 @@ app.command("init")(init_cli.init)
 app.command("ls")(functions_cli.ls)
 app.command("costs")(costs.costs)
 app.command("nodes")(nodes.nodes)
+app.command("status")(status_cli.status)
 app.command("trace")(trace.trace)
+app.command("backup")(backup_cli.backup)
+app.command("export")(export_cli.export)
+app.command("restore")(backup_cli.restore)
 app.add_typer(pattern_app, name="pattern", help="Test event patterns.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and redrive dead-lettered events.")
+app.add_typer(executions_cli.app, name="executions", help="Durable executions and their steps.")
 app.add_typer(keys.app, name="keys", help="Access keys for the S3 and Lambda APIs.")
 app.add_typer(tokens.app, name="tokens", help="API tokens with scopes, resources and expiry.")
 app.add_typer(
@@ -124,13 +135,37 @@ def deploy(
             "--dry-run", help="With --prune: deploy nothing, list what --prune would remove."
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="For an AWS template: refuse the deploy when any of it is not carried out.",
+        ),
+    ] = False,
+    parameter_overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter-overrides",
+            help="For an AWS template: NAME=VALUE for its Parameters ('A=1 B=2', or repeated).",
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage", help="For a serverless.yml: the stage (${opt:stage}, ${sls:stage})."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy the functions and topics of a manifest (triggerfish.yaml)."""
+    """Deploy the functions and topics of a manifest (triggerfish.yaml), or of an AWS SAM
+    template as it is (docs/migrate.md)."""
     if dry_run and not prune:
         raise CliError("--dry-run shows what --prune would remove; give both", 2)
-    manifest = load_project(path)
+    if stage is not None:
+        parameter_overrides = [*(parameter_overrides or []), f"stage={stage}"]
+    template = read_template(path, parameter_overrides, strict=strict, quiet=as_json)
+    manifest = template.manifest if template is not None else load_project(path)
     if dry_run:
         _prune(set(manifest.functions), data_dir, as_json=as_json, dry_run=True)
         return
@@ -159,9 +194,13 @@ def deploy(
                 else:
                     body = request()
             results.append(body)
+        server_url = api.url
     pruned = _prune(set(manifest.functions), data_dir, as_json=as_json) if prune else None
     if as_json:
         out = {"topics": list(manifest.topics), "functions": results}
+        if template is not None:
+            out["outputs"] = template_outputs(template, server_url)
+            out["unsupported"] = unsupported_json(template)
         print_json(out if pruned is None else {**out, "pruned": pruned})
         return
     table(
@@ -193,6 +232,8 @@ def deploy(
             console.print(f"{r['function']}: {note}", markup=False, soft_wrap=True)
     if pruned is not None:
         _print_pruned(pruned, dry_run=False)
+    if template is not None:
+        print_outputs(template, server_url)
 
 
 def _prune(
@@ -420,7 +461,7 @@ def invocations(
                 if key not in ("logs", "stack_trace", "result_base64"):
                     shown = when(value) if key.endswith("_at") else value
                     console.print(f"[bold]{key}[/]: {shown}")
-            console.print(record.get("logs", ""), markup=False)
+            typer.echo(record.get("logs", ""))
             return
         params = {"function": function, "status": status, "limit": limit}
         records = api.json(
@@ -464,7 +505,7 @@ def logs(
         records = list(reversed(recent["invocations"]))
         cursor = max((r["recorded_id"] for r in records), default="0")
         for record in records:
-            console.print(record["logs"], markup=False, end="")
+            typer.echo(record["logs"], nl=False)  # as written: tabs and long lines kept
         while follow:
             time.sleep(0.5)
             page = api.json(
@@ -473,7 +514,7 @@ def logs(
                 params={"function": name, "after": cursor, "logs": "true", "limit": 100},
             )
             for record in page["invocations"]:
-                console.print(record["logs"], markup=False, end="")
+                typer.echo(record["logs"], nl=False)
             cursor = page["next"] or cursor
 
 

@@ -136,7 +136,10 @@ def up(
 
     async def after_start(started: Node) -> None:
         # Commands given the same data directory find this server, whatever its port.
-        settings.server_url_path.write_text(settings.listen_url + "\n")
+        try:
+            settings.server_url_path.write_text(settings.listen_url + "\n")
+        except OSError as exc:  # a full disk: serve all the same (observe/disk.py)
+            console.print(f"cannot record the server's URL in the data directory: {exc}")
         command = reach(settings)
         if started.admin_token:
             console.print(

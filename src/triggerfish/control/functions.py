@@ -201,6 +201,8 @@ class Functions:
             ],
             "aliases": {a.name: a.version for a in aliases},
             "triggers": await self.triggers(name),
+            # The triggers as declared (what ``triggerfish export`` writes back).
+            "trigger_configs": [t.config for t in await self._store.list_triggers(name)],
         }
 
     async def triggers(self, function: str | None = None) -> list[dict[str, Any]]:

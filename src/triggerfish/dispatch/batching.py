@@ -84,6 +84,10 @@ class Lane:
         # Keys with waiting events and no batch in flight: the only ones to look at.
         self._ready: dict[Key, None] = {}
         self.waiting = 0
+        # No order, window or byte bound: a batch is the next ``size`` events, formed as
+        # they come, without the bookkeeping of keys and times (most triggers).
+        self._direct = key_of is None and not window and not max_bytes
+        self._pending: list[Delivery] = []
 
     @property
     def ordered(self) -> bool:
@@ -91,6 +95,11 @@ class Lane:
 
     def add(self, deliveries: Iterable[Delivery], now: float) -> None:
         """Events just leased, to be handed over in offset order within their key."""
+        if self._direct:
+            before = len(self._pending)
+            self._pending.extend(deliveries)
+            self.waiting += len(self._pending) - before
+            return
         key_of, sizer = self._key_of, self._sizer
         for delivery in deliveries:
             key = None if key_of is None else key_of(delivery.event)
@@ -99,6 +108,12 @@ class Lane:
 
     def take(self, now: float) -> list[Batch]:
         """The batches to hand over now; on an ordered lane their keys become busy."""
+        if self._direct:
+            pending, self._pending, self.waiting = self._pending, [], 0
+            size = self._size
+            if size == 1:
+                return [Batch([delivery]) for delivery in pending]
+            return [Batch(pending[at : at + size]) for at in range(0, len(pending), size)]
         out: list[Batch] = []
         for key in list(self._ready):
             group = self._groups[key]
@@ -154,7 +169,8 @@ class Lane:
 
     def drain(self) -> list[Delivery]:
         """Every waiting event, taken out of the lane (to give back to the bus)."""
-        out = [w.delivery for group in self._groups.values() for w in group.queue]
+        out = self._pending + [w.delivery for group in self._groups.values() for w in group.queue]
+        self._pending = []
         for group in self._groups.values():
             group.queue.clear()
         self._ready.clear()

@@ -28,7 +28,8 @@ running server's modules and are refreshed once per process, so an upgraded serv
 what functions import, and each build ends by importing the bootstrap with the new
 environment's interpreter: an environment that cannot run the runtime never goes live.
 
-npm packages. A code folder with a ``package.json`` gets its packages installed under
+npm packages. A code folder with a ``package.json`` that names dependencies (one of
+development dependencies only installs nothing) gets its packages installed under
 ``root/npm-<key>`` with ``npm ci`` when a lock file (``package-lock.json`` or
 ``npm-shrinkwrap.json``) is beside it, else ``npm install``; development dependencies
 are left out. The key is the SHA-256 of those files and of the Node.js version (native
@@ -44,6 +45,7 @@ import asyncio
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -164,7 +166,7 @@ class Builder:
         when it has none."""
         code_dir = Path(code_dir)
         package = code_dir / PACKAGE_JSON
-        if not package.is_file():
+        if not package.is_file() or not _has_npm_dependencies(package):
             return None
         if self._node_identity is None:
             self._node_identity = _node_identity()
@@ -453,6 +455,20 @@ def _digest_file(digest: hashlib._Hash, path: Path, root: Path) -> None:
         raise BuildError(f"cannot read {path.name}: {exc.strerror}") from exc
     name = path.relative_to(root).as_posix().encode()
     digest.update(len(name).to_bytes(4, "big") + name + len(data).to_bytes(8, "big") + data)
+
+
+def _has_npm_dependencies(package: Path) -> bool:
+    """Whether ``package.json`` asks for packages a function runs with: one that holds
+    only development dependencies (the tools of a Serverless Framework service, say)
+    needs no install. One that cannot be read is left to npm to report."""
+    try:
+        document = json.loads(package.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+    if not isinstance(document, dict):
+        return True
+    keys = ("dependencies", "optionalDependencies", "bundleDependencies", "bundledDependencies")
+    return any(document.get(key) for key in keys)
 
 
 def _has_dependencies(project: Path) -> bool:

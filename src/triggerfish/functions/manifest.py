@@ -27,11 +27,13 @@ from pydantic_core import PydanticCustomError
 from triggerfish.bus.names import TOPIC_RULE
 from triggerfish.errors import ConfigError
 from triggerfish.functions.brokers import BrokerConfig, Destinations
+from triggerfish.functions.durable import DurableSettings
 from triggerfish.functions.fields import (
     EXPECTED,
     NAME_RE,
     NAME_RULE,
     PLAIN,
+    Duration,
     EnvKey,
     HandlerName,
     LayerName,
@@ -108,6 +110,18 @@ class FunctionConfig(StrictModel):
         default_factory=LogsConfig,
         description="a mapping with format (text or json), level and system_level",
     )
+    records_retention: Duration | None = Field(
+        default=None,
+        gt=0,
+        description='how long invocation records are kept: a duration ("30s", "7d");'
+        " default: the node's records_retention",
+    )
+
+    durable: DurableSettings | None = Field(
+        default=None,
+        description="a mapping with execution_timeout and retention: the function runs"
+        " durable executions (docs/durable.md)",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> FunctionConfig:
@@ -133,6 +147,10 @@ class FunctionConfig(StrictModel):
             exclude.add("layers")
         if self.logging == LogsConfig():
             exclude.add("logging")
+        if self.records_retention is None:
+            exclude.add("records_retention")
+        if self.durable is None:
+            exclude.add("durable")
         return self.model_dump(mode="json", exclude=exclude)
 
 

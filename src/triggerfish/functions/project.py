@@ -6,7 +6,9 @@
 - a ``triggerfish.yaml`` (or ``.yml``) file;
 - a folder: its ``triggerfish.yaml``, or else the ``App`` in its ``app.py``;
 - a Python file, ``app.py``, or ``app.py:attribute`` to pick one of several Apps;
-- ``module:attribute``, a module importable from the current folder.
+- ``module:attribute``, a module importable from the current folder;
+- an AWS template read as it is: ``template.yaml`` of AWS SAM, or a folder holding one
+  and no ``triggerfish.yaml`` (``triggerfish.functions.templates``).
 
 A manifest may name an App too (``app: app.py`` or ``app: module:attribute``, relative
 to the manifest): the project is then the manifest's functions, topics, webhooks and
@@ -35,6 +37,7 @@ from triggerfish.functions.manifest import (
     load_manifest,
     manifest_from_document,
 )
+from triggerfish.functions.templates.common import find_template, load_template
 
 APP_FILE = "app.py"
 
@@ -44,6 +47,10 @@ def load_project(target: str | Path) -> Manifest:
     ConfigError saying what is wrong and how to fix it."""
     text = str(target)
     path = Path(text)
+    # An AWS template as it is (docs/migrate.md), when no triggerfish.yaml is there.
+    has_manifest = path.is_dir() and any((path / n).is_file() for n in MANIFEST_NAMES)
+    if not has_manifest and (template := find_template(path)) is not None:
+        return load_template(template).manifest
     if path.is_dir():
         if any((path / name).is_file() for name in MANIFEST_NAMES):
             return _with_app(load_manifest(path))

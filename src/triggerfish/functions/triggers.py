@@ -142,8 +142,9 @@ BYTES_RULE = 'a size: bytes as an integer, or with B, KB or MB ("256KB", "1MB"; 
 
 
 def _parse_bytes(value: Any) -> Any:
-    """``262144``, ``"256KB"`` or ``"1MB"`` as bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    """``262144``, ``"256KB"`` or ``"1MB"`` as bytes; None (as a stored trigger has it) is
+    no limit."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, str) and (match := _BYTES_RE.match(value)):
         return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]
@@ -202,7 +203,8 @@ def _route_secret(value: Any) -> Any:
 
 
 class HttpOptions(StrictModel):
-    """An HTTP route answered by the function (API Gateway HTTP API payload 2.0)."""
+    """An HTTP route answered by the function with API Gateway's payload: HTTP API's 2.0
+    by default, or the REST API's (v1) for code written for it."""
 
     route: str = Field(description='"METHOD /path/{param}", such as "POST /orders/{id}"')
     auth: Literal["none", "token", "hmac"] = Field(
@@ -210,6 +212,10 @@ class HttpOptions(StrictModel):
     )
     secret: Annotated[str | SealedSecret | None, BeforeValidator(_route_secret)] = Field(
         default=None, description="for hmac: the secret, or env:NAME to read it from the server"
+    )
+    payload: Literal["v1", "v2"] = Field(
+        default="v2",
+        description='"v2" (API Gateway HTTP API payload 2.0) or "v1" (the REST API payload)',
     )
 
     @property

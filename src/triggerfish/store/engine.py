@@ -123,6 +123,13 @@ class Database:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            # Takes effect in a new file only: pruning's free pages can be given back
+            # (``store/retention.py``).
+            # Asked of a new file only: on an existing one it writes, which fails on a
+            # full disk, and the node must start there all the same.
+            cursor.execute("PRAGMA page_count")
+            if cursor.fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")

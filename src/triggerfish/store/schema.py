@@ -146,6 +146,25 @@ chain_events = sa.Table(
     sa.Index("ix_tf_chain_events_recorded", "recorded_at"),
 )
 
+# The usage of invocation records pruned by retention (revision 0008,
+# ``store/retention.py``): per UTC day (its first second), function and version, the
+# sums that cost reports read with those of the records still kept.
+usage_daily = sa.Table(
+    "tf_usage_daily",
+    metadata,
+    sa.Column("day", sa.BigInteger, primary_key=True),
+    sa.Column("function", _NAME, primary_key=True),
+    sa.Column("version", sa.String(12), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("throttled", sa.BigInteger, nullable=False),
+    sa.Column("cold_starts", sa.BigInteger, nullable=False),
+    sa.Column("duration_ms", sa.Double, nullable=False),
+    sa.Column("billed_duration_ms", sa.BigInteger, nullable=False),
+    sa.Column("init_duration_ms", sa.Double, nullable=False),
+    sa.Column("mb_ms", sa.BigInteger, nullable=False),
+)
+
 tokens = sa.Table(
     "tf_tokens",
     metadata,
@@ -529,4 +548,47 @@ idempotency = sa.Table(
     sa.Column("claimed_at", sa.Double, nullable=False),
     sa.Column("expires_at", sa.Double, nullable=False),
     sa.Index("ix_tf_idempotency_expires", "expires_at"),
+)
+
+# -- durable executions (revision 0009, ``durable/store.py``) ----------------------------
+# One row per execution, and one per operation its SDK checkpointed, kept as the wire
+# document of Lambda's ``Operation``. ``due_at``: when a wait ends, a step's retry is due
+# or a callback times out; ``wake_at``: when a running execution is run again should its
+# invocation never report back (a crashed node).
+durable_executions = sa.Table(
+    "tf_durable_executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("function", _NAME, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(12), nullable=False),
+    sa.Column("qualifier", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", _JSON, nullable=True),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double, nullable=True),
+    sa.Column("timeout_at", sa.Double, nullable=False),
+    sa.Column("retention", sa.Integer, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("wake_at", sa.Double, nullable=True),
+    sa.UniqueConstraint("function", "name", name="uq_tf_durable_executions_name"),
+    sa.Index("ix_tf_durable_executions_wake", "wake_at"),
+    sa.Index("ix_tf_durable_executions_started", "function", "started_at"),
+)
+
+durable_operations = sa.Table(
+    "tf_durable_operations",
+    metadata,
+    sa.Column("execution", sa.String(32), primary_key=True),
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("document", _JSON, nullable=False),
+    sa.Column("callback", sa.String(64), nullable=True, unique=True),
+    sa.Column("due_at", sa.Double, nullable=True),
+    sa.Index("ix_tf_durable_operations_due", "due_at"),
 )

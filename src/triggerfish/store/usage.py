@@ -7,6 +7,10 @@ invocation's id, which is made when the request reaches the executor (ids sort b
 creation time), so records that never started (throttled, failed init) count in the
 period of their request. Throttled requests are counted apart and are not requests
 that ran: nothing was executed for them.
+
+Records that retention pruned count through their daily sums (``tf_usage_daily``,
+``store/retention.py``), added to those of the records still kept: a pruned day counts
+in a span when the day starts within it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sqlalchemy as sa
 
 from triggerfish.ids import id_floor
 from triggerfish.store import schema as t
+from triggerfish.store.retention import daily_usage
 from triggerfish.store.sql import SqlStore
 
 FAILED = ("error", "timeout", "oom", "crashed")
@@ -55,7 +60,9 @@ async def usage_by_function(
     # The store keeps its transactions private; this module is part of the store.
     async with store._read() as conn:
         rows = (await conn.execute(query)).all()
-    return [_usage(row) for row in rows]
+    kept = [_usage(row) for row in rows]
+    pruned = await daily_usage(store, function=function, since=since, until=until)
+    return merged([kept, [_usage(row) for row in pruned]])
 
 
 async def usage_by_version(
@@ -72,7 +79,12 @@ async def usage_by_version(
     query = _bounded(query, function=function, since=since, until=until)
     async with store._read() as conn:
         rows = (await conn.execute(query)).all()
-    return [(str(row.version), _usage(row)) for row in rows]
+    found: dict[tuple[str, str], list[Usage]] = {}
+    for row in rows:
+        found.setdefault((row.function, str(row.version)), []).append(_usage(row))
+    for row in await daily_usage(store, function=function, since=since, until=until):
+        found.setdefault((row.function, str(row.version)), []).append(_usage(row))
+    return [(version, summed(name, found[name, version])) for name, version in sorted(found)]
 
 
 async def usage_by_period(
@@ -100,6 +112,11 @@ async def usage_by_period(
     async with store._read() as conn:
         for row in (await conn.execute(query)).all():
             out[int(row.period)].append(_usage(row))
+    pruned = await daily_usage(store, function=function, since=since, until=until)
+    if pruned:
+        for row in pruned:
+            out[min(int((row.day - since) // step), periods - 1)].append(_usage(row))
+        out = [merged([rows]) for rows in out]
     return out
 
 

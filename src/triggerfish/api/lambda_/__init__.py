@@ -2,6 +2,7 @@
 the account settings, for AWS SDKs."""
 
 from triggerfish.api.lambda_.account import create_account_router, is_lambda_request
+from triggerfish.api.lambda_.durable import create_durable_router
 from triggerfish.api.lambda_.errors import RESPONSES
 from triggerfish.api.lambda_.invoke import INVOKE_PATH, Invocations
 from triggerfish.api.lambda_.routes import create_router
@@ -11,6 +12,7 @@ __all__ = [
     "RESPONSES",
     "Invocations",
     "create_account_router",
+    "create_durable_router",
     "create_router",
     "is_lambda_request",
 ]

@@ -56,6 +56,7 @@ LAMBDA_PREFIXES = (
     "/2021-07-20/",
     "/2021-10-31/",
     "/2021-11-15/",
+    "/2025-12-01/",
 )
 SMALLEST_MEMORY_MB = 128
 _CREDENTIAL = re.compile(rb"Credential=[^/,\s]+/\d{8}/[^/,\s]*/([^/,\s]+)/aws4_request")

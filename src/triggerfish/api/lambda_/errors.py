@@ -27,6 +27,7 @@ from starlette.responses import Response
 from triggerfish import errors
 from triggerfish.api.problems import RESPONSES as PROBLEM_RESPONSES
 from triggerfish.api.raw import Reply
+from triggerfish.api.redact import without_paths
 from triggerfish.security.sigv4 import S3AuthError
 
 log = logging.getLogger("triggerfish.lambda")
@@ -121,7 +122,7 @@ def lambda_error(exc: Exception) -> LambdaError:
     """The Lambda error for anything a route raised."""
     if isinstance(exc, LambdaError):
         return exc
-    message = str(exc)
+    message = without_paths(str(exc))
     if isinstance(exc, S3AuthError):
         status, code = _SIGNATURE_CODES.get(exc.code, (403, "InvalidSignatureException"))
         return LambdaError(status, code, message, kind=None)
@@ -152,8 +153,9 @@ def lambda_error(exc: Exception) -> LambdaError:
     if isinstance(exc, errors.AdapterError):
         # The store or the bus is away: SDKs retry a 503 by themselves.
         log.warning("Lambda API request failed: %s", exc)
+        retry_after = str(max(1, round(getattr(exc, "retry_after", 1.0))))
         return LambdaError(
-            503, "ServiceException", message, kind="Service", headers={"Retry-After": "1"}
+            503, "ServiceException", message, kind="Service", headers={"Retry-After": retry_after}
         )
     if isinstance(exc, errors.TriggerfishError):
         log.error("Lambda API request failed: %s", exc, exc_info=exc)

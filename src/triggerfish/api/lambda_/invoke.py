@@ -114,6 +114,7 @@ class Invocations:
             await self._control.specs.resolve(function, target)
             return Reply(204, media_type=None)
         if kind == "Event":
+            node.disk.admit()  # no new event while the disk is low (observe/disk.py)
             stored = await node.invoker.invoke_async(
                 function, payload, qualifier=target, trace=headers
             )

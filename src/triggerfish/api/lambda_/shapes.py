@@ -118,4 +118,9 @@ def configuration(
         # A variable that refers to a secret reads "secret:NAME", never the value.
         variables = {key: shown(value) for key, value in settings.environment.items()}
         shape["Environment"] = {"Variables": variables}
+    if settings.durable is not None:
+        shape["DurableConfig"] = {
+            "ExecutionTimeout": settings.durable.execution_timeout,
+            "RetentionPeriodInDays": settings.durable.retention // 86400,
+        }
     return shape

@@ -13,6 +13,7 @@ import orjson
 from triggerfish import errors
 from triggerfish.api.lambda_.errors import new_request_id
 from triggerfish.api.raw import Reply
+from triggerfish.api.redact import without_paths
 from triggerfish.security.sigv4 import S3AuthError
 
 log = logging.getLogger("triggerfish.producers")
@@ -46,7 +47,7 @@ def aws_error(exc: Exception) -> AwsError:
     """The AWS error for anything an operation raised."""
     if isinstance(exc, AwsError):
         return exc
-    message = str(exc)
+    message = without_paths(str(exc))
     if isinstance(exc, S3AuthError):
         status, code = _SIGNATURE_CODES.get(exc.code, (403, "InvalidSignatureException"))
         return AwsError(status, code, message)
@@ -73,4 +74,6 @@ def error_reply(error: AwsError, *, namespace: str | None = None) -> Reply:
     if error.query_code is not None:
         fault = "Sender" if error.status < 500 else "Receiver"
         reply.header("x-amzn-query-error", f"{error.query_code};{fault}")
+    if error.status == 503:
+        reply.header("Retry-After", "1")
     return reply

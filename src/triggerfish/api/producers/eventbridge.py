@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.api.producers.errors import validation
+from triggerfish.api.redact import without_paths
 from triggerfish.bus.names import check_topic_name
 from triggerfish.errors import NotFoundError, PermissionDeniedError, TriggerfishError
 from triggerfish.events.eventbridge import (
@@ -71,6 +72,8 @@ async def put_events(node: Node, who: Principal, document: dict[str, Any]) -> di
             by_topic.setdefault(topic, []).append((index, entry_event(entry)))
         except EntryError as exc:
             answers[index] = {"ErrorCode": exc.code, "ErrorMessage": str(exc)}
+    if by_topic:
+        node.disk.admit()  # no new event while the disk is low (observe/disk.py)
     for topic, items in by_topic.items():
         try:
             results = await node.control.topics.publish(topic, [event for _, event in items])
@@ -85,7 +88,10 @@ async def put_events(node: Node, who: Principal, document: dict[str, Any]) -> di
             continue
         except TriggerfishError as exc:
             for index, _ in items:
-                answers[index] = {"ErrorCode": "InternalFailure", "ErrorMessage": str(exc)}
+                answers[index] = {
+                    "ErrorCode": "InternalFailure",
+                    "ErrorMessage": without_paths(str(exc)),
+                }
             continue
         for (index, _), result in zip(items, results, strict=True):
             answers[index] = {"EventId": result.id}

@@ -85,6 +85,7 @@ def _message(queue: str, fields: Mapping[str, Any], sender: str) -> tuple[Event,
 
 async def _publish(node: Node, queue: str, events: list[Event]) -> list[tuple[str, int]]:
     """The message id and the offset of each event once stored."""
+    node.disk.admit()  # no new event while the disk is low (observe/disk.py)
     try:
         results = await node.control.topics.publish(queue, events)
     except NotFoundError:

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from triggerfish.api.lambda_.account import is_lambda_request
 from triggerfish.api.protocol import CONTINUE_UNSENT
+from triggerfish.api.redact import without_paths
 from triggerfish.api.s3 import acl, cors
 from triggerfish.api.s3 import buckets as b
 from triggerfish.api.s3 import objects as o
@@ -39,6 +40,7 @@ from triggerfish.api.s3.versions import check_version
 from triggerfish.api.s3.xml import error_response
 from triggerfish.control.bucket_settings import BucketSettings
 from triggerfish.errors import AdapterError, TriggerfishError, ValidationError
+from triggerfish.observe.disk import DiskSpace
 from triggerfish.security.access_keys import AccessKeys
 from triggerfish.security.sigv4 import S3AuthError, verify
 from triggerfish.sources.buckets import BucketStore, InvalidObjectError
@@ -50,7 +52,8 @@ CONTROL_PREFIXES = ("/v1/", "/fn/", "/2015-03-31/", "/2018-06-01/")
 #: (not virtual-host style, not under the prefixes above) is S3's, and refused as S3
 #: refuses anonymous requests.
 UNSIGNED_PATHS = frozenset(
-    {"/", "/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+    | {"/docs/oauth2-redirect", "/redoc"}
 )
 #: The web console's files (``triggerfish.console``), unsigned too.
 UNSIGNED_PREFIXES = ("/console/",)
@@ -222,6 +225,12 @@ async def _not_implemented(_store: BucketStore, req: S3Request) -> Response:
     )
 
 
+#: The operations that write a new object (and its event), refused on a low disk.
+NEW_OBJECTS = frozenset(
+    {"PutObject", "CopyObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload"}
+)
+
+
 class S3App:
     def __init__(
         self,
@@ -230,11 +239,13 @@ class S3App:
         *,
         domains: Sequence[str] = ("localhost",),
         settings: BucketSettings | None = None,
+        disk: DiskSpace | None = None,
     ) -> None:
         self.buckets = buckets
         self.keys = keys
         self.domains = tuple(domains)
         self.settings = settings
+        self.disk = disk  # new objects wait while the node is low on disk space
         self.cors = cors.Cors(settings) if settings is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -272,6 +283,8 @@ class S3App:
                 handler = self.cors.handler(operation)
             authorize(req.principal, operation, req)
             refuse_unsupported(req)
+            if self.disk is not None and operation in NEW_OBJECTS:
+                self.disk.admit()
             if req.key is not None:
                 check_version(req.params.get("versionId"))
             response = await handler(self.buckets, req)
@@ -322,14 +335,16 @@ class S3App:
         request_id = req.request_id if req else "0"
         response = error_response(
             code,
-            str(exc) if status != 500 else "We encountered an internal error. Please try again.",
+            without_paths(str(exc))
+            if status != 500
+            else "We encountered an internal error. Please try again.",
             status,
             request_id=request_id,
             resource=req.resource if req else "/",
             head=head,
         )
         if status == 503:
-            response.headers["Retry-After"] = "1"
+            response.headers["Retry-After"] = str(max(1, round(getattr(exc, "retry_after", 1))))
         return response
 
 
@@ -349,9 +364,10 @@ class S3Middleware:
         keys: AccessKeys,
         domains: Sequence[str] = ("localhost",),
         settings: BucketSettings | None = None,
+        disk: DiskSpace | None = None,
     ) -> None:
         self.app = app
-        self.s3 = S3App(buckets, keys, domains=domains, settings=settings)
+        self.s3 = S3App(buckets, keys, domains=domains, settings=settings, disk=disk)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and wants_s3(scope, self.s3.domains):

@@ -621,8 +621,29 @@ function runHandler(event, context, deadline) {
   });
 }
 
-let traced = false; // TRACEPARENT / TRACESTATE were set for an invocation
 const ID_LENGTH = 26;
+
+// The invocation's trace variables (_X_AMZN_TRACE_ID, TRACEPARENT, TRACESTATE), as
+// process.env shows them, kept here rather than set: setenv keeps every distinct value
+// it was ever given for the life of the process (glibc), so a value of its own for each
+// invocation would grow an environment for as long as it lives. A process the handler
+// starts with process.env gets them too (child_process reads the keys through here).
+const TRACE_VARIABLES = new Set(['_X_AMZN_TRACE_ID', 'TRACEPARENT', 'TRACESTATE']);
+const traceVariables = new Map();
+process.env = new Proxy(process.env, {
+  get: (env, key) => (traceVariables.has(key) ? traceVariables.get(key) : Reflect.get(env, key)),
+  has: (env, key) => traceVariables.has(key) || Reflect.has(env, key),
+  set: (env, key, value) => {
+    if (!TRACE_VARIABLES.has(key)) return Reflect.set(env, key, value);
+    traceVariables.set(key, String(value));
+    return true;
+  },
+  deleteProperty: (env, key) => traceVariables.delete(key) || Reflect.deleteProperty(env, key),
+  ownKeys: (env) => [...new Set([...Reflect.ownKeys(env), ...traceVariables.keys()])],
+  getOwnPropertyDescriptor: (env, key) => (traceVariables.has(key)
+    ? { value: traceVariables.get(key), writable: true, enumerable: true, configurable: true }
+    : Reflect.getOwnPropertyDescriptor(env, key)),
+});
 
 // The invocation's own X-Ray header when the node sends none: the rule of
 // triggerfish/runtime/tracing.py (trace_header), character for character.
@@ -645,18 +666,14 @@ function hashedHeader(requestId) {
 async function invoke(message) {
   const [, requestId, payload, invokedArn, traceId, clientContext] = message;
   currentRequestId = requestId;
-  process.env._X_AMZN_TRACE_ID = traceId || traceHeader(requestId);
+  traceVariables.set('_X_AMZN_TRACE_ID', traceId || traceHeader(requestId));
   // The W3C trace context of the handler's span, for the function's own OpenTelemetry
-  // SDK: TRACEPARENT / TRACESTATE, and context.traceContext (docs/tracing.md). An
-  // environment that never had one leaves its environment variables alone.
+  // SDK: TRACEPARENT / TRACESTATE, and context.traceContext (docs/tracing.md).
   const traceContext = {};
-  if (message[7] || traced) {
-    for (const [key, name, value] of [['TRACEPARENT', 'traceparent', message[7]],
-      ['TRACESTATE', 'tracestate', message[8]]]) {
-      if (value) process.env[key] = traceContext[name] = value;
-      else delete process.env[key];
-    }
-    traced = Boolean(message[7]);
+  for (const [key, name, value] of [['TRACEPARENT', 'traceparent', message[7]],
+    ['TRACESTATE', 'tracestate', message[8]]]) {
+    if (value) traceVariables.set(key, (traceContext[name] = value));
+    else traceVariables.delete(key);
   }
   resetPeak();
   const startedAt = Date.now() / 1000;

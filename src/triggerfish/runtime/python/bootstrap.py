@@ -282,7 +282,7 @@ class Environment:
         assert handler is not None
         request_id = message.request_id
         self.capture.request_id = request_id
-        os.environ["_X_AMZN_TRACE_ID"] = message.trace_id or trace_header(request_id)
+        _set_variable("_X_AMZN_TRACE_ID", message.trace_id or trace_header(request_id))
         # The W3C trace context for the function's own OpenTelemetry SDK (docs/tracing.md);
         # an environment that never had one does not touch its environment variables.
         trace_context: dict[str, str] | None = None
@@ -377,6 +377,28 @@ class Environment:
         )
 
 
+_ENCODED = {
+    name: os.environ.encodekey(name) for name in ("_X_AMZN_TRACE_ID", "TRACEPARENT", "TRACESTATE")
+}
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    """Sets (or, for None, removes) a variable of the invocation's trace context as the
+    handler's Python code reads it (``os.environ``, ``os.getenv``), without ``setenv``:
+    glibc keeps every distinct value ever given to ``setenv`` for the life of the
+    process, so a value of its own for each invocation would grow an environment by a
+    hundred bytes an invocation, for as long as it lives. The mapping's store
+    (``os.environ._data``, CPython's) is updated in place instead;
+    tests/unit/runtime/test_trace_header.py fails should that store change. A process
+    the handler starts does not inherit these variables."""
+    environ: Any = os.environ
+    key = _ENCODED.get(name) or environ.encodekey(name)
+    if value is None:
+        environ._data.pop(key, None)
+    else:
+        environ._data[key] = environ.encodevalue(value)
+
+
 def _trace_context(traceparent: str | None, tracestate: str | None) -> dict[str, str]:
     """Sets ``TRACEPARENT`` and ``TRACESTATE`` (OpenTelemetry's environment carrier) to
     the invocation's, or removes them; returns them as a ``propagate.extract`` carrier."""
@@ -386,9 +408,8 @@ def _trace_context(traceparent: str | None, tracestate: str | None) -> dict[str,
         ("TRACESTATE", "tracestate", tracestate),
     ):
         if value:
-            os.environ[key] = context[name] = value
-        elif key in os.environ:
-            del os.environ[key]
+            context[name] = value
+        _set_variable(key, value or None)
     return context
 
 
