@@ -129,11 +129,6 @@ class DurableExecutions:
         for task in list(self._background):
             await cancel_task(task)
 
-    def known_plain(self, spec: FunctionSpec) -> bool:
-        """Whether the version ``spec`` runs is known not to be durable (read once)."""
-        key = (spec.function, spec.version)
-        return key in self._settings and self._settings[key] is None
-
     async def settings_of(self, spec: FunctionSpec) -> DurableSettings | None:
         """The ``durable`` setting of the version ``spec`` runs (versions never change,
         so it is read once)."""

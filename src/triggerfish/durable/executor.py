@@ -47,9 +47,9 @@ class DurableExecutor:
     def invoke(
         self, spec: FunctionSpec, request: InvocationRequest, *, wait: float | None = None
     ) -> Coroutine[Any, Any, InvocationResult]:
-        # Most invocations are of functions known not to be durable: they go to the
+        # Most invocations are of functions that are not durable: they go to the
         # executor as they are, without a coroutine of this one in between.
-        if self._executions.known_plain(spec) and not request.payload.startswith(RESUMES):
+        if not spec.durable and not request.payload.startswith(RESUMES):
             return self._inner.invoke(spec, request, wait=wait)
         return self._invoke(spec, request, wait)
 

@@ -191,6 +191,7 @@ class Deployer:
             idle_ttl=config.idle_ttl,
             max_invocations=config.max_invocations,
             snapstart=config.snapstart,
+            durable=config.durable is not None,
             python=python,
             label=LATEST if qualifier == LATEST else str(version.number),
         )

@@ -52,6 +52,8 @@ class FunctionSpec:
     idle_ttl: float | None = None  # seconds before an idle environment is reaped; None: node's
     max_invocations: int = 0  # an environment is replaced after this many; 0: never
     snapstart: bool = False  # fork environments from a template that already ran the init
+    #: Each invocation runs one of a durable execution (``triggerfish.durable``).
+    durable: bool = False
     region: str = DEFAULT_REGION
     account: str = ACCOUNT
     #: The version as Lambda names it, in the ``START`` line, ``context.function_version``
