@@ -115,7 +115,7 @@ class TriggerRunner:
         self._rand = rand or random.Random()
         self._matchers = [compile_pattern(f) for f in subscription.filters]
         self._envelope_matchers = [compile_pattern(f) for f in subscription.envelope_filters]
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[object]] = set()
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -179,8 +179,8 @@ class TriggerRunner:
             timer.cancel()
         if self._inflight:
             _done, pending = await asyncio.wait(self._inflight, timeout=grace)
-            for task in pending:
-                task.cancel()
+            for running in pending:
+                running.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         for topic, lane in self._lanes.items():
             with contextlib.suppress(Exception):
@@ -279,8 +279,12 @@ class TriggerRunner:
         if self._stopping or topic in self._barred:
             return
         now = self._now()
+        # Without a gate or an order, a batch needs nothing around its invocation: it
+        # runs as ``_handle`` alone (one coroutine a batch, not two).
+        plain = self._gate is None and not self._ordered
         for batch in lane.take(now):
-            task = asyncio.create_task(self._run(topic, batch))
+            work = self._handle(topic, None, batch.deliveries) if plain else self._run(topic, batch)
+            task = asyncio.create_task(work)
             self._inflight.add(task)
             task.add_done_callback(self._finished)
         timer = self._timers.pop(topic, None)
@@ -364,7 +368,7 @@ class TriggerRunner:
             if self._barred:
                 await asyncio.sleep(CLEAR_POLL)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[object]) -> None:
         self._inflight.discard(task)
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
@@ -389,15 +393,18 @@ class TriggerRunner:
             return False
 
     async def _handle(
-        self, topic: str, spec: FunctionSpec, deliveries: Sequence[Delivery]
+        self, topic: str, spec: FunctionSpec | None, deliveries: Sequence[Delivery]
     ) -> list[tuple[Delivery, float]]:
         """Invoke, then settle. Returns the events to retry here after their delay (an
-        ordered trigger's; an unordered one hands its retries to the bus)."""
+        ordered trigger's; an unordered one hands its retries to the bus). ``spec``:
+        None to resolve it here (a weighted alias picks the version of each batch)."""
         sub = self.subscription
         offsets = [d.offset for d in deliveries]
         trace: DispatchTrace | None = None
         retry: list[tuple[Delivery, float]] = []
         try:
+            if spec is None:
+                spec = await self._resolve(sub.function, sub.qualifier)
             shaped = shapes.shape(
                 sub.payload,
                 deliveries,
