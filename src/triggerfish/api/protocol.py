@@ -87,10 +87,11 @@ def hot_path_protocol(fast: FastPath) -> type[Any] | str:
         def on_response_complete(self) -> None:
             cycle = self.cycle
             if (
-                getattr(cycle, CONTINUE_UNSENT, False)
+                cycle is not None
+                and cycle.more_body  # false for nearly every request: one look
                 and cycle.keep_alive
-                and cycle.more_body
                 and not cycle.body
+                and getattr(cycle, CONTINUE_UNSENT, False)
             ):
                 # Answered before asking for the body of an ``Expect: 100-continue``
                 # request: the client never got its 100 Continue and sends no body, so

@@ -229,15 +229,20 @@ class ProcessExecutor:
         pool = self._pool(spec)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
-        message = Invoke(
-            request.request_id,
-            request.payload,
-            request.invoked_arn or spec.arn,
-            trace_header(request.request_id, request.trace_id) if request.trace_id else None,
-            dict(request.client_context) if request.client_context else None,
-            None,
-            *_trace_context(request),
-        )
+        client_context = dict(request.client_context) if request.client_context else None
+        arn = request.invoked_arn or spec.arn
+        if request.trace_id is None:  # most: the environment makes its own X-Ray header
+            message = Invoke(request.request_id, request.payload, arn, None, client_context)
+        else:
+            message = Invoke(
+                request.request_id,
+                request.payload,
+                arn,
+                trace_header(request.request_id, request.trace_id),
+                client_context,
+                None,
+                *_trace_context(request),
+            )
         # A waiting invocation is handed to an environment as it finishes one, in the
         # same callback. On Python and Node.js runtimes it may also be queued behind a
         # running call, to start there by a time (see ``Pool.hand_over``).
