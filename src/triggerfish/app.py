@@ -144,11 +144,16 @@ class App:
         *,
         auth: str | None = None,
         secret: str | None = None,
+        payload: str | None = None,
+        cors: bool | Mapping[str, Any] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
-        """Answer an HTTP route, ``"METHOD /path/{param}"``, with the function."""
-        source = {"route": route, **_given(auth=auth, secret=secret)}
+        """Answer an HTTP route, ``"METHOD /path/{param}"``, with the function;
+        ``payload``: ``"v2"`` (API Gateway's HTTP API event, the default) or ``"v1"``
+        (its REST API event); ``cors``: ``True`` or the route's CORS rules
+        (docs/sources.md)."""
+        source = {"route": route, **_given(auth=auth, secret=secret, payload=payload, cors=cors)}
         return self._trigger({"http": source}, name, {}, settings)
 
     def webhook(

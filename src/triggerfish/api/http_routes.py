@@ -15,7 +15,9 @@ Per route ``auth``: ``none``; ``token``, an API token with the invoke scope as
 ``Authorization: Bearer`` (the header is not passed to the function); ``hmac``, the
 hex HMAC-SHA256 of the body with the route's secret in ``X-Triggerfish-Signature``
 (``sha256=<hex>`` or ``<hex>``). The route table keeps a literal secret sealed, as the
-store does; it is opened for each request whose signature is checked.
+store does; it is opened for each request whose signature is checked. A route with
+``cors`` answers browsers' preflights without invoking the function and gives its
+answers the ``Access-Control-*`` headers of an allowed origin (``api.route_cors``).
 
 The routes are read from the store and kept until ``Control.generation`` moves (after
 any change of functions, aliases or triggers).
@@ -38,6 +40,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from triggerfish.api import route_cors
 from triggerfish.api.forwarded import forward
 from triggerfish.api.http_v1 import rest_event, rest_response
 from triggerfish.api.raw import RawRequest
@@ -123,10 +126,24 @@ def message(status: int, text: str, headers: dict[str, str] | None = None) -> JS
 async def answer(request: Request) -> Response:
     node: Node = request.app.state.node
     path = _route_path(request)
-    found = best_route(await _table(request).current(node.control), request.method, path)
+    entries = await _table(request).current(node.control)
+    if request.method == "OPTIONS":
+        answered = route_cors.preflight(entries, path, request.headers)
+        if answered is not None:
+            return answered
+    found = best_route(entries, request.method, path)
     if found is None:
         return message(404, "Not Found")
     route, target, params = found
+    response = await _serve(request, node, route, target, params)
+    if target.options.cors is not None:
+        route_cors.decorate(target.options.cors, route, request.headers, response)
+    return response
+
+
+async def _serve(
+    request: Request, node: Node, route: Route, target: RouteTarget, params: dict[str, str]
+) -> Response:
     invoked = f"{target.trigger.function}:{target.trigger.qualifier}"
     # A token is checked before the body is read; a signature needs the body, read
     # while counting it (``api.limits`` refuses a longer one before this route runs).

@@ -115,6 +115,12 @@ def sam_template(described: dict[str, Any]) -> dict[str, Any]:
             unsaid.append(f"trigger {label}: no SAM event says it")
         else:
             events[label] = event
+        if (trigger.get("http") or {}).get("cors"):
+            # SAM keeps CORS on the API resource, shared by its routes, not on an event.
+            unsaid.append(
+                f"trigger {label}: its route's cors; give the API resource Cors "
+                "(or CorsConfiguration for an HttpApi)"
+            )
     if events:
         props["Events"] = events
     resources[logical_id(name, "Function")] = {

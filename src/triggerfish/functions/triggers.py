@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from triggerfish.bus.names import TOPIC_RULE
 from triggerfish.errors import PatternError
+from triggerfish.functions.cors import CorsOptions, cors_option
 from triggerfish.functions.fields import (
     DURATION_RULE,
     EXPECTED,
@@ -216,6 +217,11 @@ class HttpOptions(StrictModel):
     payload: Literal["v1", "v2"] = Field(
         default="v2",
         description='"v2" (API Gateway HTTP API payload 2.0) or "v1" (the REST API payload)',
+    )
+    cors: Annotated[CorsOptions | None, BeforeValidator(cors_option)] = Field(
+        default=None,
+        description="true, or a mapping of allow_origins, allow_methods, allow_headers,"
+        " expose_headers, max_age, allow_credentials: pages of other origins may call the route",
     )
 
     @property

@@ -363,7 +363,6 @@ def test_what_is_not_carried_out_is_listed_with_its_reason(tmp_path: Path) -> No
     assert lines == {
         ("plugins[0]", "serverless-python-requirements", False),
         ("provider.iam.role.statements[0]", "IAM statement", False),
-        ("functions.place.events[0].cors", "route setting", False),
         ("functions.place.events[1]", "sns event", False),
         ("functions.place.events[2]", "stream event", False),
         ("resources.Resources.OrdersTable", "AWS::DynamoDB::Table", True),
@@ -375,8 +374,12 @@ def test_what_is_not_carried_out_is_listed_with_its_reason(tmp_path: Path) -> No
         " when it calls it"
     )
     assert "installs each function's requirements.txt" in reasons["plugins[0]"]
-    # What is carried out still is: the route.
-    assert trigger(result) == {"http": {"route": "POST /orders", "payload": "v1"}, "name": "http-0"}
+    # What is carried out still is: the route, with its CORS.
+    http = only(result)[1].triggers[0].http
+    assert http is not None
+    assert http.route == "POST /orders"
+    assert http.cors is not None
+    assert http.cors.allow_origins == ["*"]
 
 
 def test_bad_input_is_refused_with_the_key_path(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def ship(order: Order, context):
 
 
 @app.bucket("uploads", events=["s3:ObjectCreated:*"], prefix="in/", suffix=".csv")
-@app.http("POST /orders/{id}", auth="token")
+@app.http("POST /orders/{id}", auth="token", cors=True)
 @app.function(environment={"MODE": "fast"}, max_concurrency=4, dead_letter="async-failed")
 def ingest(event, context):
     return event
@@ -93,7 +93,7 @@ functions:
     dead_letter: async-failed
     triggers:
       - bucket: {name: uploads, events: ["s3:ObjectCreated:*"], prefix: in/, suffix: .csv}
-      - http: {route: "POST /orders/{id}", auth: token}
+      - http: {route: "POST /orders/{id}", auth: token, cors: true}
   on_push:
     handler: app.on_push
     code: .

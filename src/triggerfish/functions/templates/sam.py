@@ -3,7 +3,8 @@
 ``read_sam`` translates what Triggerfish carries out (docs/migrate.md has the table):
 ``AWS::Serverless::Function`` with ``Globals``, and its events ``S3``, ``Api`` (an HTTP
 route with API Gateway's REST payload, v1), ``HttpApi`` (payload 2.0), ``Schedule``,
-``ScheduleV2``, ``SQS``, ``EventBridgeRule`` and ``CloudWatchEvent``;
+``ScheduleV2``, ``SQS``, ``EventBridgeRule`` and ``CloudWatchEvent``; the APIs' ``Cors``
+and ``CorsConfiguration`` as the routes' ``cors`` (``sam_cors``);
 ``AWS::S3::Bucket`` (a bucket), ``AWS::SQS::Queue`` (a topic) and
 ``AWS::Serverless::LayerVersion`` (a layer folder). ``!Ref``, ``!Sub``, ``!GetAtt``,
 ``!Join``, ``!Select``, ``!Split`` and ``!If`` on a known condition are resolved, with
@@ -331,7 +332,8 @@ class SamTemplate:
         props = resource.get("Properties") or {}
         if resource.get("Type") == _LAYER:
             return  # read by the functions that use it
-        for key in sorted(set(props) - {"StageName", "Name", "Description", "Tags"}):
+        carried = {"StageName", "Name", "Description", "Tags", "Cors", "CorsConfiguration"}
+        for key in sorted(set(props) - carried):
             self.unsupported.append(
                 Unsupported(
                     f"Resources.{logical_id}.Properties.{key}",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from triggerfish.errors import ConfigError
 from triggerfish.events.eventbridge import DEFAULT_BUS
 from triggerfish.functions.templates.common import Unsupported, map_runtime
+from triggerfish.functions.templates.sam_cors import api_cors
 
 if TYPE_CHECKING:
     from triggerfish.functions.templates.sam import SamTemplate
@@ -269,25 +270,14 @@ def _http(
         template.unsupported.append(
             Unsupported(f"{where}.Properties.{key}", f"{kind} {key}", "not carried out")
         )
-    _cors(template, kind, where)
     payload = "v1" if kind == "Api" else "v2"
     if kind == "HttpApi" and str(props.get("PayloadFormatVersion", "2.0")) == "1.0":
         payload = "v1"
-    return {"name": name, "http": {"route": route, "payload": payload}}
-
-
-def _cors(template: SamTemplate, kind: str, where: str) -> None:
-    globals_ = (template.document.get("Globals") or {}).get(kind) or {}
-    if "Cors" in globals_ or "CorsConfiguration" in globals_:
-        key = f"Globals.{kind}.Cors"
-        if not any(u.where == key for u in template.unsupported):
-            template.unsupported.append(
-                Unsupported(
-                    key, "Cors",
-                    "Triggerfish does not answer preflight requests for routes; return"
-                    " the Access-Control-* headers from the function",
-                )
-            )  # fmt: skip
+    http: dict[str, Any] = {"route": route, "payload": payload}
+    cors = api_cors(template, kind, props.get("RestApiId" if kind == "Api" else "ApiId"))
+    if cors is not None:
+        http["cors"] = cors
+    return {"name": name, "http": http}
 
 
 def _schedule(

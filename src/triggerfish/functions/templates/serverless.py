@@ -6,7 +6,8 @@ translates what Triggerfish carries out (docs/migrate.md has the table): ``provi
 function (handler, runtime, memorySize, timeout, environment, reservedConcurrency,
 provisionedConcurrency, onError) and its events ``s3``, ``http`` (the REST API's v1
 payload), ``httpApi`` (payload 2.0), ``schedule``, ``sqs``, ``eventBridge`` and
-``cloudwatchEvent``; and ``resources`` (``serverless_resources``).
+``cloudwatchEvent``, with the ``cors`` of ``http`` events and ``provider.httpApi``
+(``serverless_cors``); and ``resources`` (``serverless_resources``).
 
 Functions get the names AWS gives them, ``<service>-<stage>-<function>`` in lower case
 (or their ``name``), so code that names another function of its service finds it. Their
@@ -34,6 +35,7 @@ from triggerfish.functions.templates.common import (
     load_yaml,
     map_runtime,
 )
+from triggerfish.functions.templates.serverless_cors import http_api_cors, http_event_cors
 from triggerfish.functions.templates.serverless_resources import (
     Resources,
     arn_name,
@@ -110,6 +112,7 @@ class Service:
         self.unsupported: list[Unsupported] = []
         self.outputs: list[Output] = []
         self.topics: dict[str, dict[str, Any]] = {}
+        self.http_api_cors: dict[str, Any] | None = None
         service = self.doc["service"]
         service = service.get("name") if isinstance(service, dict) else service
         if not isinstance(service, str) or not service:
@@ -172,9 +175,14 @@ class Service:
         self._extra_keys(self.provider, _QUIET_PROVIDER, "provider.", "provider setting")
         self._plugins()
         self._package()
-        if self.provider.get("httpApi"):
+        http_api = self.provider.get("httpApi") or {}
+        self.http_api_cors = http_api_cors(
+            http_api.get("cors") if isinstance(http_api, dict) else None,
+            self.file, "provider.httpApi.cors", self._unsupported,
+        )  # fmt: skip
+        for setting in sorted(set(http_api) - {"cors"} if isinstance(http_api, dict) else ()):
             self._unsupported(
-                "provider.httpApi",
+                f"provider.httpApi.{setting}",
                 "HTTP API settings",
                 "not carried out: the routes are served by triggerfish up as they are",
             )
@@ -370,8 +378,14 @@ class Service:
             method, _, path = spec.partition(" ")
             spec = {"method": method, "path": path}
         spec = dict(spec or {})
+        cors = http_event_cors(
+            spec.pop("cors", None), self.file, f"{where}.cors", self._unsupported
+        )
         route = self._route(key, spec, where, rest=True)
-        return [{"http": {"route": route, "payload": "v1"}}]
+        http: dict[str, Any] = {"route": route, "payload": "v1"}
+        if cors is not None:
+            http["cors"] = cors
+        return [{"http": http}]
 
     def _event_httpApi(self, key: str, spec: Any, where: str) -> list[dict[str, Any]]:
         if spec == "*":
@@ -381,7 +395,10 @@ class Service:
             spec = {"method": method, "path": path}
         spec = dict(spec or {})
         route = self._route(key, spec, where, rest=False)
-        return [{"http": {"route": route, "payload": "v2"}}]
+        http: dict[str, Any] = {"route": route, "payload": "v2"}
+        if self.http_api_cors is not None:
+            http["cors"] = dict(self.http_api_cors)
+        return [{"http": http}]
 
     def _route(self, key: str, spec: dict[str, Any], where: str, *, rest: bool) -> str:
         method = str(spec.pop("method", "ANY")).upper()
@@ -536,8 +553,7 @@ class Service:
 
 
 _ROUTE_REASONS = {
-    "cors": "not carried out: Triggerfish's routes answer without CORS headers, so a page of"
-    " another origin cannot call them; add the headers in the function's response",
+    "cors": "not carried out: an httpApi route takes its CORS from provider.httpApi.cors",
     "private": "not carried out: the route answers without an API key",
     "authorizer": "not carried out: the route answers without an authorizer; anyone who"
     " reaches the server can call it",
