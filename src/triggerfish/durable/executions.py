@@ -36,6 +36,8 @@ RESUME = "TriggerfishDurableResume"
 RESUMES = b'{"' + RESUME.encode()  # how every resume payload starts
 #: Failed invocations in a row before an execution ends ``FAILED``.
 INVOCATION_ATTEMPTS = 3
+#: Executions whose function ``function_of`` remembers.
+FUNCTIONS_KEPT = 10_000
 #: How often the leader looks for timers that came due.
 TICK = 0.2
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -117,6 +119,7 @@ class DurableExecutions:
         self.account = account
         self._tick = tick
         self._settings: dict[tuple[str, str], DurableSettings | None] = {}
+        self._functions: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -141,6 +144,18 @@ class DurableExecutions:
             self._settings[key] = version.settings.durable
         return self._settings[key]
 
+    async def function_of(self, execution_id: str) -> str:
+        """The function an execution belongs to, ``NotFoundError`` when there is no such
+        execution. An execution never changes function, so each is read once: the
+        SDK's checkpoints then cost no read before their transaction."""
+        function = self._functions.get(execution_id)
+        if function is None:
+            function = (await self.store.get(execution_id)).function
+            if len(self._functions) >= FUNCTIONS_KEPT:
+                self._functions.clear()
+            self._functions[execution_id] = function
+        return function
+
     def arn(self, record: ExecutionRecord) -> str:
         return execution_arn(record, self.region, self.account)
 
@@ -152,9 +167,12 @@ class DurableExecutions:
         *,
         name: str | None = None,
         number: int | None = None,
+        begun: bool = False,
     ) -> tuple[ExecutionRecord, bool]:
         """A new execution of ``spec`` with ``payload`` as its input; the one already
-        started under ``name`` (and False) when there is one."""
+        started under ``name`` (and False) when there is one. With ``begun``, a new
+        execution is kept as ``begin`` would leave it, in the same transaction: its
+        first invocation holds the first token."""
         if name is not None and not (1 <= len(name) <= 64 and set(name) <= _NAME_OK):
             raise ValidationError(
                 "a durable execution name is 1 to 64 letters, digits, '-' or '_'",
@@ -177,19 +195,22 @@ class DurableExecutions:
             ended_at=None,
             timeout_at=now + settings.execution_timeout,
             retention=settings.retention,
-            generation=0,
+            generation=1 if begun else 0,
             failures=0,
-            wake_at=None,
+            wake_at=now + _watchdog(spec) if begun else None,
         )
         return await self.store.create(record)
 
     async def begin(self, execution_id: str, spec: FunctionSpec) -> ExecutionRecord:
-        # The watchdog leaves the invocation its whole timeout, and a margin.
-        return await self.store.begin(execution_id, watchdog=spec.timeout + 5.0)
+        return await self.store.begin(execution_id, watchdog=_watchdog(spec))
 
-    async def envelope(self, record: ExecutionRecord) -> bytes:
-        """What the handler receives: the SDK's ``DurableExecutionInvocationInput``."""
-        found = await self.store.operations(record.id, limit=PAGE + 1)
+    async def envelope(self, record: ExecutionRecord, *, fresh: bool = False) -> bytes:
+        """What the handler receives: the SDK's ``DurableExecutionInvocationInput``.
+        A ``fresh`` execution (just created) has nothing in its log but its start."""
+        if fresh:
+            found = [(0, ops.execution_document(record.id, record.input, record.started_at))]
+        else:
+            found = await self.store.operations(record.id, limit=PAGE + 1)
         page = found[:PAGE]
         state: dict[str, Any] = {"Operations": [ops.wire(doc) for _, doc in page]}
         if len(found) > PAGE:
@@ -239,9 +260,9 @@ class DurableExecutions:
         done: Checkpointed = await self.store.checkpoint(execution_id, generation, updates)
         for op_id, function, payload in done.invokes:
             self._run_invoke(execution_id, op_id, function, payload)
-        if not done.accepted:
+        if not done.accepted or done.record is None:
             return None, []
-        record = await self.store.get(execution_id)
+        record = done.record
         next_token = None if record.ended else checkpoint_token(record)
         return next_token, [ops.wire(doc) for doc in done.documents]
 
@@ -299,6 +320,11 @@ class DurableExecutions:
                     await self.store.forget_ended()
             except Exception:
                 log.exception("durable timers failed; will try again")
+
+
+def _watchdog(spec: FunctionSpec) -> float:
+    # The watchdog leaves the invocation its whole timeout, and a margin.
+    return spec.timeout + 5.0
 
 
 #: Operations the invocation input carries; the SDK pages through the rest.

@@ -59,6 +59,7 @@ class DurableExecutor:
         executions = self._executions
         resumed = resumed_execution(request.payload)
         record: ExecutionRecord | None = None
+        created = False
         if resumed is not None:
             try:
                 record = await executions.store.get(resumed)
@@ -73,13 +74,17 @@ class DurableExecutor:
                 return await self._inner.invoke(spec, request, wait=wait)
             if resumed is not None:
                 return _answer(request, spec, b"null")  # forgotten: nothing to resume
-            record, _ = await executions.start_execution(spec, settings, request.payload)
+            # A new execution is created already begun: one transaction, not two.
+            record, created = await executions.start_execution(
+                spec, settings, request.payload, begun=True
+            )
         elif record.version != spec.version:
             spec = await self._resolve(record.function, record.qualifier)
-        record = await executions.begin(record.id, spec)
+        if not created:
+            record = await executions.begin(record.id, spec)
         if record.ended:
             return self._outcome(request, spec, record)
-        envelope = await executions.envelope(record)
+        envelope = await executions.envelope(record, fresh=created)
         result = await self._inner.invoke(
             spec, dataclasses.replace(request, payload=envelope), wait=wait
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,11 +55,13 @@ class ExecutionRecord:
 @dataclass(frozen=True, slots=True)
 class Checkpointed:
     """What a checkpoint did: False ``accepted`` when its token was stale (or the
-    execution had ended); the documents it changed; the chained invokes to start."""
+    execution had ended); the documents it changed; the chained invokes to start; the
+    execution as the checkpoint left it."""
 
     accepted: bool
     documents: list[ops.Document]
     invokes: list[tuple[str, str, str]]  # operation id, function, payload
+    record: ExecutionRecord | None = None
 
 
 class DurableStore:
@@ -164,12 +166,13 @@ class DurableStore:
                 await _end(conn, record, "TIMED_OUT", None, _timeout_error(), now)
                 return await _locked(conn, execution_id)
             await _fire_due(conn, execution_id, now)
+            generation, wake_at = record.generation + 1, now + watchdog
             await conn.execute(
                 t.durable_executions.update()
                 .where(c.id == execution_id)
-                .values(generation=c.generation + 1, wake_at=now + watchdog)
+                .values(generation=generation, wake_at=wake_at)
             )
-            return await _locked(conn, execution_id)
+            return replace(record, generation=generation, wake_at=wake_at)
 
     async def checkpoint(
         self, execution_id: str, generation: int, updates: Sequence[Mapping[str, Any]]
@@ -179,21 +182,22 @@ class DurableStore:
         now = self.clock()
         c = t.durable_operations.c
         async with self._write() as conn:
-            record = await _locked(conn, execution_id)
+            # One statement reads the execution and where its log ends, one the
+            # operations the updates touch: a checkpoint is one short transaction.
+            record, position = await _locked_with_end(conn, execution_id)
             if record.ended or record.generation != generation:
-                return Checkpointed(False, [], [])
+                return Checkpointed(False, [], [], record)
             ids = list({update["Id"] for update in updates})
-            rows = (
-                await conn.execute(
-                    sa.select(c.id, c.document).where(c.execution == execution_id, c.id.in_(ids))
-                )
-            ).all()
-            current = {row.id: dict(row.document) for row in rows}
-            position = (
-                await conn.execute(
-                    sa.select(sa.func.max(c.position)).where(c.execution == execution_id)
-                )
-            ).scalar() or 0
+            current: dict[str, ops.Document] = {}
+            if ids:
+                rows = (
+                    await conn.execute(
+                        sa.select(c.id, c.document).where(
+                            c.execution == execution_id, c.id.in_(ids)
+                        )
+                    )
+                ).all()
+                current = {row.id: dict(row.document) for row in rows}
             changed: dict[str, ops.Change] = {}
             invokes: list[tuple[str, str, str]] = []
             fresh: set[str] = set()
@@ -213,6 +217,7 @@ class DurableStore:
                     invokes.append((op_id, *change.invoke))
                 if change.outcome is not None:
                     outcome = change.outcome
+            inserts: list[dict[str, Any]] = []
             for op_id, change in changed.items():
                 doc = change.document
                 values = {
@@ -223,14 +228,14 @@ class DurableStore:
                 }
                 if op_id in fresh:
                     position += 1
-                    await conn.execute(
-                        t.durable_operations.insert().values(
-                            execution=execution_id,
-                            id=op_id,
-                            position=position,
-                            callback=change.callback,
+                    inserts.append(
+                        {
+                            "execution": execution_id,
+                            "id": op_id,
+                            "position": position,
+                            "callback": change.callback,
                             **values,
-                        )
+                        }
                     )
                 else:
                     await conn.execute(
@@ -238,10 +243,16 @@ class DurableStore:
                         .where(c.execution == execution_id, c.id == op_id)
                         .values(**values)
                     )
+            if inserts:
+                await conn.execute(t.durable_operations.insert(), inserts)
             if outcome is not None:
                 status, result, error = outcome
                 await _end(conn, record, status, result, error, now)
-        return Checkpointed(True, [change.document for change in changed.values()], invokes)
+                record = replace(
+                    record, status=status, result=result, error=error, ended_at=now, wake_at=None
+                )
+        documents = [change.document for change in changed.values()]
+        return Checkpointed(True, documents, invokes, record)
 
     async def finish(
         self, record: ExecutionRecord, status: str, result: str | None, error: dict[str, Any] | None
@@ -261,9 +272,11 @@ class DurableStore:
                     .where(c.id == record.id)
                     .values(wake_at=current.timeout_at, failures=0)
                 )
-            else:
-                await _end(conn, current, status, result, error, now)
-            return await _locked(conn, record.id)
+                return replace(current, wake_at=current.timeout_at, failures=0)
+            await _end(conn, current, status, result, error, now)
+            return replace(
+                current, status=status, result=result, error=error, ended_at=now, wake_at=None
+            )
 
     async def failed(
         self, record: ExecutionRecord, error: dict[str, Any], *, attempts: int
@@ -440,6 +453,22 @@ async def _locked(conn: AsyncConnection, execution_id: str) -> ExecutionRecord:
     if row is None:
         raise NotFoundError(f"durable execution {execution_id!r} does not exist")
     return _record(row)
+
+
+async def _locked_with_end(conn: AsyncConnection, execution_id: str) -> tuple[ExecutionRecord, int]:
+    """The execution, locked as ``_locked`` does, and the position of its last
+    operation."""
+    o = t.durable_operations.c
+    end = sa.select(sa.func.max(o.position)).where(o.execution == execution_id).scalar_subquery()
+    query = sa.select(t.durable_executions, end.label("log_end")).where(
+        t.durable_executions.c.id == execution_id
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=t.durable_executions)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFoundError(f"durable execution {execution_id!r} does not exist")
+    return _record(row), row.log_end or 0
 
 
 async def _fire_due(conn: AsyncConnection, execution_id: str, now: float) -> None:

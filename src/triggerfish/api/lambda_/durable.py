@@ -47,18 +47,21 @@ def create_durable_router(node: Node) -> APIRouter:
         body = await request.body()
         return await principal(node, request, body), body
 
-    async def execution_for(
-        who: Principal, arn: str, action: str, *, own_key: bool = False
-    ) -> ExecutionRecord:
+    async def execution_for(who: Principal, arn: str, action: str) -> ExecutionRecord:
         record = await durable().store.get(execution_id_of(arn))
-        if not (own_key and who.function == record.function):
-            who.require(action, record.function)
+        who.require(action, record.function)
         return record
+
+    async def own_execution(who: Principal, arn: str) -> None:
+        """The SDK's operations: the function's own key, or ``deploy`` on it."""
+        function = await durable().function_of(execution_id_of(arn))
+        if who.function != function:
+            who.require(DEPLOY, function)
 
     @router.post("/durable-executions/{arn:path}/checkpoint", summary="CheckpointDurableExecution")
     async def checkpoint(arn: str, request: Request) -> Response:
         who, body = await caller(request)
-        await execution_for(who, arn, DEPLOY, own_key=True)
+        await own_execution(who, arn)
         document = _json(body)
         token = document.get("CheckpointToken")
         updates = document.get("Updates") or []
@@ -83,7 +86,7 @@ def create_durable_router(node: Node) -> APIRouter:
     @router.get("/durable-executions/{arn:path}/state", summary="GetDurableExecutionState")
     async def state(arn: str, request: Request) -> Response:
         who, _ = await caller(request)
-        await execution_for(who, arn, DEPLOY, own_key=True)
+        await own_execution(who, arn)
         query = request.query_params
         token = query.get("CheckpointToken")
         if not token:

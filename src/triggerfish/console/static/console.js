@@ -1,6 +1,6 @@
 // The Triggerfish web console: pages drawn from the /v1 API's JSON, one per hash route
-// (#/functions, #/functions/NAME, #/stream, #/invocations/ID, #/chains/ID, #/topics,
-// #/costs, #/nodes). The token a person signs in with stays in this tab's
+// (#/functions, #/functions/NAME, #/stream, #/invocations/ID, #/chains/ID,
+// #/executions, #/executions/ID, #/topics, #/costs, #/nodes). The token a person signs in with stays in this tab's
 // sessionStorage and goes to the API as a bearer token; the API checks every request.
 // Text from the API is only ever set as text (never parsed as HTML).
 "use strict";
@@ -210,6 +210,8 @@ const ROUTES = [
   [/^\/stream$/, "stream", pageStream],
   [/^\/invocations\/([^/]+)$/, "stream", pageInvocation],
   [/^\/chains\/([^/]+)$/, "stream", pageChain],
+  [/^\/executions$/, "executions", pageExecutions],
+  [/^\/executions\/([^/]+)$/, "executions", pageExecution],
   [/^\/topics$/, "topics", pageTopics],
   [/^\/costs$/, "costs", pageCosts],
   [/^\/nodes$/, "nodes", pageNodes],
@@ -303,10 +305,11 @@ async function pageFunctions() {
 }
 
 async function pageFunction(params, signal, name) {
-  const [fn, invocations, allowed] = await Promise.all([
+  const [fn, invocations, allowed, executions] = await Promise.all([
     api(`/v1/functions/${enc(name)}`),
     api(`/v1/invocations?function=${enc(name)}&limit=50`),
     may(`invoke:${name}:live`),
+    api(`/v1/executions?function=${enc(name)}&limit=10`),
   ]);
   const numbers = Object.fromEntries(fn.versions.map((v) => [v.version, v.number]));
   const versions = [...fn.versions].sort((a, b) => b.number - a.number);
@@ -338,6 +341,10 @@ async function pageFunction(params, signal, name) {
         h("td", {class: "num"}, t.backlog), h("td", {class: "num"}, t.in_flight),
         h("td", {class: "num"}, t.waiting_retry))), {id: "triggers"})
       : h("p", {class: "muted"}, "none: it runs when invoked")),
+    executions.executions.length ? card("Durable executions",
+      executionTable(executions.executions, {id: "function-executions"}),
+      h("p", {}, h("a", {href: `#/executions?function=${enc(name)}`}, "all its executions")))
+      : null,
     card("Invocations", invocations.invocations.length
       ? invocationTable(invocations.invocations, {id: "invocations"})
       : h("p", {class: "muted"}, "none yet")));
@@ -660,6 +667,171 @@ async function pageChain(params, signal, id) {
         : h("a", {href: `#/invocations/${enc(n.id)}`}, `${n.function} v${n.version}`)),
       h("td", {}, n.kind === "event" ? n.time || "" : fmtTime(n.started_at)),
       h("td", {}, n.kind === "event" ? "" : [statusBadge(n.status), ` ${fmtMs(n.duration_ms)}`]))))));
+}
+
+// ---- durable executions -------------------------------------------------------------
+
+const EXECUTION_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"];
+const BAR = {label: 230, width: 640, height: 22, gap: 6, margin: 10};
+
+function executionSeconds(record) {
+  return (record.ended_at ?? now()) - record.started_at;
+}
+
+function executionRow(record) {
+  return h("tr", {"data-execution": record.id, "data-status": record.status},
+    h("td", {}, h("a", {href: `#/executions/${enc(record.id)}`}, fmtTime(record.started_at))),
+    h("td", {}, h("a", {href: `#/functions/${enc(record.function)}`}, record.function)),
+    h("td", {}, statusBadge(record.status.toLowerCase())),
+    h("td", {class: "num"}, fmtMs(executionSeconds(record) * 1000),
+      record.ended_at === null ? " so far" : ""),
+    h("td", {class: "mono"}, record.name === record.id ? "" : record.name));
+}
+
+function executionTable(records, attrs) {
+  return table(["Started", "Function", "Status", "Duration", "Name"],
+    records.map(executionRow), attrs);
+}
+
+async function pageExecutions(params) {
+  const chosen = {function: params.get("function") || "", status: params.get("status") || ""};
+  const query = new URLSearchParams(Object.entries(chosen).filter(([, v]) => v));
+  const [listed, found] = await Promise.all([
+    api("/v1/functions"), api(`/v1/executions?${query}&limit=200`),
+  ]);
+  const change = () => {
+    const next = new URLSearchParams(
+      Object.entries({function: fnSelect.value, status: statusSelect.value}).filter(([, v]) => v));
+    location.hash = `#/executions${next.size ? `?${next}` : ""}`;
+  };
+  const option = (value, text, selected) => h("option", {value, selected}, text);
+  const fnSelect = h("select", {id: "executions-function", onchange: change},
+    option("", "every function", !chosen.function),
+    listed.functions.map((fn) => option(fn.name, fn.name, fn.name === chosen.function)));
+  const statusSelect = h("select", {id: "executions-status", onchange: change},
+    option("", "any status", !chosen.status),
+    EXECUTION_STATUSES.map((status) => option(status, status, status === chosen.status)));
+  show(
+    h("h1", {}, "Durable executions"),
+    h("form", {class: "filters", onsubmit: (event) => event.preventDefault()},
+      h("label", {for: "executions-function"}, "Function"), fnSelect,
+      h("label", {for: "executions-status"}, "Status"), statusSelect),
+    found.executions.length
+      ? executionTable(found.executions, {id: "executions"})
+      : h("p", {class: "muted"}, "No durable execution here: a function deployed with ",
+        "`durable:` starts one each time it is invoked."));
+}
+
+// Operations in the order of the log, each child right after its parent, with its depth.
+function operationTree(operations) {
+  const children = new Map();
+  for (const op of operations) {
+    const parent = op.parent_id || "";
+    (children.get(parent) || children.set(parent, []).get(parent)).push(op);
+  }
+  const known = new Set(operations.map((op) => op.id));
+  const ordered = [];
+  const visit = (op, depth) => {
+    ordered.push({op, depth});
+    for (const child of children.get(op.id) || []) visit(child, depth + 1);
+  };
+  for (const op of operations) {
+    if (!op.parent_id || !known.has(op.parent_id)) visit(op, 0);
+  }
+  return ordered;
+}
+
+function operationLabel(op) {
+  const kind = op.type === "CONTEXT" && op.sub_type ? op.sub_type.toLowerCase() : op.type.toLowerCase();
+  return op.type === "EXECUTION" ? "execution" : `${op.name || op.id} · ${kind.replace("_", " ")}`;
+}
+
+function operationDetail(op) {
+  const retries = op.attempt > 1 ? `${op.attempt - 1} retr${op.attempt === 2 ? "y" : "ies"}` : "none";
+  return [
+    h("h2", {}, operationLabel(op), " ", statusBadge(op.status.toLowerCase())),
+    fields([
+      ["Id", h("span", {class: "mono"}, op.id)],
+      ["Started", fmtTime(op.started_at)],
+      ["Ended", fmtTime(op.ended_at)],
+      ["Duration", op.ended_at ? fmtMs((op.ended_at - op.started_at) * 1000) : "—"],
+      ["Retries", retries],
+      op.scheduled_end ? ["Scheduled end", fmtTime(op.scheduled_end)] : null,
+      op.callback_id ? ["Callback", h("span", {class: "mono"}, op.callback_id)] : null,
+    ].filter(Boolean)),
+    op.error ? h("pre", {class: "result failed"}, JSON.stringify(op.error, null, 2)) : null,
+    op.result !== null && op.result !== undefined
+      ? h("pre", {class: "result"}, pretty(op.result)) : null,
+  ];
+}
+
+// One bar per operation from its start to its end (to now, or to when it is due, while
+// it runs); failed ones red, retried ones marked; a click shows its result or error.
+function drawTimeline(execution, rows, onPick) {
+  const start = execution.started_at;
+  const ends = rows.map(({op}) => op.ended_at ?? op.scheduled_end ?? now());
+  const span = Math.max(0.001, Math.max(execution.ended_at ?? now(), ...ends) - start);
+  const x = (t) => BAR.label + ((t - start) / span) * BAR.width;
+  const width = BAR.label + BAR.width + 90;
+  const height = BAR.margin * 2 + rows.length * (BAR.height + BAR.gap);
+  const bars = rows.map(({op, depth}, i) => {
+    const y = BAR.margin + i * (BAR.height + BAR.gap);
+    const from = op.started_at ?? start;
+    const running = op.ended_at === null || op.ended_at === undefined;
+    const to = running ? (op.scheduled_end ?? now()) : op.ended_at;
+    const failed = ["FAILED", "TIMED_OUT", "STOPPED", "CANCELLED"].includes(op.status);
+    const retried = op.attempt > 1;
+    const duration = running ? "running" : fmtMs((to - from) * 1000);
+    return s("g", {
+      class: `bar ${op.type.toLowerCase()}${failed ? " failed" : ""}${running ? " running" : ""}`,
+      "data-operation": op.id, "data-name": op.name || "", "data-duration": duration,
+      transform: `translate(0,${y})`, tabindex: 0, role: "button",
+      onclick: () => onPick(op), onkeydown: (event) => event.key === "Enter" && onPick(op),
+    },
+    s("title", {}, `${operationLabel(op)}: ${op.status}, ${duration}`),
+    s("rect", {class: "row", x: 0, y: 0, width, height: BAR.height}),
+    s("text", {x: 4 + depth * 14, y: 15, class: "label"}, operationLabel(op).slice(0, 34)),
+    s("rect", {class: "span", x: x(from), y: 2, height: BAR.height - 4, rx: 3,
+      width: Math.max(2, x(to) - x(from))}),
+    retried ? s("text", {x: x(to) + 6, y: 15, class: "retries"}, `×${op.attempt}`) : null,
+    s("text", {x: x(to) + (retried ? 30 : 6), y: 15, class: "duration"}, duration));
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => s("g", {},
+    s("line", {x1: x(start + f * span), x2: x(start + f * span), y1: 0, y2: height, class: "tick"}),
+    s("text", {x: x(start + f * span) + 2, y: height - 1, class: "axis"},
+      `+${fmtMs(f * span * 1000)}`)));
+  return s("svg", {
+    id: "timeline", width, height: height + 4, viewBox: `0 0 ${width} ${height + 4}`, role: "img",
+    "aria-label": `the timeline of ${rows.length} operations`,
+  }, ticks, bars);
+}
+
+async function pageExecution(params, signal, id) {
+  const execution = await api(`/v1/executions/${enc(id)}`);
+  const rows = operationTree(execution.operations);
+  const detail = h("div", {id: "operation", "aria-live": "polite"},
+    h("p", {class: "muted"}, "Pick an operation to see its result or error."));
+  const pick = (op) => {
+    for (const bar of document.querySelectorAll("#timeline .bar")) {
+      bar.classList.toggle("picked", bar.dataset.operation === op.id);
+    }
+    detail.replaceChildren(...operationDetail(op).filter(Boolean));
+  };
+  const failures = execution.operations.filter((op) => op.status === "FAILED").length;
+  show(
+    h("h1", {}, "Execution ", h("span", {class: "mono"}, execution.name)),
+    h("p", {}, statusBadge(execution.status.toLowerCase()), " ",
+      h("a", {href: `#/functions/${enc(execution.function)}`}, execution.function),
+      ` version ${execution.version} · started ${fmtTime(execution.started_at)} · `,
+      `${fmtMs(executionSeconds(execution) * 1000)}${execution.ended_at === null ? " so far" : ""}`,
+      ` · ${execution.operations.length} operations, ${failures} failed`),
+    card("Timeline", h("div", {class: "chart"}, drawTimeline(execution, rows, pick)), detail),
+    card("Input", h("pre", {id: "execution-input"}, pretty(execution.input))),
+    execution.error ? card("Error", h("pre", {class: "result failed", id: "execution-error"},
+      JSON.stringify(execution.error, null, 2))) : null,
+    execution.result !== null ? card("Result",
+      h("pre", {id: "execution-result"}, pretty(execution.result))) : null,
+    h("p", {class: "muted mono"}, execution.arn));
 }
 
 // ---- topics and dead letters --------------------------------------------------------
