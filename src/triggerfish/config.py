@@ -32,7 +32,9 @@ class Settings:
     url: str = ""  # where the CLI finds the server; default http://host:port
     token: str = ""  # API token for the CLI; default: the admin token file
     profile: str = ""  # the CLI's saved context to use (``triggerfish login --profile``)
-    dedupe_window: float = 86400.0  # seconds
+    # How long a publish of a (source, id) pair seen before stores nothing: seconds or a
+    # duration ("10m", "1d"). The bus keeps one small row per event published within it.
+    dedupe_window: float = 86400.0
     sync_payload_limit: int = 6 * MB
     async_payload_limit: int = 1 * MB
     header_size_limit: int = 64 * 1024  # bytes of a request's line and headers (else 431)
@@ -119,7 +121,8 @@ def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "triggerfish"
 
 
-_DURATIONS = {"records_retention"}  # seconds, or a number with s, m, h, d or w
+# Seconds, or a number with s, m, h, d or w.
+_DURATIONS = {"records_retention", "dedupe_window"}
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

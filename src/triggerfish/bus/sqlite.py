@@ -61,6 +61,7 @@ from triggerfish.bus.base import (
 )
 from triggerfish.errors import AdapterError, ValidationError
 from triggerfish.events.model import Event, decode_event, encode_event
+from triggerfish.sqlite_files import keeping_wal_index
 
 Synchronous = Literal["NORMAL", "FULL"]
 
@@ -117,9 +118,11 @@ class SqliteBus:
         self._checkpointer.start()
 
     async def stop(self) -> None:
-        await self._reader.stop()
-        await asyncio.to_thread(self._checkpointer.stop)
-        await self._writer.stop()
+        # The -shm file stays: a start on a disk that filled up meanwhile opens the bus.
+        with keeping_wal_index(self._path):
+            await self._reader.stop()
+            await asyncio.to_thread(self._checkpointer.stop)
+            await self._writer.stop()
         # The writer is gone: wake the fetches still parked; they find it stopped.
         parked, self._parked = self._parked, {}
         for waiting in parked.values():

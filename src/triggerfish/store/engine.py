@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from triggerfish.errors import AdapterError, ConflictError
+from triggerfish.sqlite_files import keeping_wal_index
 
 _WRITE = "triggerfish_write"
 
@@ -80,7 +81,9 @@ class Database:
     async def close(self) -> None:
         engine, self._engine, self._writer = self._engine, None, None
         if engine is not None:
-            await engine.dispose()
+            # The -shm file stays: a start on a disk that filled up meanwhile opens the store.
+            with keeping_wal_index(self.sqlite_file):
+                await engine.dispose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -162,3 +162,39 @@ async def test_a_node_starts_on_a_full_disk_and_says_why_it_is_not_ready(
         topic = await api.get("/v1/topics/orders")
         assert topic.status_code == 200, topic.text
         assert topic.json()["count"] == 3
+
+
+async def test_a_node_stopped_cleanly_starts_on_a_disk_full_to_the_last_byte(
+    small_disk: Path,
+) -> None:
+    data = small_disk / "data"
+    async with serving(data) as (_node, api):
+        assert (await api.put("/v1/topics/orders", json={})).status_code == 200
+        for n in range(3):
+            sent = await api.post(
+                "/v1/topics/orders/events", json={**EVENT, "id": str(n)}, headers=CE_JSON
+            )
+            assert sent.status_code < 300, sent.text
+    # A clean stop: every change is in the database files and no WAL is left behind.
+    assert not (data / "bus.db-wal").exists()
+    assert not (data / "store.db-wal").exists()
+    filler = fill(small_disk)
+    assert free(small_disk) == 0
+
+    async with serving(data) as (_node, api):
+        ready = await api.get("/readyz")
+        assert ready.status_code == 503
+        assert any("low disk space" in reason for reason in ready.json()["reasons"])
+        no_path(ready, small_disk)
+        topic = await api.get("/v1/topics/orders")
+        assert topic.status_code == 200, topic.text
+        assert topic.json()["count"] == 3
+        assert (await api.get("/v1/functions")).status_code == 200
+
+        filler.unlink()  # space returns: the same node takes events, no restart
+        assert (await api.get("/readyz")).status_code == 200
+        sent = await api.post(
+            "/v1/topics/orders/events", json={**EVENT, "id": "3"}, headers=CE_JSON
+        )
+        assert sent.status_code < 300, sent.text
+        assert (await api.get("/v1/topics/orders")).json()["count"] == 4

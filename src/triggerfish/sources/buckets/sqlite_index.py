@@ -28,6 +28,7 @@ from triggerfish.sources.buckets.index import (
     UploadRow,
     object_meta,
 )
+from triggerfish.sqlite_files import keeping_wal_index
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created REAL NOT NULL);
@@ -107,6 +108,7 @@ def _part_meta(part: PartRow) -> str:
 
 class _IndexFile:
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -118,7 +120,8 @@ class _IndexFile:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
+        # The -shm file stays: a start on a disk that filled up meanwhile opens the index.
+        with self._lock, keeping_wal_index(self._path):
             self._conn.close()
 
     @contextmanager
