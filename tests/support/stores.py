@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 from triggerfish.store import SqlStore
 
@@ -29,3 +31,29 @@ async def nodes(url: str, count: int, clock: Clock | None = None) -> AsyncIterat
             )
             for _ in range(count)
         ]
+
+
+def execution_record(execution_id: str = "e1", *, now: float = 1_000.0, **changes: Any) -> Any:
+    """A running durable execution of ``orders`` started at ``now``; ``changes`` set
+    other fields."""
+    from triggerfish.durable import ExecutionRecord
+
+    record = ExecutionRecord(
+        id=execution_id,
+        function="orders",
+        name=execution_id,
+        version="abcdefabcdef",
+        qualifier="1",
+        status="RUNNING",
+        input='{"id": 1}',
+        result=None,
+        error=None,
+        started_at=now,
+        ended_at=None,
+        timeout_at=now + 3600,
+        retention=86400,
+        generation=0,
+        failures=0,
+        wake_at=None,
+    )
+    return replace(record, **changes)

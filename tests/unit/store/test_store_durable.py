@@ -6,30 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from support.stores import Clock
+from support.stores import Clock, execution_record
 from triggerfish.durable import DurableStore, ExecutionRecord
 from triggerfish.store import SqlStore
 
 
 def new_record(execution_id: str = "e1", *, now: float = 1_000.0) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=execution_id,
-        function="orders",
-        name=execution_id,
-        version="abcdefabcdef",
-        qualifier="1",
-        status="RUNNING",
-        input='{"id": 1}',
-        result=None,
-        error=None,
-        started_at=now,
-        ended_at=None,
-        timeout_at=now + 3600,
-        retention=86400,
-        generation=0,
-        failures=0,
-        wake_at=None,
-    )
+    record: ExecutionRecord = execution_record(execution_id, now=now)
+    return record
 
 
 def durable(store: SqlStore, clock: Clock) -> DurableStore:

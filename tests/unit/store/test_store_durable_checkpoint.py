@@ -4,30 +4,16 @@ operations keep the order they were sent in, and the execution's end is in the a
 
 from __future__ import annotations
 
-from support.stores import Clock
+from support.stores import Clock, execution_record
 from triggerfish.durable import DurableStore, ExecutionRecord
 from triggerfish.store import SqlStore
 
 
 def new_record(execution_id: str, *, now: float = 1_000.0) -> ExecutionRecord:
-    return ExecutionRecord(
-        id=execution_id,
-        function="orders",
-        name=execution_id,
-        version="abcdefabcdef",
-        qualifier="1",
-        status="RUNNING",
-        input="{}",
-        result=None,
-        error=None,
-        started_at=now,
-        ended_at=None,
-        timeout_at=now + 3600,
-        retention=86400,
-        generation=1,
-        failures=0,
-        wake_at=now + 35,
+    record: ExecutionRecord = execution_record(
+        execution_id, now=now, input="{}", generation=1, wake_at=now + 35
     )
+    return record
 
 
 async def test_new_operations_of_one_checkpoint_keep_their_order(store: SqlStore) -> None:
