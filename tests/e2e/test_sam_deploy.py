@@ -19,6 +19,7 @@ from botocore.client import BaseClient
 
 from support.cli import run
 from support.lambda_api import aws_client
+from support.projects import json_lines
 from support.sam_samples import sam_sample
 from support.server import Server, wait_for
 
@@ -158,8 +159,7 @@ def shop(server: Server) -> dict[str, Any]:
 
 
 def records(shop: dict[str, Any]) -> list[dict[str, Any]]:
-    out: Path = shop["out"]
-    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return json_lines(shop["out"])
 
 
 def aws(server: Server, service: str, *key_options: str) -> BaseClient:

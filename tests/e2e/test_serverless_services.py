@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from support.cli import run
 from support.lambda_api import aws_client
 from support.node_packages import require_node
+from support.projects import json_lines
 from support.server import Server, wait_for
 from support.serverless_samples import EVENTBRIDGE, TEMPLATES, serverless_sample
 
@@ -123,8 +124,7 @@ def shop(server: Server) -> dict[str, Any]:
 
 
 def records(shop: dict[str, Any]) -> list[dict[str, Any]]:
-    out: Path = shop["out"]
-    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return json_lines(shop["out"])
 
 
 def aws(server: Server, service: str, *key_options: str) -> BaseClient:

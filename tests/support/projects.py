@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -28,3 +29,9 @@ def write_project(
     path = root / "triggerfish.yaml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
+
+
+def json_lines(path: Path) -> list[Any]:
+    """The JSON documents a test function appended to ``path``, one a line; none yet
+    when it does not exist."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
