@@ -149,6 +149,7 @@ class Node:
             leading=lambda: not self.clustered or self.leader.held,
             region=settings.region,
             account=ACCOUNT,
+            shared=self.clustered,
         )
         self.durable_executor = DurableExecutor(
             self.executor, self.durable, resolve=self.specs.resolve

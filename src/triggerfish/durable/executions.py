@@ -13,6 +13,7 @@ holds. An invocation that never reports back (a node killed) is woken by a watch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,8 +39,12 @@ RESUMES = b'{"' + RESUME.encode()  # how every resume payload starts
 INVOCATION_ATTEMPTS = 3
 #: Executions whose function ``function_of`` remembers.
 FUNCTIONS_KEPT = 10_000
-#: How often the leader looks for timers that came due.
+#: How often the leader of a cluster looks for timers that came due (another node may
+#: have set one); a single node sleeps until its next timer or its next write.
 TICK = 0.2
+#: The longest a single node sleeps without looking (and between passes that forget
+#: ended executions).
+IDLE = 60.0
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 Publish = Callable[[str, bytes], Awaitable[object]]
@@ -108,6 +113,7 @@ class DurableExecutions:
         leading: Callable[[], bool],
         region: str,
         account: str,
+        shared: bool = False,
         tick: float = TICK,
     ) -> None:
         self.store = store
@@ -118,6 +124,10 @@ class DurableExecutions:
         self.region = region
         self.account = account
         self._tick = tick
+        # Other nodes write the store too: their timers are seen by looking every tick.
+        self._shared = shared
+        self._written = asyncio.Event()
+        store.changed = self._written.set
         self._settings: dict[tuple[str, str], DurableSettings | None] = {}
         self._functions: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -308,18 +318,35 @@ class DurableExecutions:
         task.add_done_callback(self._background.discard)
 
     async def _watch(self) -> None:
-        forgotten_at = 0.0
+        """The leader fires what came due, then sleeps until the next timer, a write of
+        this node (which may have set an earlier one), or at most ``IDLE`` seconds; a
+        node of a cluster looks every ``tick`` as well. A node that does not lead looks
+        again every ``tick`` to see whether it has come to."""
+        forgotten_at = time.monotonic()
         while True:
-            await asyncio.sleep(self._tick)
-            if not self._leading():
-                continue
-            try:
-                await self.wake_due()
-                if time.monotonic() - forgotten_at > 60.0:
-                    forgotten_at = time.monotonic()
-                    await self.store.forget_ended()
-            except Exception:
-                log.exception("durable timers failed; will try again")
+            self._written.clear()  # a write from here on wakes the sleep below
+            delay = self._tick
+            if self._leading():
+                try:
+                    await self.wake_due()
+                    if time.monotonic() - forgotten_at > IDLE:
+                        forgotten_at = time.monotonic()
+                        await self.store.forget_ended()
+                    delay = await self._until_next()
+                except Exception:
+                    log.exception("durable timers failed; will try again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._written.wait(), delay)
+
+    async def _until_next(self) -> float:
+        upcoming = await self.store.next_due()
+        longest = self._tick if self._shared else IDLE
+        if upcoming is None:
+            return longest
+        delay = upcoming - self.store.clock()
+        # Still due after the pass (a resume that could not be published, or more due
+        # than one pass takes): look again a tick later, as a cluster does.
+        return self._tick if delay <= 0 else min(delay, longest)
 
 
 def _watchdog(spec: FunctionSpec) -> float:

@@ -7,12 +7,16 @@ invocation as pending), so two invocations of one execution never both write. Ti
 are rows: an operation's ``due_at`` (a wait, a step's retry, a callback's timeout) and
 an execution's ``wake_at`` (run it again should its invocation never report back, or
 when its execution timeout passes). Times are Unix seconds from the store's clock.
+
+After every write the store calls ``changed`` (which the leader's timer watcher sets to
+wake itself): a write may have set a timer earlier than the one it sleeps until.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,8 +73,16 @@ class DurableStore:
         self, read: Transaction, write: Transaction, *, clock: Callable[[], float] = time.time
     ) -> None:
         self._read = read
-        self._write = write
+        self._transaction = write
         self.clock = clock
+        #: Called after each write of this node (timers may have moved).
+        self.changed: Callable[[], None] = lambda: None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._transaction() as conn:
+            yield conn
+        self.changed()
 
     async def create(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         """Keep a new execution with its EXECUTION operation; with the name of one that
@@ -407,6 +419,21 @@ class DurableStore:
             ).all()
         found = {(row.id, row.function) for row in [*timers, *woken]}
         return sorted(found)
+
+    async def next_due(self) -> float | None:
+        """When the earliest timer of a running execution comes due; None without one."""
+        e, o = t.durable_executions.c, t.durable_operations.c
+        async with self._read() as conn:
+            timer = await conn.scalar(
+                sa.select(sa.func.min(o.due_at))
+                .select_from(t.durable_operations.join(t.durable_executions, e.id == o.execution))
+                .where(o.due_at.is_not(None), e.status == RUNNING)
+            )
+            wake = await conn.scalar(
+                sa.select(sa.func.min(e.wake_at)).where(e.wake_at.is_not(None), e.status == RUNNING)
+            )
+        times = [when for when in (timer, wake) if when is not None]
+        return min(times) if times else None
 
     async def woken(self, execution_id: str) -> None:
         """A resume of the execution is on the bus: fire its due timers, and clear its

@@ -46,10 +46,12 @@ async def test_a_wait_comes_due_and_the_next_invocation_sees_it_ended(store: Sql
     pending = await executions.finish(begun, "PENDING", None, None)
     assert pending.wake_at == pending.timeout_at  # only the execution timeout remains
     assert await executions.due() == []
+    assert await executions.next_due() == clock.now + 60  # the wait, before the timeout
     clock.now += 60
     assert await executions.due() == [("e1", "orders")]
     await executions.woken("e1")
     assert await executions.due() == []
+    assert await executions.next_due() == pending.timeout_at
     statuses = {doc["Id"]: doc["Status"] for _, doc in await executions.operations("e1")}
     assert statuses["w1"] == "SUCCEEDED"
 
