@@ -18,7 +18,6 @@ from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.options import DataDirOpt, JsonOpt
 from triggerfish.cli.output import console, errors, print_json, table
 from triggerfish.config import load_settings
-from triggerfish.control.restore import restore as restore_backup
 from triggerfish.errors import ConflictError
 
 BACKUP_TIMEOUT = 3600.0  # seconds: a large node takes a while to copy
@@ -68,6 +67,9 @@ def restore(
 ) -> None:
     """Check a backup's checksums and make a data directory a node starts from."""
     try:
+        # The store's modules load only for this command.
+        from triggerfish.control.restore import restore as restore_backup
+
         report = restore_backup(path, data_dir, force=force)
     except ConflictError as exc:
         raise CliError(str(exc), 7) from None

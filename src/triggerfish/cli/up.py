@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from importlib.util import find_spec
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
-from triggerfish.api.app import create_asgi
-from triggerfish.api.limits import limit_heads
-from triggerfish.api.protocol import hot_path_protocol
 from triggerfish.cli.client import reach
 from triggerfish.cli.output import console
-from triggerfish.config import Settings, load_settings
-from triggerfish.functions.manifest import Manifest
-from triggerfish.functions.project import load_project
-from triggerfish.node import Node, reach_backends
-from triggerfish.observe.logs import configure_logging
+from triggerfish.config import load_settings
+
+if TYPE_CHECKING:
+    from triggerfish.functions.manifest import Manifest
+    from triggerfish.node import Node
 
 
 def drive_hints(manifest: Manifest, command: Callable[[str], str] = str) -> list[str]:
@@ -48,39 +41,6 @@ def drive_hints(manifest: Manifest, command: Callable[[str], str] = str) -> list
     look = ("triggerfish invocations", "triggerfish logs FUNCTION -f", "triggerfish ls")
     return ["drive it from another terminal:", *hints,
             "  " + "; ".join(command(c) for c in look)]  # fmt: skip
-
-
-def server_config(app: Any, settings: Settings) -> uvicorn.Config:
-    """How ``up`` and ``dev`` serve a node's app."""
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        # The C parser and event loop (uvicorn[standard] brings them; a platform without
-        # wheels for them falls back); no access log: the invocation records are the log.
-        # The invoke and ingest fast path answers in the connection (``api.protocol``);
-        # a request head is refused as it passes the header size (``api.limits``).
-        http=limit_heads(hot_path_protocol(app), size=settings.header_size_limit),
-        h11_max_incomplete_event_size=settings.header_size_limit,
-        loop="uvloop" if find_spec("uvloop") else "asyncio",
-        log_level=settings.log_level.lower(),
-        # JSON lines: uvicorn's own records go through the handler set up above.
-        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
-        lifespan="on",
-    )
-
-
-class _Server(uvicorn.Server):
-    """Exits with status 0 after a graceful shutdown on SIGTERM/SIGINT, instead of
-    raising the signal again once the node has drained (uvicorn's default)."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        captured = getattr(self, "_captured_signals", None)
-        if isinstance(captured, list):
-            captured.clear()
 
 
 def up(
@@ -116,6 +76,13 @@ def up(
 ) -> None:
     """Start Triggerfish: on its embedded defaults (SQLite store and bus), or as a node of
     a cluster with a PostgreSQL store and a NATS JetStream bus shared by every node."""
+    # The server's modules load here, when it starts: other commands do without them.
+    from triggerfish.api.app import create_asgi
+    from triggerfish.cli.serving import Server, server_config
+    from triggerfish.functions.project import load_project
+    from triggerfish.node import Node, reach_backends
+    from triggerfish.observe.logs import configure_logging
+
     settings = load_settings(
         {
             "host": host,
@@ -164,7 +131,7 @@ def up(
         )
 
     config = server_config(create_asgi(node, on_start=after_start), settings)
-    server = _Server(config)
+    server = Server(config)
     server.run()
     if not server.started:
         raise SystemExit(1)

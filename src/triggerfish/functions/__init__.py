@@ -1,7 +1,10 @@
-"""Functions: the manifest, code packages and digests, stored code, and deploys."""
+"""Functions: the manifest, code packages and digests, stored code, and deploys.
 
-from triggerfish.functions.artifacts import ArtifactStore
-from triggerfish.functions.deployer import Deployer, DeployResult
+``Deployer``, ``DeployResult`` and ``ArtifactStore`` load with the store, so they are
+imported when first asked for: the CLI reads manifests without loading the server."""
+
+from typing import TYPE_CHECKING, Any
+
 from triggerfish.functions.manifest import (
     FunctionConfig,
     Manifest,
@@ -17,6 +20,23 @@ from triggerfish.functions.package import (
     version_id,
 )
 from triggerfish.functions.triggers import AsyncRetry, RetryPolicy, TopicConfig, TriggerConfig
+
+if TYPE_CHECKING:
+    from triggerfish.functions.artifacts import ArtifactStore
+    from triggerfish.functions.deployer import Deployer, DeployResult
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ArtifactStore":
+        from triggerfish.functions.artifacts import ArtifactStore
+
+        return ArtifactStore
+    if name in ("Deployer", "DeployResult"):
+        from triggerfish.functions import deployer
+
+        return getattr(deployer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactStore",

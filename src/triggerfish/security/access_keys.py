@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,7 +43,9 @@ from triggerfish.security.last_use import LastUse
 from triggerfish.security.permissions import ADMIN, Permission, Policy, Principal
 from triggerfish.security.sigv4 import S3AuthError
 from triggerfish.security.tokens import moment
-from triggerfish.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from triggerfish.store.sql import SqlStore
 
 KIND = "access-key"
 ID_PREFIX = "TF"

@@ -15,8 +15,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from triggerfish.store.sql import SqlStore
+if TYPE_CHECKING:
+    from triggerfish.store.sql import SqlStore
+
 
 KIND = "credential-use"
 EVERY = 60.0

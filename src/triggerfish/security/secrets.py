@@ -23,10 +23,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from triggerfish.errors import ConfigError, PayloadTooLargeError, ValidationError
 from triggerfish.security.access_keys import SecretBox
-from triggerfish.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from triggerfish.store.sql import SqlStore
 
 KIND = "secret"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")

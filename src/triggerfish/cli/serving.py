@@ -1,0 +1,49 @@
+"""How ``up`` and ``dev`` serve a node's application with uvicorn. Imported by those
+commands only when they run, so that the other commands (``deploy``, ``publish`` ...)
+start without loading the server."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from triggerfish.api.limits import limit_heads
+from triggerfish.api.protocol import hot_path_protocol
+from triggerfish.config import Settings
+
+
+def server_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """How ``up`` and ``dev`` serve a node's app."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        # The C parser and event loop (uvicorn[standard] brings them; a platform without
+        # wheels for them falls back); no access log: the invocation records are the log.
+        # The invoke and ingest fast path answers in the connection (``api.protocol``);
+        # a request head is refused as it passes the header size (``api.limits``).
+        http=limit_heads(hot_path_protocol(app), size=settings.header_size_limit),
+        h11_max_incomplete_event_size=settings.header_size_limit,
+        loop="uvloop" if find_spec("uvloop") else "asyncio",
+        log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's own records go through the handler set up above.
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        lifespan="on",
+    )
+
+
+class Server(uvicorn.Server):
+    """Exits with status 0 after a graceful shutdown on SIGTERM/SIGINT, instead of
+    raising the signal again once the node has drained (uvicorn's default)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
