@@ -45,6 +45,9 @@ class Settings:
     leader_lease: float = 5.0  # seconds; on a cluster, a dead leader is replaced within two
     throttle_wait: float = 1.0  # how long a synchronous call waits for a free slot
     idle_ttl: float = 300.0  # seconds before an idle environment is reaped
+    # A deploy that makes a new version starts one environment of it at once, so its
+    # first call is warm (it stops after idle_ttl like any other); false: on first call.
+    warm_on_deploy: bool = True
     retention: float = 7 * 86400.0  # retention of topics created without one
     housekeeping_interval: float = 60.0  # seconds between retention passes
     # How long invocation records, their logs and chain events are kept: seconds or a

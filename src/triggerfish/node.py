@@ -226,6 +226,7 @@ class Node:
             retention=settings.retention,
             access_keys=self.access_keys,
             announce=self.changes.announce if self.clustered else None,
+            warm_on_deploy=settings.warm_on_deploy,
         )
         self.leader = LeaderLease(
             self.store.cluster,

@@ -36,7 +36,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     manifest = write_project(
         root / "project", {"work": (WORK, {"memory": 256}), "idle": (IDLE, {})}
     )
-    server = Server(root / "data")
+    # The first calls start their environment (counted as a cold start), as they do
+    # where deploys do not start one ahead.
+    server = Server(root / "data", env={"TRIGGERFISH_WARM_ON_DEPLOY": "false"})
     server.start("--deploy", str(manifest))
     yield server
     server.stop()

@@ -78,7 +78,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> 
             "runtime": "nodejs",
         }
         manifest.write_text(yaml.safe_dump(document, sort_keys=False))
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "shop"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_SERVICE_NAME": "shop",
+        # The first invocation starts its environment: a cold start on its span.
+        "TRIGGERFISH_WARM_ON_DEPLOY": "false",
+    }
     server = Server(root / "data", env=env).start("--deploy", str(manifest))
     try:
         yield server

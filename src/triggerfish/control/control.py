@@ -68,8 +68,10 @@ class Control:
         retention: float | None,
         access_keys: AccessKeys,
         announce: Callable[[], Awaitable[None]] | None = None,
+        warm_on_deploy: bool = True,
     ) -> None:
         self._store = store
+        self._warm_on_deploy = warm_on_deploy
         self._access_keys = access_keys
         self._sinks = sinks
         self._announce = announce
@@ -87,6 +89,7 @@ class Control:
             sinks=sinks,
             secrets=secrets,
             changed=self.changed,
+            deployed=self._deployed,
             retention=retention,
             access_keys=access_keys,
         )
@@ -166,6 +169,18 @@ class Control:
         running = {pool.function for pool in self._executor.pool_stats()}
         for name in sorted(stored | running):
             await self._provision(name)
+
+    async def _deployed(self, function: str) -> None:
+        """A deploy made a new version of ``function``: with ``warm_on_deploy``, one
+        environment of its live version starts now, so the call that follows the deploy
+        is a warm one (``ProcessExecutor.warm``)."""
+        if not self._warm_on_deploy:
+            return
+        try:
+            route = await self.specs.route(function)
+        except NotFoundError:
+            return
+        self._executor.warm(route.main)
 
     async def _provision(self, function: str) -> None:
         """Start what a function's live version keeps ready: its ``min_warm``

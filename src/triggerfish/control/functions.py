@@ -55,6 +55,7 @@ class Functions:
         changed: Callable[[str], Awaitable[None]],
         retention: float | None,
         access_keys: AccessKeys,
+        deployed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._access_keys = access_keys
@@ -65,6 +66,7 @@ class Functions:
         self._sources = sources
         self._sinks = sinks
         self._changed = changed
+        self._deployed = deployed
         self._retention = retention  # of the topics destinations create
 
     async def deploy(
@@ -82,6 +84,8 @@ class Functions:
         # now, when this is the function's first deploy).
         await self._access_keys.grant_function(name, granted(config))
         await self._changed(name)
+        if result.created and self._deployed is not None:
+            await self._deployed(name)
         return result
 
     async def delete(self, name: str) -> None:

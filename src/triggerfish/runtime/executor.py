@@ -221,6 +221,16 @@ class ProcessExecutor:
             self._launcher.node.prepare(spec)
         self._launcher.top_up(self._pool(spec))
 
+    def warm(self, spec: FunctionSpec) -> bool:
+        """Start one environment of a version just deployed, in the background, when it
+        has none (``Launcher.warm_one``): its first call is then a warm one. True when
+        one is starting."""
+        if self._stopping:
+            return False
+        if runtime_family(spec.runtime) == "nodejs":
+            self._launcher.node.prepare(spec)
+        return self._launcher.warm_one(self._pool(spec))
+
     async def invoke(
         self, spec: FunctionSpec, request: InvocationRequest, *, wait: float | None = None
     ) -> InvocationResult:

@@ -165,6 +165,17 @@ class Launcher:
                 f"Memory Size {spec.memory} MB is over this node's memory capacity"
                 f" of {capacity} MB",
             )
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline is None else deadline - loop.time()
+        if pool.warming > pool.waiting_warm and (remaining is None or remaining > 0):
+            # An environment started ahead of demand is on its way (a deploy's, or
+            # min_warm's): it is ready sooner than a new one would be.
+            pool.waiting_warm += 1
+            try:
+                await self._wait(remaining)
+            finally:
+                pool.waiting_warm -= 1
+            return None
         if self.reserve(spec):
             pool.starting += 1
             try:
@@ -179,8 +190,6 @@ class Launcher:
                     spec, request, "error", "Runtime.StartError", f"Cannot start: {started}"
                 )
             return init_failure(spec, request, started, self.options.init_timeout)
-        loop = asyncio.get_running_loop()
-        remaining = None if deadline is None else deadline - loop.time()
         if remaining is not None and remaining <= 0:
             return throttled(
                 spec,
@@ -188,19 +197,26 @@ class Launcher:
                 f"Rate exceeded: no memory for another environment of '{spec.function}'"
                 f" ({spec.memory} MB; node capacity {capacity} MB in use)",
             )
-        waiter: asyncio.Future[None] = loop.create_future()
-        self.waiters.append(waiter)
         pool.waiting_memory += 1
+        try:
+            await self._wait(remaining)
+        finally:
+            pool.waiting_memory -= 1
+        return None
+
+    async def _wait(self, remaining: float | None) -> None:
+        """Until ``wake`` (memory came free, an environment went idle or did not start)
+        or ``remaining`` seconds."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
         try:
             async with asyncio.timeout(remaining):
                 await waiter
         except TimeoutError:
             pass
         finally:
-            pool.waiting_memory -= 1
             with contextlib.suppress(ValueError):
                 self.waiters.remove(waiter)
-        return None
 
     def wake(self) -> None:
         """Memory came free or an environment went idle: waiters look again."""
@@ -344,16 +360,39 @@ class Launcher:
             if not self.budget.try_reserve(spec.memory):
                 return
             pool.starting += 1
+            pool.warming += 1
             self.background(self._prewarm(pool, spec))
 
-    async def _prewarm(self, pool: Pool, spec: FunctionSpec) -> None:
+    def warm_one(self, pool: Pool) -> bool:
+        """Start one environment in the background for a version just deployed, so that
+        its first call finds it ready (and a snapstart version its snapshot made), as
+        far as the memory budget allows without evicting anything; nothing when the
+        pool has or is starting one already. True when one is starting. It stops after
+        its ``idle_ttl`` like any other, so a version nobody calls costs that long."""
+        if not self._live(pool) or pool.environments:
+            return False
+        spec = pool.spec
+        if not self.budget.try_reserve(spec.memory):
+            return False
+        pool.starting += 1
+        pool.warming += 1
+        self.background(self._prewarm(pool, spec, "on-demand"))
+        return True
+
+    async def _prewarm(
+        self, pool: Pool, spec: FunctionSpec, init_type: str = "provisioned-concurrency"
+    ) -> None:
         try:
-            started = await self.start_worker(pool, spec, "provisioned-concurrency")
+            started = await self.start_worker(pool, spec, init_type)
         finally:
             pool.starting -= 1
+            pool.warming -= 1
         if not isinstance(started, Worker):
+            self.wake()  # whoever waited for it starts one of their own
             log.warning(
-                "%s: a provisioned environment did not start: %s", spec.key, _describe(started)
+                "%s: an environment started ahead of demand did not start: %s",
+                spec.key,
+                _describe(started),
             )
             return
         started.pending_init = None  # its init ran ahead of any invocation

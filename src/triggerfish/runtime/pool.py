@@ -69,6 +69,10 @@ class Pool:
         self.queueable = 0  # waiters that may be handed to an environment
         self.queueable_behind = 0  # those of them that may wait behind a running call
         self.starting = 0  # environments being started
+        # Of those, started ahead of demand (min_warm, a deploy's): an invocation that
+        # finds none idle waits for one of them rather than starting its own.
+        self.warming = 0
+        self.waiting_warm = 0  # invocations waiting for one of those
         self.waiting_memory = 0  # invocations with a slot, waiting for memory
         self.template: Template | None = None
         self.template_lock = asyncio.Lock()

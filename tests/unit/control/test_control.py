@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from support.projects import write_project
+from triggerfish.config import Settings
 from triggerfish.control import Control
 from triggerfish.errors import NotFoundError
 from triggerfish.node import Node
@@ -153,3 +154,29 @@ async def test_a_manifest_deploys_its_topics_webhooks_and_brokers_first(
     assert brokers["out"].kind == "redis"
     live = await node.control.functions.version("greet")
     assert live.settings.destinations.on_success == "out:done"
+
+
+async def test_a_deploy_starts_an_environment_of_the_new_version_for_its_first_call(
+    node: Node, tmp_path: Path
+) -> None:
+    version = await deploy(node.control, tmp_path / "p", 1)
+    stats = [s for s in node.executor.pool_stats() if s.version == version]
+    assert [s.idle + s.starting for s in stats] == [1]  # before any call
+    result = await node.invoker.invoke("greet", b"{}")
+    assert (result.status, result.result, result.cold_start) == ("ok", b"1", False)
+    await deploy(node.control, tmp_path / "p", 1)  # unchanged: no new version, none started
+    assert [s.prewarmed for s in node.executor.pool_stats()] == [1]
+
+
+async def test_without_warm_on_deploy_the_first_call_starts_the_environment(
+    tmp_path: Path,
+) -> None:
+    node = Node(Settings(data_dir=tmp_path / "data", shutdown_grace=1.0, warm_on_deploy=False))
+    await node.start()
+    try:
+        await deploy(node.control, tmp_path / "p", 1)
+        assert [s.idle + s.starting for s in node.executor.pool_stats()] in ([], [0])
+        result = await node.invoker.invoke("greet", b"{}")
+        assert (result.status, result.cold_start) == ("ok", True)
+    finally:
+        await node.stop()
