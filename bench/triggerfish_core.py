@@ -178,6 +178,12 @@ class TriggerfishServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (after ``start``)."""
+        assert self._proc is not None, "the server is not started"
+        return self._proc.pid
+
     def start(self) -> None:
         data = self.data
         with self._log_path.open("ab") as log:
