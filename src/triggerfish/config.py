@@ -53,6 +53,11 @@ class Settings:
     # How long invocation records, their logs and chain events are kept: seconds or a
     # duration ("7d", "12h"); a function's manifest may say otherwise (docs/guide.md).
     records_retention: float = 7 * 86400.0
+    # SQLite files made by this node give the space retention frees back to the
+    # filesystem (incremental auto-vacuum, see docs/guide.md); it costs their writes
+    # about a tenth of the drain rate. false: freed pages are reused, and a file stays at
+    # its largest size.
+    sqlite_vacuum: bool = True
     # Free disk kept for accepted work: "5%", "500MB", "0" (none); "": 5% or 500 MB,
     # whichever is smaller. Below it new events are refused (observe/disk.py).
     min_free_disk: str = ""

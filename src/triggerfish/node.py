@@ -74,8 +74,11 @@ class Node:
             settings.resolved_bus_url,
             dedupe_window=settings.dedupe_window,
             ack_wait=settings.lease_margin,
+            vacuum=settings.sqlite_vacuum,
         )
-        self.store = SqlStore(database_url(settings.resolved_store_url))
+        self.store = SqlStore(
+            database_url(settings.resolved_store_url), vacuum=settings.sqlite_vacuum
+        )
         # A store that several nodes share makes them a cluster: code travels through
         # it, one node leads, and changes are announced to the others.
         self.clustered = is_shared(settings.resolved_store_url)
@@ -267,6 +270,7 @@ class Node:
             artifacts=self.artifacts,
             buckets=self.buckets,
             sqlite_files=tuple(str(p.file) for p in parts if p.file is not None),
+            vacuum=settings.sqlite_vacuum,
         )
         self.housekeeping = Housekeeping(
             self.bus,
@@ -418,10 +422,11 @@ def open_tracer(settings: Settings) -> Tracer | None:
 async def reach_backends(settings: Settings) -> None:
     """Open the store and the bus of ``settings`` once and close them again: run before
     a server starts, so one that cannot be reached stops it with one line naming it."""
-    store = SqlStore(database_url(settings.resolved_store_url))
+    vacuum = settings.sqlite_vacuum  # a file made here is made as the node would
+    store = SqlStore(database_url(settings.resolved_store_url), vacuum=vacuum)
     await _reach("store", settings.resolved_store_url, store.start)
     await store.stop()
-    bus = open_bus(settings.resolved_bus_url, dedupe_window=settings.dedupe_window)
+    bus = open_bus(settings.resolved_bus_url, dedupe_window=settings.dedupe_window, vacuum=vacuum)
     await _reach("bus", settings.resolved_bus_url, bus.start)
     await bus.stop()
 

@@ -79,8 +79,10 @@ class SqliteBus:
         dedupe_window: float = 86400.0,
         clock: Callable[[], float] = time.time,
         synchronous: Synchronous = "NORMAL",
+        vacuum: bool = True,
     ) -> None:
         self._path = Path(path)
+        self._vacuum = vacuum
         self._dedupe_window = dedupe_window
         self._clock = clock
         self._synchronous = synchronous
@@ -140,8 +142,9 @@ class SqliteBus:
         conn.execute("PRAGMA busy_timeout = 10000")
         # Takes effect in a new file only: retention's free pages can be given back.
         # Asked of a new file only, too: on an existing one it writes, and a start on a
-        # full disk must write nothing it need not (see below).
-        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # full disk must write nothing it need not (see below). ``vacuum`` False: the
+        # pointer-map upkeep it costs every commit is not paid, and free pages are reused.
+        if self._vacuum and conn.execute("PRAGMA page_count").fetchone()[0] == 0:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")

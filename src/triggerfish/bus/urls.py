@@ -17,16 +17,17 @@ from triggerfish.bus.base import Bus
 from triggerfish.errors import ConfigError
 
 
-def open_bus(url: str, *, dedupe_window: float, ack_wait: float = 30.0) -> Bus:
+def open_bus(url: str, *, dedupe_window: float, ack_wait: float = 30.0, vacuum: bool = True) -> Bus:
     """The bus for ``url``, not started yet; ConfigError for a URL it cannot serve.
     ``ack_wait``: the shortest lease a consumer group of a shared bus starts with (a
-    group's lease only grows, to the longest one its consumers ask for)."""
+    group's lease only grows, to the longest one its consumers ask for). ``vacuum``: a
+    new SQLite file gives freed space back (``SqliteBus``)."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
         from triggerfish.bus.sqlite import SqliteBus
 
-        return SqliteBus(Path(rest[1:]), dedupe_window=dedupe_window)
+        return SqliteBus(Path(rest[1:]), dedupe_window=dedupe_window, vacuum=vacuum)
     if sep and scheme in ("nats", "tls") and rest:
         from triggerfish.bus.nats import NatsBus
 

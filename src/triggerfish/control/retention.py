@@ -71,6 +71,7 @@ class Retention:
         artifacts: ArtifactStore | None = None,
         buckets: BucketStore | None = None,
         sqlite_files: tuple[str, ...] = (),
+        vacuum: bool = True,
         batch: int = 5000,
         max_batches: int = 100,
         vacuum_pages: int = 4096,
@@ -84,7 +85,8 @@ class Retention:
         self._builder = builder
         self._artifacts = artifacts
         self._buckets = buckets
-        self._files = sqlite_files
+        # Without ``vacuum`` (``sqlite_vacuum = false``) files keep their free pages.
+        self._files = sqlite_files if vacuum else ()
         self._batch = batch
         self._max_batches = max_batches
         self._vacuum_pages = vacuum_pages

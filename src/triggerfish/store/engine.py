@@ -29,8 +29,11 @@ _WRITE = "triggerfish_write"
 
 
 class Database:
-    def __init__(self, url: str, *, busy_timeout: float = 10.0, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout: float = 10.0, echo: bool = False, vacuum: bool = True
+    ) -> None:
         self.url = url
+        self._vacuum = vacuum
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._echo = echo
         self._engine: AsyncEngine | None = None
@@ -119,6 +122,7 @@ class Database:
 
     def _prepare_sqlite(self, engine: AsyncEngine) -> None:
         busy_ms = self._busy_timeout_ms
+        vacuum = self._vacuum
 
         @sa.event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -130,8 +134,9 @@ class Database:
             # (``store/retention.py``).
             # Asked of a new file only: on an existing one it writes, which fails on a
             # full disk, and the node must start there all the same.
+            # ``vacuum`` False (``sqlite_vacuum``): no pointer-map upkeep in every write.
             cursor.execute("PRAGMA page_count")
-            if cursor.fetchone()[0] == 0:
+            if vacuum and cursor.fetchone()[0] == 0:
                 cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")

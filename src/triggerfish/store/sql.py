@@ -56,9 +56,10 @@ class SqlStore:
         busy_timeout: float = 10.0,
         echo: bool = False,
         clock: Callable[[], float] = time.time,
+        vacuum: bool = True,
     ) -> None:
         self.url = url
-        self._db = Database(url, busy_timeout=busy_timeout, echo=echo)
+        self._db = Database(url, busy_timeout=busy_timeout, echo=echo, vacuum=vacuum)
         self._read = self._db.read
         self._write = self._db.write
         self.documents = Documents(self._read, self._write)

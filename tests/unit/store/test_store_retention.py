@@ -147,3 +147,23 @@ async def test_incremental_vacuum_gives_a_large_prune_back(tmp_path: Path) -> No
         incremental_vacuum(path, pages=100_000)
 
         assert size(path) < full / 4
+
+
+async def test_without_vacuum_a_file_reuses_what_a_prune_freed(tmp_path: Path) -> None:
+    """``sqlite_vacuum = false``: no auto-vacuum (and its upkeep in every write); the
+    file keeps its size after a prune, and the next records fill the freed pages."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    async with SqlStore(url, vacuum=False) as store:
+        path = store_file(store)
+        assert path is not None
+        assert auto_vacuum_mode(path) == 0
+        logs = "x" * 2000
+        await store.record_invocations([made_at(MIDNIGHT + n, logs=logs) for n in range(4000)])
+        checkpoint(path)
+        full = size(path)
+        await prune_all(store, Cutoff(MIDNIGHT + DAY))
+        await store.record_invocations(
+            [made_at(MIDNIGHT + DAY + n, logs=logs) for n in range(4000)]
+        )
+        checkpoint(path)
+        assert size(path) <= full * 1.05
