@@ -5,16 +5,19 @@ Loaded only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and needs the ``otel`` 
 ids and times the node chose; here they become the SDK's ``ReadableSpan`` and go
 through a ``BatchSpanProcessor``, whose thread does the sending, so recording a span
 on the event loop only queues it. The exporter reads the other ``OTEL_EXPORTER_OTLP_*``
-settings (headers, timeout, compression, certificates) itself.
+settings (headers, timeout, compression, certificates) itself; ``OTEL_TRACES_SAMPLER``
+and ``OTEL_TRACES_SAMPLER_ARG`` set the share of traces starting here that are recorded
+(``tracing.sampled_share``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from triggerfish import __version__
 from triggerfish.errors import ConfigError
-from triggerfish.observe.tracing import Span, Tracer
+from triggerfish.observe.tracing import Span, Tracer, sampled_share
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -66,7 +69,7 @@ def otlp_tracer(
     def sink(span: Span) -> None:
         processor.on_end(_readable(span, resource, scope))
 
-    return Tracer(sink, close=processor.shutdown)
+    return Tracer(sink, close=processor.shutdown, share=sampled_share(os.environ))
 
 
 def _context(trace_id: str, span_id: str, sampled: bool) -> SpanContext:

@@ -13,7 +13,8 @@ set) sends them on over OTLP/HTTP. Without a tracer the node's components hold
 ``None`` and check it once per request or invocation, so tracing off costs nothing else.
 
 Sampling follows the parent: a span whose parent is not sampled (``traceparent``
-flags ``00``) is neither recorded nor sampled itself; a trace that starts here is.
+flags ``00``) is neither recorded nor sampled itself; a trace that starts here is
+sampled as ``OTEL_TRACES_SAMPLER`` says (``sampled_share``: all, by default).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from triggerfish.errors import ConfigError
 from triggerfish.events.model import Event, ExtensionValue
 from triggerfish.runtime.base import EmitRequest, InvocationResult
 
@@ -87,19 +89,62 @@ class Span:
 SpanSink = Callable[[Span], None]
 
 
-class Tracer:
-    """Makes span contexts and hands finished spans to ``sink``."""
+#: ``OTEL_TRACES_SAMPLER`` values, and the share of new traces each samples (None: the
+#: share ``OTEL_TRACES_SAMPLER_ARG`` gives). A span with a parent follows the parent's
+#: decision whatever the sampler, as the ``parentbased_*`` samplers do.
+SAMPLERS: dict[str, float | None] = {
+    "always_on": 1.0,
+    "always_off": 0.0,
+    "traceidratio": None,
+    "parentbased_always_on": 1.0,
+    "parentbased_always_off": 0.0,
+    "parentbased_traceidratio": None,
+}
 
-    def __init__(self, sink: SpanSink, *, close: Callable[[], None] | None = None) -> None:
+
+def sampled_share(environ: Mapping[str, str]) -> float:
+    """The share of traces starting here that are recorded, from OpenTelemetry's
+    ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` (default: all);
+    ConfigError for a sampler or an argument it does not know."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name not in SAMPLERS:
+        known = ", ".join(SAMPLERS)
+        raise ConfigError(
+            f"OTEL_TRACES_SAMPLER={name!r} is not a sampler Triggerfish has ({known})"
+        )
+    share = SAMPLERS[name]
+    if share is not None:
+        return share
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        share = float(arg)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(
+            f"OTEL_TRACES_SAMPLER_ARG={arg!r}: the share of traces to record, from 0 to 1"
+        )
+    return share
+
+
+class Tracer:
+    """Makes span contexts and hands finished spans to ``sink``. A trace that starts
+    here is sampled with probability ``share``; a span with a parent follows it."""
+
+    def __init__(
+        self, sink: SpanSink, *, close: Callable[[], None] | None = None, share: float = 1.0
+    ) -> None:
         self._sink = sink
         self._close = close
         self._random = random.Random()
+        self._share = share
 
     def child(self, parent: SpanContext | None) -> SpanContext:
         """A new span's context: in ``parent``'s trace, or the root of a new one."""
         span_id = f"{self._random.getrandbits(64) or 1:016x}"
         if parent is None:
-            return SpanContext(f"{self._random.getrandbits(128) or 1:032x}", span_id)
+            sampled = self._share >= 1.0 or self._random.random() < self._share
+            return SpanContext(f"{self._random.getrandbits(128) or 1:032x}", span_id, sampled)
         return SpanContext(parent.trace_id, span_id, parent.sampled, parent.state)
 
     def record(self, span: Span) -> None:
@@ -162,6 +207,8 @@ class InvocationTrace:
     def finished(self, result: InvocationResult) -> None:
         """Record the invoke span and, if the handler ran, its span."""
         self.result = result
+        if not self.context.sampled:  # carried on, not recorded: nothing to build
+            return
         end = time.time()
         tracer = self._tracer
         attributes = {
@@ -230,6 +277,9 @@ class InvocationTrace:
 
     def published(self, *, error: str | None = None) -> None:
         """Record the emit spans, from ``emitting`` to now."""
+        if not self.context.sampled:
+            self._emits = []
+            return
         end = time.time()
         for emit in self._emits:
             self._tracer.record(
@@ -293,8 +343,11 @@ class DispatchTrace:
         self.context = tracer.child(parent)
         self.started = time.time()
         self.invocation = tracer.invocation(function, version, self.context)
+        self._attributes: Attributes = {}
+        if not self.context.sampled:  # carried on, not recorded: nothing to build
+            return
         waited = max(0.0, self.started - published_at)
-        self._attributes: Attributes = {
+        self._attributes = {
             "messaging.system": "triggerfish",
             "messaging.operation.type": "process",
             "messaging.destination.name": topic,
@@ -324,6 +377,8 @@ class DispatchTrace:
 
     def finished(self) -> None:
         """Record the dispatch span, with the invocation's final status."""
+        if not self.context.sampled:
+            return
         result = self.invocation.result
         status = "failed" if result is None else result.status
         error = "Triggerfish failed to handle the event" if result is None else _error_of(result)
@@ -397,6 +452,8 @@ class IngestTrace:
         if self.context is None:  # failed before it had events to store
             self.parent = ingest_parent(self._headers, ())
             self.context = self._tracer.child(self.parent)
+        if not self.context.sampled:
+            return
         self._tracer.record(
             Span(
                 self._name,

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from triggerfish.config import load_settings
+from triggerfish.errors import ConfigError
 from triggerfish.events.model import Event
 from triggerfish.observe.tracing import (
     IngestTrace,
@@ -16,6 +17,7 @@ from triggerfish.observe.tracing import (
     SpanContext,
     Tracer,
     continued,
+    sampled_share,
 )
 from triggerfish.runtime.base import EmitRequest, InvocationResult
 
@@ -156,3 +158,48 @@ def test_tracing_off_imports_no_opentelemetry_sdk() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "share"),
+    [
+        ({}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+            0.01,
+        ),
+        ({"OTEL_TRACES_SAMPLER": "TraceIdRatio"}, 1.0),  # no argument: all
+    ],
+)
+def test_the_share_of_traces_recorded_comes_from_opentelemetrys_variables(
+    environ: dict[str, str], share: float
+) -> None:
+    assert sampled_share(environ) == share
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "not a sampler Triggerfish has"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, "from 0 to 1"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"}, "from 0 to 1"),
+    ],
+)
+def test_a_sampler_it_cannot_follow_is_refused_with_what_it_takes(
+    environ: dict[str, str], said: str
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        sampled_share(environ)
+
+
+def test_a_share_of_new_traces_is_recorded_and_their_children_follow() -> None:
+    spans: list[Span] = []
+    tracer = Tracer(spans.append, share=0.25)
+    roots = [tracer.child(None) for _ in range(4000)]
+    for root in roots:
+        tracer.record(Span("ingest", root, None, 0.0, 0.001))
+        tracer.record(Span("invoke", tracer.child(root), root, 0.0, 0.001))
+    recorded = {span.context.trace_id for span in spans}
+    assert 800 < len(recorded) < 1200  # a quarter of 4000, give or take
+    assert len(spans) == 2 * len(recorded)  # a recorded trace keeps all its spans
