@@ -396,12 +396,12 @@ class Launcher:
             )
             return
         started.pending_init = None  # its init ran ahead of any invocation
-        if not self._live(pool):
+        if self._live(pool):
+            pool.prewarmed += 1
+            pool.idle.append(started)
+        else:
             self.discard(started)
-            return
-        pool.prewarmed += 1
-        pool.idle.append(started)
-        self.wake()
+        self.wake()  # whoever waited for it takes it, or looks again
 
 
 def _describe(outcome: InitFailed | Exit | OSError) -> str:
