@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.invoke_bench import cpu_ticks, stat_fields
+from bench.invoke_bench import process_cpu
 from bench.triggerfish_core import FUNCTIONS, FUNCTIONS_TP, make_event
 from triggerfish.config import Settings
 from triggerfish.events.structured import event_from_dict
@@ -34,14 +34,11 @@ BATCH = 500
 
 def worker_cpu(node: Node) -> float:
     """CPU seconds of the node's live worker processes, from ``/proc``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pool in node.executor._pools.values():
-        for worker in [*pool.idle, *pool.busy]:
-            fields = stat_fields(worker.pid)
-            if fields is not None:
-                total += cpu_ticks(fields) / tick
-    return total
+    return sum(
+        process_cpu(worker.pid)
+        for pool in node.executor._pools.values()
+        for worker in [*pool.idle, *pool.busy]
+    )
 
 
 async def drain(events: int, records: bool) -> dict[str, Any]:

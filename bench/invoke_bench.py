@@ -149,16 +149,19 @@ def process_tree(roots: Iterable[int]) -> list[int]:
     return out
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all its threads) used so far by one process; 0.0
+    when it is gone or ``/proc`` is not there to read."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return 0.0
+    return cpu_ticks(fields) / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+
 def tree_cpu(root: int) -> float:
     """CPU seconds (user + system) used so far by ``root`` and its live descendants;
     0.0 where ``/proc`` is not there to read."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
-    for pid in process_tree([root]) if os.path.isdir("/proc") else ():
-        fields = stat_fields(pid)
-        if fields is not None:
-            total += cpu_ticks(fields) / tick
-    return total
+    return sum(process_cpu(pid) for pid in process_tree([root]) if os.path.isdir("/proc"))
 
 
 def free_port() -> int:

@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.invoke_bench import cpu_ticks, stat_fields, tree_cpu
+from bench.invoke_bench import process_cpu, tree_cpu
 from bench.triggerfish_core import (
     BATCH,
     FUNCTIONS,
@@ -57,6 +57,7 @@ from bench.triggerfish_core import (
     find_executable,
     make_event,
     wait_drained,
+    wrk_invoke,
 )
 from bench.workload import make_payload
 
@@ -170,12 +171,6 @@ class Profiler:
             self._proc.kill()
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of one process so far."""
-    fields = stat_fields(pid)
-    return 0.0 if fields is None else cpu_ticks(fields) / os.sysconf("SC_CLK_TCK")
-
-
 def phase(
     name: str, server: TriggerfishServer, rate: int, scratch: Path, work: Any
 ) -> dict[str, Any]:
@@ -223,26 +218,10 @@ def drain(server: TriggerfishServer, client: httpx.Client, events: int) -> int:
 
 
 def sync(server: TriggerfishServer, seconds: int, wrk: str) -> int:
-    headers = "".join(
-        f'wrk.headers["{k}"] = "{v}"\n'
-        for k, v in {**server.headers, "Content-Type": "application/json"}.items()
-    )
-    script = (
-        f'wrk.method = "POST"\nwrk.body = [[{orjson.dumps(make_payload(0)).decode()}]]\n'
-        f'{headers}done = function(s, l, r) io.write(string.format("WRK %d\\n", s.requests)) end\n'
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
-        file.write(script)
-    try:
-        run = subprocess.run(
-            [wrk, "-t2", "-c32", f"-d{seconds}s", "-s", file.name,
-             f"{server.url}/v1/functions/noop/invoke"],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
-        )  # fmt: skip
-    finally:
-        os.unlink(file.name)
-    line = next(ln for ln in run.stdout.splitlines() if ln.startswith("WRK "))
-    return int(line.split()[1])
+    figures, output = wrk_invoke(wrk, server, 32, seconds)
+    if figures is None:
+        raise SystemExit(f"wrk gave no figures: {output}")
+    return int(figures[0])
 
 
 def table(results: list[dict[str, Any]]) -> str:

@@ -368,6 +368,43 @@ def wait_drained(client: httpx.Client, function: str, timeout: float) -> None:
         time.sleep(0.25)
 
 
+def wrk_invoke(
+    wrk: str, server: TriggerfishServer, clients: int, seconds: float
+) -> tuple[list[str] | None, str]:
+    """``POST /v1/functions/noop/invoke`` from wrk with ``clients`` connections for
+    ``seconds``: its figures (requests, microseconds, non-2xx answers, timeouts, p50 and
+    p99 in ms, as text), or None and the end of its output when it gave none."""
+    body = orjson.dumps(make_payload(0)).decode()
+    headers = "".join(
+        f'wrk.headers["{name}"] = "{value}"\n'
+        for name, value in {**server.headers, "Content-Type": "application/json"}.items()
+    )
+    script = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{body}]]\n"
+        f"{headers}"
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("WRK %d %d %d %d %.3f %.3f\\n", summary.requests,\n'
+        "    summary.duration, summary.errors.status, summary.errors.timeout,\n"
+        "    latency:percentile(50) / 1000, latency:percentile(99) / 1000))\n"
+        "end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    try:
+        run = subprocess.run(
+            [wrk, "-t2", f"-c{clients}", f"-d{int(seconds)}s",
+             "-s", file.name, f"{server.url}/v1/functions/noop/invoke"],
+            capture_output=True, text=True, timeout=seconds + 60, check=False,
+        )  # fmt: skip
+    finally:
+        os.unlink(file.name)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("WRK ")), None)
+    if line is None:
+        return None, f"{run.stdout[-300:]} {run.stderr[-300:]}"
+    return line.split()[1:], ""
+
+
 class TriggerfishCore:
     name = "triggerfish"
 
@@ -496,35 +533,10 @@ class TriggerfishCore:
         """Drive the HTTP API with wrk: a Python HTTP client at 32 connections spends a
         whole core of its own and measures itself, not the server."""
         plan = self._plan
-        body = orjson.dumps(make_payload(0)).decode()
-        headers = "".join(
-            f'wrk.headers["{name}"] = "{value}"\n'
-            for name, value in {**server.headers, "Content-Type": "application/json"}.items()
-        )
-        script = (
-            'wrk.method = "POST"\n'
-            f"wrk.body = [[{body}]]\n"
-            f"{headers}"
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format("WRK %d %d %d %d %.3f %.3f\\n", summary.requests,\n'
-            "    summary.duration, summary.errors.status, summary.errors.timeout,\n"
-            "    latency:percentile(50) / 1000, latency:percentile(99) / 1000))\n"
-            "end\n"
-        )
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
-            file.write(script)
-        try:
-            run = subprocess.run(
-                [wrk, "-t2", f"-c{plan.sync_clients}", f"-d{int(plan.sync_seconds)}s",
-                 "-s", file.name, f"{server.url}/v1/functions/noop/invoke"],
-                capture_output=True, text=True, timeout=plan.sync_seconds + 60, check=False,
-            )  # fmt: skip
-        finally:
-            os.unlink(file.name)
-        line = next((ln for ln in run.stdout.splitlines() if ln.startswith("WRK ")), None)
-        if line is None:
-            return Result.failed(f"wrk gave no figures: {run.stdout[-300:]} {run.stderr[-300:]}")
-        requests, micros, bad, timeouts, p50, p99 = line.split()[1:]
+        figures, output = wrk_invoke(wrk, server, plan.sync_clients, plan.sync_seconds)
+        if figures is None:
+            return Result.failed(f"wrk gave no figures: {output}")
+        requests, micros, bad, timeouts, p50, p99 = figures
         if int(bad) or int(timeouts):
             return Result.failed(f"{bad} non-2xx answers and {timeouts} timeouts under wrk")
         return Result.ok(

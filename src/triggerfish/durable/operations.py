@@ -243,31 +243,35 @@ def complete_callback(
     document: Document, now: float, *, result: str | None = None, error: Document | None = None
 ) -> Document:
     """The callback's document once its result (or error) arrived."""
-    doc = dict(document)
-    details = dict(doc.get("CallbackDetails") or {})
-    if error is None:
-        details["Result"] = result
-        _end(doc, "SUCCEEDED", now)
-    else:
-        details["Error"] = error
-        _end(doc, "FAILED", now)
-    doc["CallbackDetails"] = details
-    return doc
+    kept = dict(document.get("CallbackDetails") or {})
+    return _completed(document, "CallbackDetails", kept, now, result, error)
 
 
 def complete_invoke(
     document: Document, now: float, *, result: str | None, error: Document | None
 ) -> Document:
     """The chained invoke's document once the function it ran returned."""
+    return _completed(document, "ChainedInvokeDetails", {}, now, result, error)
+
+
+def _completed(
+    document: Document,
+    key: str,
+    details: Document,
+    now: float,
+    result: str | None,
+    error: Document | None,
+) -> Document:
+    """``document`` ended: ``SUCCEEDED`` with ``result`` in ``details`` (under ``key``),
+    or ``FAILED`` with ``error``."""
     doc = dict(document)
-    details: Document = {}
     if error is None:
         details["Result"] = result
         _end(doc, "SUCCEEDED", now)
     else:
         details["Error"] = error
         _end(doc, "FAILED", now)
-    doc["ChainedInvokeDetails"] = details
+    doc[key] = details
     return doc
 
 
