@@ -19,7 +19,7 @@ from botocore.client import BaseClient
 
 from support.cli import run
 from support.lambda_api import aws_client
-from support.projects import json_lines
+from support.projects import json_lines, s3_keys
 from support.sam_samples import sam_sample
 from support.server import Server, wait_for
 
@@ -217,14 +217,7 @@ def test_an_upload_to_the_templates_bucket_runs_the_function(
     s3.put_object(Bucket="shop-uploads", Key="skip.bin", Body=b"no")
     s3.put_object(Bucket="shop-uploads", Key="notes/a.txt", Body=b"hello")
 
-    def uploads() -> list[str]:
-        return [
-            r["Records"][0]["s3"]["object"]["key"]
-            for r in records(shop)
-            if r.get("Records", [{}])[0].get("eventSource") == "aws:s3"
-        ]
-
-    assert wait_for(uploads, what="the upload's S3 event") == ["notes/a.txt"]
+    assert wait_for(lambda: s3_keys(records(shop)), what="the upload's S3 event") == ["notes/a.txt"]
 
 
 def test_a_message_on_the_queue_runs_the_function_with_sqs_records(

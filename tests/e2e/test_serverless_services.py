@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 from support.cli import run
 from support.lambda_api import aws_client
 from support.node_packages import require_node
-from support.projects import json_lines
+from support.projects import json_lines, s3_keys
 from support.server import Server, wait_for
 from support.serverless_samples import EVENTBRIDGE, TEMPLATES, serverless_sample
 
@@ -212,14 +212,7 @@ def test_an_upload_runs_the_function_with_the_rules_filter(
     s3.put_object(Bucket="shop-test-photos", Key="skip.png", Body=b"no")
     s3.put_object(Bucket="shop-test-photos", Key="cat.jpg", Body=b"meow")
 
-    def uploads() -> list[str]:
-        return [
-            r["Records"][0]["s3"]["object"]["key"]
-            for r in records(shop)
-            if (r.get("Records") or [{}])[0].get("eventSource") == "aws:s3"
-        ]
-
-    assert wait_for(uploads, what="the upload's S3 event") == ["cat.jpg"]
+    assert wait_for(lambda: s3_keys(records(shop)), what="the upload's S3 event") == ["cat.jpg"]
 
 
 def test_messages_on_the_queue_run_the_function_and_failed_items_are_retried(

@@ -35,3 +35,13 @@ def json_lines(path: Path) -> list[Any]:
     """The JSON documents a test function appended to ``path``, one a line; none yet
     when it does not exist."""
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def s3_keys(events: list[Any]) -> list[str]:
+    """The object keys of the S3 notifications (Lambda's ``Records`` shape) among the
+    ``events`` a function wrote down, in order."""
+    return [
+        event["Records"][0]["s3"]["object"]["key"]
+        for event in events
+        if (event.get("Records") or [{}])[0].get("eventSource") == "aws:s3"
+    ]

@@ -135,17 +135,22 @@ async def test_low_disk_refuses_new_events_and_lets_accepted_work_finish(
         assert again.status_code < 300, again.text
 
 
+async def three_orders(api: httpx.AsyncClient) -> None:
+    """Topic ``orders`` with three events on it."""
+    assert (await api.put("/v1/topics/orders", json={})).status_code == 200
+    for n in range(3):
+        sent = await api.post(
+            "/v1/topics/orders/events", json={**EVENT, "id": str(n)}, headers=CE_JSON
+        )
+        assert sent.status_code < 300, sent.text
+
+
 async def test_a_node_starts_on_a_full_disk_and_says_why_it_is_not_ready(
     small_disk: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = small_disk / "data"
     async with serving(data) as (_node, api):
-        assert (await api.put("/v1/topics/orders", json={})).status_code == 200
-        for n in range(3):
-            sent = await api.post(
-                "/v1/topics/orders/events", json={**EVENT, "id": str(n)}, headers=CE_JSON
-            )
-            assert sent.status_code < 300, sent.text
+        await three_orders(api)
         fill(small_disk)  # the disk fills up under the running node, which then stops
     assert free(small_disk) < 64 * 1024
 
@@ -169,12 +174,7 @@ async def test_a_node_stopped_cleanly_starts_on_a_disk_full_to_the_last_byte(
 ) -> None:
     data = small_disk / "data"
     async with serving(data) as (_node, api):
-        assert (await api.put("/v1/topics/orders", json={})).status_code == 200
-        for n in range(3):
-            sent = await api.post(
-                "/v1/topics/orders/events", json={**EVENT, "id": str(n)}, headers=CE_JSON
-            )
-            assert sent.status_code < 300, sent.text
+        await three_orders(api)
     # A clean stop: every change is in the database files and no WAL is left behind.
     assert not (data / "bus.db-wal").exists()
     assert not (data / "store.db-wal").exists()
