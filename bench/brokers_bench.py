@@ -9,10 +9,17 @@ For Redis Streams, NATS JetStream, RabbitMQ and MQTT:
 - latency: messages published at 200 per second (5 s), each stamped with its publish
   time; p50/p99 of broker publish -> handler start.
 
+MQTT has no FastStream broker: its peer is the nearest thing, a plain aiomqtt consumer
+(QoS 1, acknowledged on arrival) calling the same no-op handler in its event loop. The
+MQTT rows run on a Mosquitto of their own (``mosquitto`` on PATH, started on a free
+port) set to queue without limit for a persistent session, so that, as for the other
+brokers, the backlog waits in the broker before the consumer starts (a default
+Mosquitto keeps at most 1,000 messages for a client and drops the rest).
+
 Triggerfish runs in-process (a node with the SQLite bus and process workers): each
 message is committed to the bus before the broker's ack, then handled in an isolated
 worker process. FastStream consumes the same broker in-process with one worker and a
-no-op async handler (no MQTT broker in FastStream: not measured). Both run on uvloop,
+no-op async handler. Both run on uvloop,
 as ``triggerfish up`` and ``faststream run`` do where it is installed.
 
 Both sides are timed the same way: from the consumer's start to the last handler
@@ -29,11 +36,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
+import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,9 +81,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Broker:
-    """One broker's publisher, source options for Triggerfish, and FastStream peer."""
+    """One broker's publisher, source options for Triggerfish, and its peer (FastStream's
+    consumer, or for MQTT a plain aiomqtt one): an object with ``start`` and ``stop``."""
 
     kind: str
+    peer_name = "FastStream"
 
     def __init__(self) -> None:
         self.name = f"bench{uuid.uuid4().hex[:8]}"
@@ -90,8 +102,8 @@ class Broker:
     ) -> tuple[Callable[[bytes], Awaitable[None]], Callable[[], Awaitable[None]]]:
         raise NotImplementedError
 
-    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any | None:
-        return None
+    def peer(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+        raise NotImplementedError
 
 
 class RedisBroker(Broker):
@@ -117,7 +129,7 @@ class RedisBroker(Broker):
         await client.delete(self.name)
         await client.aclose()
 
-    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+    def peer(self, seen: Callable[[dict[str, Any]], None]) -> Any:
         from faststream.redis import RedisBroker as FsBroker
         from faststream.redis import StreamSub
 
@@ -167,7 +179,7 @@ class JetStreamBroker(Broker):
 
         return send, nc.close
 
-    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+    def peer(self, seen: Callable[[dict[str, Any]], None]) -> Any:
         from faststream.nats import JStream, NatsBroker, PullSub
 
         broker = NatsBroker(f"nats://{HOST}:4222", logger=None)
@@ -218,7 +230,7 @@ class AmqpBroker(Broker):
 
         return send, connection.close
 
-    def faststream(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+    def peer(self, seen: Callable[[dict[str, Any]], None]) -> Any:
         from faststream.rabbit import RabbitBroker, RabbitQueue
 
         broker = RabbitBroker(self.url, logger=None)
@@ -232,15 +244,17 @@ class AmqpBroker(Broker):
 
 class MqttBroker(Broker):
     kind = "mqtt"
+    peer_name = "aiomqtt"
+    port = 1883  # set by ``private_mosquitto``
 
     def source(self) -> dict[str, Any]:
-        return {"kind": "mqtt", "url": f"mqtt://{HOST}:1883", "topic": f"{self.name}/#",
+        return {"kind": "mqtt", "url": f"mqtt://{HOST}:{self.port}", "topic": f"{self.name}/#",
                 "client_id": self.name, "batch": 200}  # fmt: skip
 
     async def publisher(self) -> Any:
         import aiomqtt
 
-        client = aiomqtt.Client(HOST, 1883, max_queued_outgoing_messages=0)
+        client = aiomqtt.Client(HOST, self.port, max_queued_outgoing_messages=0)
         await client.__aenter__()
 
         async def send(body: bytes) -> None:
@@ -250,6 +264,85 @@ class MqttBroker(Broker):
             await client.__aexit__(None, None, None)
 
         return send, close
+
+    def peer(self, seen: Callable[[dict[str, Any]], None]) -> Any:
+        return AiomqttConsumer(self.port, f"{self.name}/#", self.name, seen)
+
+
+@contextlib.contextmanager
+def private_mosquitto() -> Iterator[None]:
+    """A Mosquitto of the run's own on a free port, queueing without limit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 0\n"
+        )
+        server = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not port_open(port):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the benchmark's own mosquitto did not start")
+                time.sleep(0.05)
+            MqttBroker.port = port
+            yield
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) == 0
+
+
+class AiomqttConsumer:
+    """A plain aiomqtt consumer of ``topic`` at QoS 1 in a persistent session, handing each
+    message's JSON to ``seen`` in its event loop, as FastStream's subscribers do for the
+    other brokers. ``subscribe`` alone makes the session, so a backlog waits for it."""
+
+    def __init__(
+        self, port: int, topic: str, identifier: str, seen: Callable[[dict[str, Any]], None]
+    ) -> None:
+        self.port, self.topic, self.identifier, self.seen = port, topic, identifier, seen
+        self.client: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    def _client(self) -> Any:
+        import aiomqtt
+
+        return aiomqtt.Client(HOST, self.port, identifier=self.identifier, clean_session=False)
+
+    async def subscribe(self) -> None:
+        async with self._client() as client:
+            await client.subscribe(self.topic, qos=1)
+
+    async def start(self) -> None:
+        self.client = self._client()
+        await self.client.__aenter__()
+        await self.client.subscribe(self.topic, qos=1)
+        self.task = asyncio.create_task(self._consume())
+
+    async def _consume(self) -> None:
+        async for message in self.client.messages:
+            self.seen(json.loads(message.payload))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.client.__aexit__(None, None, None)
 
 
 BROKERS: dict[str, type[Broker]] = {
@@ -370,19 +463,18 @@ async def triggerfish_throughput(broker: Broker, count: int, work: Path) -> Figu
     figures = Figures()
     try:
         if broker.kind == "mqtt":
-            # Mosquitto queues at most 1,000 messages for an absent client by default:
-            # publish to a node that is already consuming, and time from the first publish.
+            # MQTT keeps messages only for a session that exists: the source connects once
+            # (its session persists), then the backlog, then the node starts again.
             await node.start()
             await node.control.deploy_manifest(manifest)
             await sources_connected(node)
-            began = time.time()
-            for i in range(count):
-                await send(json.dumps({"t": time.time(), "i": i}).encode())
-        else:
-            for i in range(count):
-                await send(json.dumps({"t": time.time(), "i": i}).encode())
-            began = time.time()
-            await node.start()
+            await node.stop()
+            node = BenchNode(Settings(data_dir=work / "throughput-data", shutdown_grace=1.0))
+        for i in range(count):
+            await send(json.dumps({"t": time.time(), "i": i}).encode())
+        began = time.time()
+        await node.start()
+        if broker.kind != "mqtt":
             await node.control.deploy_manifest(manifest)
         topic = next(
             s.topic for s in node.dispatcher.subscriptions if s.topic.startswith("_source.")
@@ -403,39 +495,39 @@ async def triggerfish_throughput(broker: Broker, count: int, work: Path) -> Figu
     return figures
 
 
-async def faststream(broker: Broker, backlog: Broker, count: int) -> Figures | None:
-    """The same two measures with FastStream: ``broker`` for latency, ``backlog`` (a
-    second stream or queue) for throughput."""
+async def peer(broker: Broker, backlog: Broker, count: int) -> Figures:
+    """The same two measures with the broker's peer: ``broker`` for latency, ``backlog``
+    (a second stream, queue or topic) for throughput."""
     seen: list[tuple[float, float]] = []
-    fs = broker.faststream(lambda body: seen.append((time.time(), float(body["t"]))))
-    if fs is None:
-        return None
+    consumer = broker.peer(lambda body: seen.append((time.time(), float(body["t"]))))
     figures = Figures()
-    progress(f"{broker.kind}: FastStream latency, then throughput")
+    progress(f"{broker.kind}: {broker.peer_name} latency, then throughput")
     send, close = await broker.publisher()
     try:
-        await fs.start()
+        await consumer.start()
         total = int(RATE * LATENCY_SECONDS)
         await publish_at_rate(send, total)
         await wait_until(lambda: len(seen) >= total, 60)
         latencies = [(started - sent) * 1000 for started, sent in seen]
         figures.p50, figures.p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     finally:
-        await fs.stop()
+        await consumer.stop()
         await close()
     handled: list[tuple[float, float]] = []
-    fs = backlog.faststream(lambda body: handled.append((time.time(), float(body["t"]))))
+    consumer = backlog.peer(lambda body: handled.append((time.time(), float(body["t"]))))
     send, close = await backlog.publisher()
     try:
+        if isinstance(consumer, AiomqttConsumer):
+            await consumer.subscribe()  # the session the backlog waits in, as for Triggerfish
         for i in range(count):
             await send(json.dumps({"t": time.time(), "i": i}).encode())
         began = time.time()
-        await fs.start()
+        await consumer.start()
         await wait_until(lambda: len(handled) >= count, 600)
         if handled:
             figures.rate = len(handled) / max(1e-6, max(s for s, _ in handled) - began)
     finally:
-        await fs.stop()
+        await consumer.stop()
         await close()
     return figures
 
@@ -459,18 +551,19 @@ async def run(kinds: list[str], count: int) -> None:
                 ours = await triggerfish_latency(brokers[0], Path(tmp))
                 through = await triggerfish_throughput(brokers[1], count, Path(tmp))
                 ours.rate, ours.ingest = through.rate, through.ingest
-            peer = await faststream(brokers[2], brokers[3], count)
+            theirs = await peer(brokers[2], brokers[3], count)
         finally:
             for broker in brokers:
                 await broker.teardown()
         rows.append((kind, "Triggerfish", ours))
-        rows.append((kind, "FastStream", peer))
+        rows.append((kind, brokers[2].peer_name, theirs))
+    report(rows, count)
+
+
+def report(rows: list[tuple[str, str, Figures]], count: int) -> None:
     print(f"\n{count:,} messages published then handled; latency at {RATE:.0f} msg/s")
     print(f"{'broker':<11}{'system':<13}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ingest/s':>10}")
     for kind, system, figures in rows:
-        if figures is None:
-            print(f"{kind:<11}{system:<13}{'not measured (no such broker in it)':>30}")
-            continue
         print(
             f"{kind:<11}{system:<13}{cell(figures.rate, ',.0f'):>10}"
             f"{cell(figures.p50, '.2f'):>10}{cell(figures.p99, '.2f'):>10}"
@@ -486,7 +579,9 @@ def main() -> None:
     args = parser.parse_args()
     import uvloop
 
-    uvloop.run(run(args.only or list(BROKERS), 2_000 if args.quick else 20_000))
+    kinds = args.only or list(BROKERS)
+    with private_mosquitto() if "mqtt" in kinds else contextlib.nullcontext():
+        uvloop.run(run(kinds, 2_000 if args.quick else 20_000))
 
 
 if __name__ == "__main__":
