@@ -17,7 +17,7 @@ from triggerfish.events.model import Event
 from triggerfish.sinks.base import Sink
 from triggerfish.sinks.message import Outgoing
 from triggerfish.sources.brokers.base import require, safe_name
-from triggerfish.sources.brokers.mqtt import connect_client
+from triggerfish.sources.brokers.mqtt import connect_client, share_property_tables
 
 
 class MqttSink(Sink):
@@ -27,6 +27,8 @@ class MqttSink(Sink):
     async def _connect(self) -> None:
         aiomqtt = require("aiomqtt")
         protocol = aiomqtt.ProtocolVersion
+        if self.config.protocol == "5":
+            share_property_tables(require("paho.mqtt.properties"), require("paho.mqtt.packettypes"))
         client = connect_client(
             aiomqtt,
             self.url,
