@@ -27,6 +27,7 @@ from triggerfish.durable import operations as ops
 from triggerfish.errors import ConflictError, NotFoundError
 from triggerfish.store import schema as t
 from triggerfish.store.documents import Transaction
+from triggerfish.store.engine import in_chunks
 
 RUNNING = "RUNNING"
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED")
@@ -464,11 +465,10 @@ class DurableStore:
                 .scalars()
                 .all()
             )
-            if ids:
-                await conn.execute(
-                    t.durable_operations.delete().where(t.durable_operations.c.execution.in_(ids))
-                )
-                await conn.execute(t.durable_executions.delete().where(c.id.in_(ids)))
+            for chunk in in_chunks(ids):
+                operations = t.durable_operations.c.execution.in_(chunk)
+                await conn.execute(t.durable_operations.delete().where(operations))
+                await conn.execute(t.durable_executions.delete().where(c.id.in_(chunk)))
         return len(ids)
 
 

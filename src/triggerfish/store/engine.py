@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +26,7 @@ from triggerfish.errors import AdapterError, ConflictError
 from triggerfish.sqlite_files import keeping_wal_index
 
 _WRITE = "triggerfish_write"
+T = TypeVar("T")
 
 
 class Database:
@@ -167,3 +168,21 @@ def _sqlite_folder(url: sa.URL) -> Path | None:
     if url.database.startswith("file:"):
         return None
     return Path(url.database).expanduser().parent
+
+
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``values`` in lists of exactly ``size`` for an ``IN (...)``, the last one padded
+    with repeats of its last value (which ``IN`` ignores).
+
+    SQLAlchemy writes one placeholder per value, so lists of every length are as many
+    statements, and the driver keeps each prepared (a hundred or more per connection):
+    statements of thousands of placeholders, made by every pass of a prune, then held
+    tens of MB in a long-running node. Lists of one length are one statement.
+    """
+    for start in range(0, len(values), size):
+        chunk = list(values[start : start + size])
+        chunk.extend(chunk[-1:] * (size - len(chunk)))
+        yield chunk

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from triggerfish.ids import id_time
 from triggerfish.store import schema as t
-from triggerfish.store.engine import dialect_insert
+from triggerfish.store.engine import dialect_insert, in_chunks
 from triggerfish.store.sql import SqlStore
 
 DAY = 86400
@@ -88,8 +88,8 @@ async def prune_invocations(store: SqlStore, cutoff: Cutoff, *, limit: int) -> i
             set_={name: u[name] + excluded[name] for name in _SUMS},
         )
         await conn.execute(upsert, list(sums.values()))
-        ids = [row.id for row in rows]
-        await conn.execute(t.invocations.delete().where(c.id.in_(ids)))
+        for ids in in_chunks([row.id for row in rows]):
+            await conn.execute(t.invocations.delete().where(c.id.in_(ids)))
     return len(rows)
 
 

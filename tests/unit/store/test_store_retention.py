@@ -9,10 +9,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from support.stores import Clock
 from triggerfish.ids import id_floor, new_id
 from triggerfish.observe.costs import CostMeter
 from triggerfish.store import InvocationRecord, SqlStore
+from triggerfish.store.engine import in_chunks
 from triggerfish.store.records import ChainEvent
 from triggerfish.store.retention import (
     Cutoff,
@@ -106,6 +109,38 @@ async def test_a_batch_removes_at_most_its_limit_oldest_first(store: SqlStore) -
     assert await prune_invocations(store, cutoff, limit=3) == 3
     assert await prune_invocations(store, cutoff, limit=3) == 1
     assert await prune_invocations(store, cutoff, limit=3) == 0
+
+
+async def test_prunes_of_any_size_send_one_delete_statement(store: SqlStore) -> None:
+    """A prune deletes by id lists of one length: a statement per length would stay
+    prepared in every connection of a node that prunes all day."""
+    rows = [made_at(MIDNIGHT + n / 100) for n in range(1203)]
+    await store.record_invocations(rows)
+    deletes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM TF_INVOCATIONS"):
+            deletes.append(statement)
+
+    engine = store._db._engine
+    assert engine is not None
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    cutoff = Cutoff(MIDNIGHT + DAY)
+    assert [await prune_invocations(store, cutoff, limit=n) for n in (1000, 150, 7, 50)] == [
+        1000,
+        150,
+        7,
+        46,
+    ]
+    assert await remaining(store) == []
+    assert len(deletes) == 5
+    assert len(set(deletes)) == 1
+
+
+def test_in_chunks_pads_the_last_with_its_last_value() -> None:
+    assert list(in_chunks([1, 2, 3, 4, 5], size=2)) == [[1, 2], [3, 4], [5, 5]]
+    assert list(in_chunks([], size=2)) == []
+    assert list(in_chunks(list(range(4)), size=4)) == [[0, 1, 2, 3]]
 
 
 async def test_a_cutoff_names_its_functions_or_spares_them(store: SqlStore) -> None:
