@@ -36,7 +36,7 @@ services:
 	-bash scripts/services.sh
 
 test: install install-samples install-node install-browser services
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -4,7 +4,9 @@ Starts ``triggerfish up`` in a scratch data directory, deploys ``bench/functions
 (one handler: most events succeed, ``--fail`` of them fail and are dead-lettered after
 a retry, ``--slow`` of them take 200 ms), publishes at a steady ``--rate`` for
 ``--minutes``, and every ``--every`` seconds samples the server process's resident
-memory, the workers' (the server's descendants), its open files, and the size of the
+memory with who holds it (``bench/memwatch.py``: CPython's arenas and the bytes used in
+them, the C allocator's bytes in use and kept free, SQLite's own), the workers' resident
+memory (the server's descendants), its open files, and the size of the
 store and bus databases with their WAL files, and the rows of the bus's tables that grow
 (events, dedupe keys, pending deliveries), read on a read-only connection of its own.
 The table shows the samples over time;
@@ -36,10 +38,13 @@ from typing import Any
 
 import httpx
 
+from bench import memwatch
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = Path(__file__).resolve().parent / "functions-soak"
-FIGURES = ("server_rss_mb", "workers_rss_mb", "open_files", "store_mb", "store_wal_mb",
-           "bus_mb", "bus_wal_mb", "bus_events", "bus_dedupe", "bus_pending")  # fmt: skip
+FIGURES = ("server_rss_mb", "py_arenas_mb", "py_used_mb", "malloc_used_mb", "malloc_free_mb",
+           "sqlite_mb", "workers_rss_mb", "open_files", "store_mb", "store_wal_mb", "bus_mb",
+           "bus_wal_mb", "bus_events", "bus_dedupe", "bus_pending")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -47,6 +52,11 @@ class Sample:
     seconds: float
     published: int
     server_rss_mb: float
+    py_arenas_mb: float
+    py_used_mb: float
+    malloc_used_mb: float
+    malloc_free_mb: float
+    sqlite_mb: float
     workers_rss_mb: float
     open_files: int
     store_mb: float
@@ -108,16 +118,22 @@ def bus_rows(path: Path) -> tuple[int, int, int]:
         conn.close()
 
 
-def sample(pid: int, data: Path, started: float, published: int) -> Sample:
+def sample(pid: int, data: Path, started: float, published: int, memory: Path) -> Sample:
     try:
         open_files = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         open_files = 0
     events, dedupe, pending = bus_rows(data / "bus.db")
+    held = memwatch.read(memory)
     return Sample(
         seconds=round(time.monotonic() - started, 1),
         published=published,
         server_rss_mb=round(rss_mb(pid), 1),
+        py_arenas_mb=held.get("py_arenas", -1),
+        py_used_mb=held.get("py_used", -1),
+        malloc_used_mb=held.get("malloc_used", -1),
+        malloc_free_mb=held.get("malloc_free", -1),
+        sqlite_mb=held.get("sqlite", -1),
         workers_rss_mb=round(sum(rss_mb(child) for child in descendants(pid)), 1),
         open_files=open_files,
         store_mb=round(file_mb(data / "store.db"), 2),
@@ -216,6 +232,7 @@ def free_port() -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="tf-soak-"))
     data = scratch / "data"
+    memory = scratch / "memory.json"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -223,12 +240,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "TRIGGERFISH_RECORDS_RETENTION": str(args.records_retention),
         "TRIGGERFISH_HOUSEKEEPING_INTERVAL": str(args.housekeeping),
         "TRIGGERFISH_DEDUPE_WINDOW": str(args.dedupe_window),
+        "TRIGGERFISH_MEMWATCH": str(memory),
+        "TRIGGERFISH_MEMWATCH_EVERY": str(min(args.every, 5.0)),
     }
     env.pop("TRIGGERFISH_URL", None)
     env.pop("TRIGGERFISH_TOKEN", None)
     log = (scratch / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "triggerfish", "up", "--port", str(port), "--data-dir", str(data)],
+        [
+            sys.executable,
+            "-m",
+            "bench.memwatch",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -259,11 +287,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         samples: list[Sample] = []
         end = started + args.minutes * 60
         while time.monotonic() < end:
-            samples.append(sample(server.pid, data, started, publisher.published))
+            samples.append(sample(server.pid, data, started, publisher.published, memory))
             if not args.json:
                 print_row(samples[-1], header=len(samples) == 1)
             time.sleep(min(args.every, max(0.0, end - time.monotonic())))
-        samples.append(sample(server.pid, data, started, publisher.published))
+        samples.append(sample(server.pid, data, started, publisher.published, memory))
         publisher.stopping.set()
         publisher.join(10)
     finally:
