@@ -96,7 +96,9 @@ def render(runs: Runs, console: Console) -> None:
 
 
 def cell_status(result: Result | None) -> str:
-    if result is None:
+    """A cell without a figure: "-" where the system does not measure it (the peers have
+    no ordered variant), else why its run gave none."""
+    if result is None or result.status == "ok":
         return "-"
     return "n/a" if result.status == "n/a" else "[red]error[/red]"
 
