@@ -178,9 +178,10 @@ def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
     with repeats of its last value (which ``IN`` ignores).
 
     SQLAlchemy writes one placeholder per value, so lists of every length are as many
-    statements, and the driver keeps each prepared (a hundred or more per connection):
-    statements of thousands of placeholders, made by every pass of a prune, then held
-    tens of MB in a long-running node. Lists of one length are one statement.
+    statements, and the driver keeps each prepared (over a hundred per connection):
+    the statements of thousands of placeholders that the passes of a prune made grew a
+    long-running node's memory (docs/benchmarks.md, the soak). Lists of one length are
+    one statement.
     """
     for start in range(0, len(values), size):
         chunk = list(values[start : start + size])

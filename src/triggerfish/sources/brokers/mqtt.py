@@ -113,8 +113,9 @@ def share_property_tables(properties_mod: Any, packettypes: Any) -> None:
 
     paho builds three tables (the property names, their types, the packets each belongs
     to) in every ``Properties`` it makes, and it makes one for every MQTT 5 packet it
-    decodes: about 40% of an MQTT 5 source's CPU per message. Nothing writes to those
-    tables after they are built, so every instance can share the tables of the first.
+    decodes: the largest single cost of an MQTT 5 message in the source
+    (docs/benchmarks.md). Nothing writes to those tables after they are built, so every
+    instance can share the tables of the first.
     This relies on paho's attribute names, which
     tests/unit/sources/brokers/test_mqtt_private.py checks against the version range
     pinned in pyproject.toml. Safe to call more than once.
