@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from triggerfish.runtime import executor as executor_module
 from triggerfish.runtime import pool as pool_module
 from triggerfish.runtime.base import FunctionSpec, InvocationRequest, InvocationResult
 from triggerfish.runtime.executor import ProcessExecutor
@@ -175,14 +176,21 @@ async def _pids(
 
 
 async def test_one_queued_behind_a_slow_call_is_taken_back_and_runs_where_a_slot_frees(
-    executor: ProcessExecutor, make_spec: Spec, make_request: Request
+    executor: ProcessExecutor,
+    make_spec: Spec,
+    make_request: Request,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A call of 0.1 s counts as short here, so that the quick call is still running when
+    # the others wait, however loaded the machine, and its environment still queues
+    # behind the slow one after it.
+    monkeypatch.setattr(executor_module, "PIPELINE_WITHIN", 1.0)
     spec = make_spec("sleepy", max_concurrency=2)
     assert len(await _pids(executor, spec, make_request, {"seconds": 0.2})) == 2
     loop = asyncio.get_running_loop()
     began = loop.time()
     medium = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.3})))
-    quick = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0})))
+    quick = asyncio.create_task(executor.invoke(spec, make_request({"seconds": 0.1})))
     await asyncio.sleep(0)
     # Both environments are busy: these wait. When the quick call answers, its
     # environment starts the slow one and takes its share of the others, the next one,
