@@ -29,6 +29,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +66,22 @@ def _sqlite_used() -> float:
         return -1.0
 
 
-_CONNECTIONS: list[sqlite3.Connection] = []
+class _Tracked(sqlite3.Connection):
+    """A connection as the caller asked for it, that a weak reference can name (the
+    base type cannot), so tracking it does not keep it open."""
+
+
+_CONNECTIONS: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
 
 
 def _track_connections() -> None:
     connect = sqlite3.connect
 
     def tracked(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", _Tracked)
         made: sqlite3.Connection = connect(*args, **kwargs)
-        _CONNECTIONS.append(made)
+        if isinstance(made, _Tracked):
+            _CONNECTIONS.add(made)
         return made
 
     sqlite3.connect = tracked  # type: ignore[assignment]
@@ -111,8 +119,7 @@ def _sqlite_files() -> dict[str, dict[str, float]]:
     for obj in list(_CONNECTIONS):
         db = ctypes.c_void_p.from_address(id(obj) + header).value
         if not db:
-            _CONNECTIONS.remove(obj)  # closed
-            continue
+            continue  # closed
         name = Path((lib.sqlite3_db_filename(db, b"main") or b":memory:").decode()).name
         entry = files.setdefault(name or ":memory:",
             {"connections": 0, "cache": 0.0, "schema": 0.0, "stmt": 0.0, "stmts": 0})  # fmt: skip
