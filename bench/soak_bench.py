@@ -157,8 +157,14 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var if var else 0.0
 
 
-def verdicts(samples: list[Sample], tolerance: float) -> dict[str, dict[str, Any]]:
-    """Per figure: its slope per minute over the last third and whether it is flat."""
+def verdicts(
+    samples: list[Sample], tolerance: float, pass_rows: float = 0.0
+) -> dict[str, dict[str, Any]]:
+    """Per figure: its slope per minute over the last third and whether it is flat.
+
+    ``pass_rows`` is what arrives between two housekeeping passes (rate times interval):
+    the bus's events and dedupe keys rise by that much and fall back at every pass, so
+    a line fitted through a few samples of that sawtooth moves by up to as much."""
     last = samples[len(samples) - max(2, len(samples) // 3) :]
     span = last[-1].seconds - last[0].seconds if len(last) > 1 else 0.0
     out = {}
@@ -170,6 +176,8 @@ def verdicts(samples: list[Sample], tolerance: float) -> dict[str, dict[str, Any
         # A figure near zero (an empty WAL) is flat when it moves by less than 1 MB.
         # Rows in flight come and go by the dozen from one sample to the next.
         floor = 1.0 if name.endswith("_mb") else 2.0 if name == "open_files" else 100.0
+        if name in ("bus_events", "bus_dedupe"):
+            floor = max(floor, pass_rows)
         flat = moved <= max(tolerance * mean, floor)
         out[name] = {"slope_per_min": round(per_s * 60, 3), "mean": round(mean, 2), "flat": flat}
     return out
@@ -311,7 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "published": publisher.published,
         "publish_errors": publisher.errors,
         "samples": [asdict(s) for s in samples],
-        "last_third": verdicts(samples, args.tolerance),
+        "last_third": verdicts(samples, args.tolerance, args.rate * args.housekeeping),
     }
 
 
