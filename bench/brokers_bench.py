@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from bench.triggerfish_core import free_port
 from triggerfish.config import Settings
 from triggerfish.node import Node
 
@@ -293,12 +294,6 @@ def private_mosquitto() -> Iterator[None]:
         finally:
             server.terminate()
             server.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

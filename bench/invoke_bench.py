@@ -161,7 +161,9 @@ def process_cpu(pid: int) -> float:
 def tree_cpu(root: int) -> float:
     """CPU seconds (user + system) used so far by ``root`` and its live descendants;
     0.0 where ``/proc`` is not there to read."""
-    return sum(process_cpu(pid) for pid in process_tree([root]) if os.path.isdir("/proc"))
+    if not os.path.isdir("/proc"):
+        return 0.0
+    return sum(process_cpu(pid) for pid in process_tree([root]))
 
 
 def free_port() -> int:

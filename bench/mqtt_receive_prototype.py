@@ -70,6 +70,20 @@ def subscribe_packet(topic: str) -> bytes:
     return packet(0x82, struct.pack("!H", 1) + varint(0) + text(topic) + bytes([0x01]))
 
 
+def read_varint(view: memoryview, cursor: int, end: int) -> tuple[int, int] | None:
+    """The variable byte integer at ``cursor`` and where it ends; None when ``end``
+    comes first."""
+    value, shift = 0, 0
+    while cursor < end:
+        byte = view[cursor]
+        cursor += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, cursor
+    return None
+
+
 class BatchReceiver(asyncio.Protocol):
     """Parses the PUBLISH packets of each read in one pass; ``deliver`` gets them as a
     list of (topic, payload), then one write acknowledges them all."""
@@ -93,19 +107,11 @@ class BatchReceiver(asyncio.Protocol):
         acks = bytearray()
         while at + 2 <= end:
             kind = view[at]
-            length, shift, cursor, complete = 0, 0, at + 1, False
-            while cursor < end:  # the remaining length, a variable byte integer
-                byte = view[cursor]
-                cursor += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    complete = True
-                    break
-            if not complete or cursor + length > end:
+            remaining = read_varint(view, at + 1, end)
+            if remaining is None or remaining[1] + remaining[0] > end:
                 break  # the packet is not complete yet
-            body = cursor
-            at = cursor + length
+            length, body = remaining
+            at = body + length
             if kind >> 4 == 3:  # PUBLISH
                 qos = (kind >> 1) & 3
                 size = (view[body] << 8) | view[body + 1]
@@ -114,14 +120,10 @@ class BatchReceiver(asyncio.Protocol):
                 if qos:
                     acks += b"\x40\x02" + view[cursor : cursor + 2]
                     cursor += 2
-                props, shift = 0, 0
-                while True:
-                    byte = view[cursor]
-                    cursor += 1
-                    props |= (byte & 0x7F) << shift
-                    shift += 7
-                    if not byte & 0x80:
-                        break
+                properties = read_varint(view, cursor, at)
+                if properties is None:
+                    raise ValueError("a PUBLISH whose properties run past its end")
+                props, cursor = properties
                 batch.append((topic, bytes(view[cursor + props : at])))
             elif kind == 0x20:
                 self.connected.set_result(bytes(view[body:at]))

@@ -206,12 +206,12 @@ class MqttSource(BrokerSource[MqttOptions]):
                 await client.subscribe([(t, self.options.qos) for t in self.options.topic])
             self.connected()
             messages = client.messages
+            paho = paho_client(client)
             while True:
                 batch = [await anext(messages)]
                 while len(batch) < self.options.batch and len(messages):
                     batch.append(await anext(messages))
                 await self.commit([self._message(m) for m in batch])
-                paho = paho_client(client)
                 for m in batch:
                     if m.qos:
                         paho.ack(m.mid, m.qos)
