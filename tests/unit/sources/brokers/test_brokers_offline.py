@@ -86,6 +86,12 @@ KINDS = {kind.name: kind for kind in broker_kinds()}
         ({"kind": "jetstream", "url": "nats://h", "stream": "s", "bogus": 1}, r"bogus"),
         ({"kind": "amqp", "url": "amqp://h"}, "give a queue, an exchange"),
         ({"kind": "mqtt", "url": "mqtt://h", "topic": "a/#", "qos": 3}, r"source\.qos"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": "a/#/b"}, r"'a/#/b': # stands alone"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": ["ok", "a#"]}, r"'a#': # stands alone"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": "a/b+"}, r"'a/b\+': \+ stands alone"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": ""}, r"at least one character"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": "$share//a"}, r"the group without"),
+        ({"kind": "mqtt", "url": "mqtt://h", "topic": "$share/g"}, r"needs a filter after"),
         ({"kind": "postgres", "url": "postgresql://h"}, r"source\.channel"),
         ({"kind": "outbox", "url": "postgresql://h", "table": "x; drop"}, "plain SQL name"),
     ],
@@ -94,6 +100,13 @@ def test_options_are_checked_at_deploy_time(options: dict[str, object], message:
     kind = KINDS[str(options["kind"])]
     with pytest.raises(ConfigError, match=message):
         kind.validate(options, where="triggerfish.yaml: functions.f.triggers[0].source")
+
+
+@pytest.mark.parametrize(
+    "topic", ["#", "+", "/", "a/+/c", "+/+", "sensors/#", "a//b", "$share/g/a/#", "$SYS/#"]
+)
+def test_every_valid_mqtt_filter_is_taken(topic: str) -> None:
+    KINDS["mqtt"].validate({"kind": "mqtt", "url": "mqtt://h", "topic": topic}, where="source")
 
 
 def closed_port() -> int:
