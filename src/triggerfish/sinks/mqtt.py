@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from triggerfish.events.model import Event
-from triggerfish.sinks.base import Sink
+from triggerfish.sinks.base import Sink, SinkRejectedError
 from triggerfish.sinks.message import Outgoing
 from triggerfish.sources.brokers.base import safe_name
 from triggerfish.sources.brokers.mqtt import wire
-from triggerfish.sources.brokers.mqtt.client import MqttClient, address_of
+from triggerfish.sources.brokers.mqtt.client import MqttClient, PublishRefused, address_of
 
 
 class MqttSink(Sink):
@@ -27,14 +27,13 @@ class MqttSink(Sink):
     _client: MqttClient | None = None
 
     async def _connect(self) -> None:
-        client = MqttClient(
+        self._client = MqttClient(
             address_of(self.url),
             self.config.client_id or f"triggerfish-sink-{safe_name(self.name)}",
             protocol=wire.V5 if self.config.protocol == "5" else wire.V311,
             clean_start=True,  # a publish that failed is sent again by the relay
         )
-        await client.connect()
-        self._client = client
+        await self._client.connect()
 
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
@@ -56,10 +55,15 @@ class MqttSink(Sink):
         # acknowledgements wait on TCP's small-packet delays (its set_tcp_nodelay is
         # off by default) and a batch takes longer than one after the other.
         assert self._client is not None, "the sink connects before it sends"
-        await self._client.publish(
-            address,
-            message.body,
-            qos=self.config.qos,
-            retain=self.config.retain,
-            properties=self._properties(message),
-        )
+        try:
+            await self._client.publish(
+                address,
+                message.body,
+                qos=self.config.qos,
+                retain=self.config.retain,
+                properties=self._properties(message),
+            )
+        except PublishRefused as exc:
+            if exc.code in PublishRefused.FINAL:
+                raise SinkRejectedError(str(exc)) from exc
+            raise

@@ -18,8 +18,18 @@ import pytest
 from support.mosquitto import HOST, mosquitto, password_file, self_signed
 from support.services import require_port
 from triggerfish.errors import AdapterError
+from triggerfish.events.create import new_event
+from triggerfish.functions.brokers import BrokerConfig
+from triggerfish.sinks.base import SinkRejectedError
+from triggerfish.sinks.registry import make_sink
 from triggerfish.sources.brokers.mqtt import wire
-from triggerfish.sources.brokers.mqtt.client import Address, MqttClient, Session, address_of
+from triggerfish.sources.brokers.mqtt.client import (
+    Address,
+    MqttClient,
+    PublishRefused,
+    Session,
+    address_of,
+)
 from triggerfish.sources.brokers.mqtt.wire import V5, V311, Publish
 
 aiomqtt = pytest.importorskip("aiomqtt")
@@ -255,8 +265,9 @@ async def test_a_publish_above_the_brokers_maximum_qos_is_refused_before_it_is_s
     with mosquitto(tmp_path, "allow_anonymous true\nmax_qos 1\n") as port:
         client = client_of(Address(HOST, port, False, None, None), "tf-maxqos", clean_start=True)
         await client.connect()
-        with pytest.raises(AdapterError, match="up to QoS 1, not 2: set the sink's qos"):
+        with pytest.raises(PublishRefused, match="up to QoS 1, not 2: set the sink's qos") as no:
             await client.publish("t", b"x", qos=2)
+        assert no.value.code in PublishRefused.FINAL
         await client.publish("t", b"x", qos=1)
         await client.close()
 
@@ -406,3 +417,35 @@ async def test_a_refused_subscription_names_its_filter_and_a_granted_qos_comes_b
     with pytest.raises(AdapterError):
         await client.take(1)  # the client failed with it
     await client.close()
+
+
+async def test_a_publish_the_broker_refuses_says_why_and_the_connection_goes_on(
+    scripted: Any,
+) -> None:
+    async def refuse_then_take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for code in (0x87, 0x00):
+            kind, body = await read_packet(reader)
+            assert kind >> 4 == wire.PUBLISH
+            packet_id = body[body[1] + 2 : body[1] + 4]  # after the topic
+            writer.write(wire.packet(wire.PUBACK, 0, packet_id + bytes([code, 0])))
+        await reader.read()
+
+    client = client_of(await scripted(refuse_then_take), "tf-refused")
+    await client.connect()
+    with pytest.raises(PublishRefused, match=r"refused the message to 'orders' \(PUBACK\): not "
+                       r"authorized \(0x87\)") as raised:  # fmt: skip
+        await client.publish("orders", b"x", qos=1)
+    assert raised.value.code not in PublishRefused.FINAL  # it may be allowed later
+    await client.publish("orders", b"y", qos=1)
+    await client.close()
+
+
+async def test_the_sink_rejects_for_good_what_the_broker_can_never_take(tmp_path: Path) -> None:
+    with mosquitto(tmp_path, "allow_anonymous true\nmax_qos 1\n") as port:
+        config = BrokerConfig(kind="mqtt", url=f"mqtt://{HOST}:{port}", qos=2)
+        sink = make_sink("plant", config)
+        event = new_event(source="test", type="t", data={"n": 1})
+        (outcome,) = await sink.publish_batch([("alarms", event)])
+        await sink.aclose()
+    assert isinstance(outcome, SinkRejectedError)
+    assert "takes messages up to QoS 1, not 2" in str(outcome)

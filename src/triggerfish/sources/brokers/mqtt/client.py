@@ -76,6 +76,20 @@ def address_of(url: str) -> Address:
     )
 
 
+class PublishRefused(AdapterError):
+    """The broker answered a publish with a failure (MQTT 5), or this client may not
+    send it at its QoS (``code`` 0x9B, QoS not supported)."""
+
+    #: The reason codes that say the message itself is wrong: sending it again as it
+    #: is cannot help (topic name invalid, packet too large, payload format invalid,
+    #: retain not supported, QoS not supported).
+    FINAL = frozenset({0x90, 0x95, 0x99, 0x9A, 0x9B})
+
+    def __init__(self, message: str, code: int = 0x9B) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(slots=True)
 class Session:
     """Client state that lasts as long as the broker's session, across connections:
@@ -292,7 +306,7 @@ class MqttClient(asyncio.Protocol):
         broker refuses it (MQTT 5 gives the reason) or the connection fails first.
         ``properties`` (MQTT 5) by the names of ``wire.PROPERTIES``."""
         if qos > self.maximum_qos:
-            raise AdapterError(
+            raise PublishRefused(
                 f"the MQTT broker takes messages up to QoS {self.maximum_qos}, not {qos}: "
                 f"set the sink's qos to {self.maximum_qos} or lower"
             )
@@ -323,8 +337,9 @@ class MqttClient(asyncio.Protocol):
         """Raise when an MQTT 5 PUBACK, PUBREC or PUBCOMP carries a failure code."""
         code = body[2] if len(body) > 2 else 0
         if code >= 0x80:
-            raise AdapterError(
-                f"the MQTT broker refused the message to {topic!r} ({what}): {wire.reason(code)}"
+            raise PublishRefused(
+                f"the MQTT broker refused the message to {topic!r} ({what}): {wire.reason(code)}",
+                code,
             )
 
     async def close(self) -> None:
