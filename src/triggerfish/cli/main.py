@@ -541,11 +541,13 @@ def replay(
 
 
 def main() -> None:
+    # An error goes out soft-wrapped, as one line that a terminal folds by itself: Rich
+    # would break it at 80 columns where stderr is a pipe or a file, splitting a long path.
     try:
         app()
     except CliError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(f"error: {exc}", markup=False, soft_wrap=True)
         raise SystemExit(exc.code) from None
     except TriggerfishError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(f"error: {exc}", markup=False, soft_wrap=True)
         raise SystemExit(2) from None

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -70,3 +74,16 @@ def test_a_narrow_terminal_shortens_ids_unless_wide(monkeypatch: pytest.MonkeyPa
 )
 def test_triggerfish_own_topics_are_internal(name: str, internal: bool) -> None:
     assert internal_topic(name) is internal
+
+
+def test_an_error_with_a_long_path_is_one_line_in_a_pipe(tmp_path: Path) -> None:
+    missing = tmp_path / ("deep-" * 20) / "triggerfish.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "triggerfish", "deploy", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    assert done.returncode != 0
+    assert done.stderr == f"error: {missing}: no such file\n"
