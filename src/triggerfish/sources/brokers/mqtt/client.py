@@ -257,7 +257,9 @@ class MqttClient(asyncio.Protocol):
 
     async def take(self, limit: int) -> list[Publish]:
         """Wait for a message, then return every one that arrived, up to ``limit``, in
-        the order they came. Raises AdapterError once the connection failed."""
+        the order they came. Once the connection failed, what arrived before it is
+        still handed out (with a clean session nothing would send it again), then
+        this raises AdapterError."""
         inbox = self._inbox
         while not inbox:
             if self._error is not None:
