@@ -35,8 +35,12 @@ install-browser:
 services:
 	-bash scripts/services.sh
 
+# Four pytest-xdist workers, each taking whole test files (a file's tests share its
+# module's server): most tests wait on `triggerfish up` processes, so four overlap well on
+# two cores. Measured on two cores: 8.7 minutes, against 10.3 with three workers, 9.2 with
+# six and 22.5 in one process.
 test: install install-samples install-node install-browser services
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -n 4 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests bench
