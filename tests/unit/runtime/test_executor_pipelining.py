@@ -42,6 +42,15 @@ async def _warm(executor: ProcessExecutor, spec: FunctionSpec, payload: Any, mak
     return _pid(await executor.invoke(spec, make(payload)))
 
 
+@pytest.fixture
+def quick_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quick call (of 0 s) counts as short, so that its environment queues the next
+    behind the one it runs after it, however loaded the machine: a loaded machine can
+    take longer than ``PIPELINE_WITHIN`` (5 ms) over it. A tenth of a second stays far
+    below the slow calls (0.5 s and more) of the tests that use this."""
+    monkeypatch.setattr(executor_module, "PIPELINE_WITHIN", 0.1)
+
+
 async def _around(
     executor: ProcessExecutor, spec: FunctionSpec, make: Request, payload: Any, *, quick: Any
 ) -> tuple[InvocationResult, InvocationResult, InvocationResult]:
@@ -54,6 +63,7 @@ async def _around(
     )
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_a_crash_fails_only_the_running_invocation_the_queued_one_runs_elsewhere(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
@@ -70,6 +80,7 @@ async def test_a_crash_fails_only_the_running_invocation_the_queued_one_runs_els
     assert _handed_over(executor, spec) >= 2
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_a_timeout_fails_only_the_running_invocation(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
@@ -85,6 +96,7 @@ async def test_a_timeout_fails_only_the_running_invocation(
     assert _handed_over(executor, spec) >= 2
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_a_queued_invocation_gets_its_whole_timeout_from_when_it_starts(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
@@ -101,6 +113,7 @@ async def test_a_queued_invocation_gets_its_whole_timeout_from_when_it_starts(
     assert _handed_over(executor, spec) >= 2
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_out_of_memory_fails_only_the_running_invocation(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request
 ) -> None:
@@ -143,6 +156,7 @@ async def test_concurrency_limit_holds_while_invocations_are_handed_over(
     assert stats.invocations == 40
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_a_synchronous_caller_with_a_short_wait_is_queued_behind_a_running_call(
     executor: ProcessExecutor,
     make_spec: Spec,
@@ -327,6 +341,7 @@ async def test_waiting_synchronous_callers_are_handed_over_as_the_environment_fi
     assert (stats.busy, stats.idle, stats.invocations) == (0, 1, 11)
 
 
+@pytest.mark.usefixtures("quick_is_short")
 async def test_stopping_answers_a_queued_invocation_throttled_so_it_is_retried(
     executor: ProcessExecutor, make_spec: Spec, make_request: Request, eventually: Eventually
 ) -> None:
