@@ -73,9 +73,11 @@ def test_killing_a_cell_ends_every_process_in_it(sandbox: Sandbox) -> None:
     cell = sandbox.cell("f", 128, None)
     assert cell is not None
     # A process in a session of its own, and its child: a process-group kill misses
-    # neither here, but the cell's kill must not depend on groups at all.
+    # neither here, but the cell's kill must not depend on groups at all. The parent goes
+    # on when its child ends, so that only the kill ends it, whichever process of the
+    # cell (killed one by one without cgroup.kill) the kill reaches first.
     parent = subprocess.Popen(
-        ["sh", "-c", "read go; setsid sleep 60 & sleep 60"],
+        ["sh", "-c", "read go; setsid sleep 60 & sleep 60; sleep 60"],
         stdin=subprocess.PIPE,
         start_new_session=True,
     )
