@@ -34,7 +34,7 @@ def dev(
     and logs as they happen. Ctrl-C stops it."""
     from triggerfish.api.app import create_asgi
     from triggerfish.cli.dev_session import DevServer, DevSession
-    from triggerfish.cli.serving import server_config
+    from triggerfish.cli.serving import listening, server_config
     from triggerfish.functions.project import load_project
     from triggerfish.node import Node
     from triggerfish.observe.logs import configure_logging
@@ -46,6 +46,6 @@ def dev(
     session = DevSession(str(path), manifest, settings)
     config = server_config(create_asgi(node, on_start=session.start), settings)
     server = DevServer(config, session)
-    server.run()
+    server.run(sockets=[listening(config)])
     if not server.started:
         raise SystemExit(1)

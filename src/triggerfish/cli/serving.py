@@ -4,6 +4,7 @@ start without loading the server."""
 
 from __future__ import annotations
 
+import socket
 from importlib.util import find_spec
 from types import FrameType
 from typing import Any
@@ -13,6 +14,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from triggerfish.api.limits import limit_heads
 from triggerfish.api.protocol import hot_path_protocol
+from triggerfish.cli.output import errors
 from triggerfish.config import Settings
 
 
@@ -36,6 +38,27 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=int(settings.shutdown_grace),
         lifespan="on",
     )
+
+
+def listening(config: uvicorn.Config) -> socket.socket:
+    """The server's socket, bound and listening before the node starts: a function the
+    node runs as it starts (a durable execution whose wait ended while the node was
+    down) reaches the node's API for its checkpoints at once, its requests answered as
+    soon as the node is up. uvicorn alone would bind only after the start, and such a
+    function's checkpoints would be refused. Exits when the address is taken."""
+    host = config.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, config.port))
+        sock.listen(config.backlog)
+    except OSError as exc:
+        sock.close()
+        message = f"error: cannot listen on {host} port {config.port}: {exc.strerror or exc}"
+        errors.print(message, markup=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    return sock
 
 
 class Server(uvicorn.Server):

@@ -78,7 +78,7 @@ def up(
     a cluster with a PostgreSQL store and a NATS JetStream bus shared by every node."""
     # The server's modules load here, when it starts: other commands do without them.
     from triggerfish.api.app import create_asgi
-    from triggerfish.cli.serving import Server, server_config
+    from triggerfish.cli.serving import Server, listening, server_config
     from triggerfish.functions.project import load_project
     from triggerfish.node import Node, reach_backends
     from triggerfish.observe.logs import configure_logging
@@ -132,6 +132,6 @@ def up(
 
     config = server_config(create_asgi(node, on_start=after_start), settings)
     server = Server(config)
-    server.run()
+    server.run(sockets=[listening(config)])
     if not server.started:
         raise SystemExit(1)
