@@ -134,7 +134,10 @@ def failures_of(
     return None
 
 
-@pytest.mark.timeout(300)
+# The timeout stops a hang; it is no promise. The thousands of requests take 75 to 130 s
+# beside `make test`'s other workers on two cores, and over 300 s with a second suite
+# running on the machine as well.
+@pytest.mark.timeout(600)
 def test_every_answer_is_documented_and_none_is_a_server_error(api_schema: BaseSchema) -> None:
     results = list(api_schema.get_all_operations())
     unreadable = [str(result.err()) for result in results if isinstance(result, Err)]
