@@ -126,6 +126,15 @@ def test_emits_waiting_for_a_broker_survive_kill_9(tmp_path: Path) -> None:
             return bool(broker["stats"] and broker["stats"]["failures"] >= 1)
 
         until(failing, "a failed publish (no stream yet)")
+
+        # Every call ran and its emit waits for the broker: a call still running at the
+        # kill would run again after the restart, emitting its message a second time.
+        def all_ran() -> bool:
+            params = {"function": "worker", "limit": 50}
+            found = api.get("/v1/invocations", params=params).json()["invocations"]
+            return sum(item["status"] == "ok" for item in found) == 5
+
+        until(all_ran, "the five calls to end")
     server.kill9()
 
     async def make_stream() -> None:
