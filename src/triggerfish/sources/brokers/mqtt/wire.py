@@ -1,5 +1,5 @@
-"""MQTT 3.1.1 and 5 packets: the ones the MQTT source writes, and a reader for what a
-broker sends to a subscriber.
+"""MQTT 3.1.1 and 5 packets: the ones the MQTT source and sink write, and a reader for
+what a broker sends to a client.
 
 The reader takes a buffer of bytes as they came off the socket and returns every
 complete packet in it in one pass (``read_packets``), so a read that brought a hundred
@@ -237,7 +237,7 @@ def publish(
     protocol: int = V5,
     publish_properties: dict[str, Any] | None = None,
 ) -> bytes:
-    """A PUBLISH packet (what a broker sends; the tests write them to the reader)."""
+    """A PUBLISH packet: what the sink sends, and what a broker sends to the source."""
     flags = (0x08 if dup else 0) | qos << 1 | (1 if retain else 0)
     body = bytearray(utf8(topic))
     if qos:
