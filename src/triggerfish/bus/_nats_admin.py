@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from triggerfish import nats_client
 from triggerfish.bus._common import unknown_group, unknown_topic
 from triggerfish.bus.base import StartPosition
 from triggerfish.errors import AdapterError, ConfigError, TriggerfishError
@@ -56,8 +57,6 @@ async def connect(
     """A connection that reconnects by itself for as long as it is open; the first
     attempt gets ``within`` seconds. AdapterError names the server (``where``, without
     its password) and the reason, also when the server runs without JetStream."""
-    import nats
-
     failures: list[BaseException] = []  # the last one only
     opened: list[Client] = []  # once connected
 
@@ -72,7 +71,7 @@ async def connect(
     async def reconnected() -> None:
         log.info("NATS bus: reconnected to %s", where)
 
-    connecting = nats.connect(
+    connecting = nats_client.connect(
         url, name="triggerfish-bus", error_cb=errored, disconnected_cb=disconnected,
         reconnected_cb=reconnected, connect_timeout=min(within, 5.0), allow_reconnect=True,
         max_reconnect_attempts=-1, reconnect_time_wait=1.0,

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from triggerfish.nats_client import connect
 from triggerfish.sinks.base import Item, Outcome, Sink
 from triggerfish.sinks.message import Outgoing
 from triggerfish.sources.brokers.base import require
@@ -32,8 +33,8 @@ class NatsSink(Sink):
     _nc: Any = None
 
     async def _connect(self) -> None:
-        nats = require("nats")
-        self._nc = await nats.connect(
+        require("nats")
+        self._nc = await connect(
             self.url, allow_reconnect=False, connect_timeout=5, error_cb=self._error
         )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from triggerfish.nats_client import connect
 from triggerfish.sources.brokers.base import (
     BrokerKind,
     BrokerOptions,
@@ -62,7 +63,7 @@ class NatsSource(BrokerSource[NatsOptions]):
     default_type = "nats.message"
 
     async def consume(self) -> None:
-        nats = require("nats")
+        require("nats")
         inbox: asyncio.Queue[Any] = asyncio.Queue()
 
         async def closed() -> None:
@@ -71,7 +72,7 @@ class NatsSource(BrokerSource[NatsOptions]):
         async def received(msg: Any) -> None:
             inbox.put_nowait(msg)
 
-        nc = await nats.connect(
+        nc = await connect(
             self.url, allow_reconnect=False, connect_timeout=5, closed_cb=closed,
             error_cb=self._error,
         )  # fmt: skip
@@ -134,7 +135,7 @@ class JetStreamSource(BrokerSource[JetStreamOptions]):
         return self.options.durable or safe_name(f"triggerfish_{self.context.trigger_id}")
 
     async def consume(self) -> None:
-        nats = require("nats")
+        require("nats")
         api = require("nats.js.api")
         js_errors = require("nats.js.errors")
         puller = Puller(
@@ -142,7 +143,7 @@ class JetStreamSource(BrokerSource[JetStreamOptions]):
             batch=self.options.batch,
             expires=self.options.fetch_wait,
         )
-        nc = await nats.connect(
+        nc = await connect(
             self.url, allow_reconnect=False, connect_timeout=5, error_cb=self._error,
             closed_cb=puller.closed,
         )  # fmt: skip
