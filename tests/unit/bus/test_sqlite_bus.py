@@ -13,7 +13,7 @@ import pytest
 
 from support.waiting import until
 from triggerfish.bus import _sqlite_checkpoint
-from triggerfish.bus._sqlite_thread import SqliteThread
+from triggerfish.bus._sqlite_thread import INLINE_WINDOW, SqliteThread
 from triggerfish.bus.base import Delivery
 from triggerfish.bus.sqlite import SqliteBus
 from triggerfish.errors import AdapterError, NotFoundError, ValidationError
@@ -244,10 +244,12 @@ async def test_a_quiet_bus_commits_on_the_loop_a_busy_one_beside_it(tmp_path: Pa
         return threading.current_thread().name
 
     try:
-        # Quiet: one job now and then runs on the loop, without a thread switch.
+        # Quiet: one job now and then runs on the loop, without a thread switch. The
+        # jobs are further apart than the window the loop's share is counted over, so
+        # each is the first of its window however long a loaded machine makes it.
         for _ in range(3):
             assert await writer.run(job) == home
-            await asyncio.sleep(0.05)  # stays: it spaces the jobs out, as on a quiet bus
+            await asyncio.sleep(INLINE_WINDOW * 1.5)  # stays: spaces jobs out, as on a quiet bus
         # Busy: jobs back to back would take the whole loop; past its share of the
         # loop's time they run on the writer's thread.
         ran = [await writer.run(job) for _ in range(200)]
