@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from support.waiting import until
 from triggerfish import nats_client
 
 pytest.importorskip("nats")
@@ -37,13 +38,6 @@ async def silent_server() -> AsyncIterator[tuple[str, asyncio.Event, Callable[[]
         server.close()
 
 
-async def closed_within(all_closed: Callable[[], bool], seconds: float) -> bool:
-    async with asyncio.timeout(seconds):
-        while not all_closed():
-            await asyncio.sleep(0.01)  # polls the condition
-    return True
-
-
 @pytest.fixture
 def no_collection() -> object:
     """The garbage collector off: a socket left open stays open, as it would until the
@@ -58,7 +52,7 @@ async def test_a_handshake_that_times_out_closes_the_socket() -> None:
     async with silent_server() as (url, _connected, all_closed):
         with pytest.raises(TimeoutError):
             await nats_client.connect(url, allow_reconnect=False, connect_timeout=0.2)
-        assert await closed_within(all_closed, 5)
+        await until(all_closed, what="the server sees the client's socket closed")
 
 
 @pytest.mark.usefixtures("no_collection")
@@ -71,4 +65,4 @@ async def test_a_connect_cancelled_midway_closes_the_socket() -> None:
         attempt.cancel()
         with pytest.raises(asyncio.CancelledError):
             await attempt
-        assert await closed_within(all_closed, 5)
+        await until(all_closed, what="the server sees the client's socket closed")
