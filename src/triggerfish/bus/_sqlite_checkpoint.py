@@ -22,7 +22,11 @@ with it. The bus turns that off on the writer (``wal_autocheckpoint = 0``) and r
   passive checkpoint itself between two transactions on its thread (``committed``;
   writes that never pause go to the thread, past the event loop's share). It copies only
   what came after the checkpointer's last pass, and lets the next transaction start
-  the WAL again, which keeps the file bounded.
+  the WAL again, which keeps the file bounded. Meanwhile the checkpointer waits for it
+  (up to ``RESTART_TURN``): two checkpoints never run at once, and on a loaded machine
+  the writer's kept finding the checkpointer's long passes under way, so the WAL grew
+  by megabytes before it started again. A writer that found one under way tries again
+  after its next commit.
 
 A failed checkpoint is logged and tried again at the next wake-up: it costs disk
 space for a while, never an event.
@@ -44,6 +48,9 @@ CHECKPOINT_ROWS = 2000
 #: WAL frames (pages) past which the writer checkpoints once itself, so that the WAL
 #: starts again (8 MiB with SQLite's default page size of 4 KiB).
 WAL_LIMIT = 2048
+#: Seconds the checkpointer leaves the writer to checkpoint itself, once it asked it to,
+#: before it goes on with its own passes (commits that run on the event loop never do).
+RESTART_TURN = 0.5
 
 
 class Checkpointer:
@@ -63,6 +70,7 @@ class Checkpointer:
         #: Set by the checkpointer when the WAL holds ``limit`` frames or more; cleared
         #: by the writer once it checkpointed itself.
         self.restart_wanted = False
+        self._restarted = threading.Event()
         #: Checkpoints run so far, here and on the writer; for tests and benchmarks.
         self.passes = 0
         #: Frames in the WAL at the last checkpoint (0 right after it started again).
@@ -77,6 +85,7 @@ class Checkpointer:
             return
         self._stopping = True
         self._wake.set()
+        self._restarted.set()
         self._thread.join()
 
     def committed(self, connection: sqlite3.Connection, inline: bool = False) -> None:
@@ -84,9 +93,9 @@ class Checkpointer:
         then, and checkpoint here when the WAL must start again, on the writer thread
         only (``inline``: the commit ran on the event loop, which a checkpoint of
         megabytes would hold up; writes that never pause soon go to the thread)."""
-        if self.restart_wanted and not inline:
+        if self.restart_wanted and not inline and self._checkpoint(connection) is not None:
             self.restart_wanted = False
-            self._checkpoint(connection)
+            self._restarted.set()
         self._since += 1
         rows = connection.total_changes
         if self._since >= self._every or rows - self._rows_then >= self._rows:
@@ -126,6 +135,8 @@ class Checkpointer:
                 # ran itself could not restart the WAL only while a reader keeps an
                 # old snapshot, and asking again would cost every commit a checkpoint.
                 if frames is not None and frames >= self._limit:
+                    self._restarted.clear()
                     self.restart_wanted = True
+                    self._restarted.wait(RESTART_TURN)
         finally:
             connection.close()
