@@ -421,10 +421,15 @@ class SqliteBus:
             self._writer.run(job).add_done_callback(ignore_outcome)
 
     async def ack(self, topic: str, group: str, offsets: Sequence[int]) -> None:
+        # One offset (an ack on a quiet bus) by the primary key: cheaper than json_each.
+        one = int(offsets[0]) if len(offsets) == 1 else None
         listed = int_list(offsets)
 
         def job(conn: sqlite3.Connection) -> None:
             group_id = group_row(conn, topic, group)[0]
+            if one is not None:
+                conn.execute("DELETE FROM pending WHERE group_id = ? AND seq = ?", (group_id, one))
+                return
             conn.execute(
                 "DELETE FROM pending WHERE group_id = ? AND seq IN"
                 " (SELECT value FROM json_each(?))",
