@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -66,6 +67,8 @@ class Recorder:
         self._dropped_before = 0  # ``dropped`` when writing started failing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Writes under way: ``flush`` waits for them, as for its own.
+        self._writes: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="recorder")
@@ -123,9 +126,14 @@ class Recorder:
         return len(self._buffer)
 
     async def flush(self) -> None:
-        """Write every buffered record, also those that come while it writes."""
-        while self._buffer:
-            await self._write_some(len(self._buffer))
+        """Write every buffered record, also those that come while it writes, and wait
+        for the writes already under way: once it returns, every record recorded
+        before it was called is in the store (or it raises)."""
+        while self._buffer or self._writes:
+            if self._writes:
+                await asyncio.shield(next(iter(self._writes)))
+            else:
+                await self._write_some(len(self._buffer))
 
     async def _write_some(self, count: int) -> None:
         """Write the first ``count`` buffered records, ``batch`` at a time."""
@@ -133,17 +141,21 @@ class Recorder:
             batch = self._buffer[: min(count, self._batch)]
             del self._buffer[: len(batch)]
             count -= len(batch)
-            try:
-                # Shielded: a stop that cancels the flusher lets a write under way finish,
-                # so the final flush never writes the same records twice.
-                await asyncio.shield(self._write(batch))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._buffer[:0] = batch  # kept for the next try
-                if len(self._buffer) > self._limit:
-                    self._drop()
-                raise
+            # Shielded: a stop that cancels the flusher lets a write under way finish,
+            # so the final flush never writes the same records twice; it waits for it.
+            writing = asyncio.ensure_future(self._write(batch))
+            self._writes.add(writing)
+            writing.add_done_callback(functools.partial(self._written, batch))
+            await asyncio.shield(writing)
+
+    def _written(self, batch: list[InvocationRecord], writing: asyncio.Future[None]) -> None:
+        """A write ended: a failed one puts its records back, first, for the next try
+        (before its waiters resume)."""
+        self._writes.discard(writing)
+        if writing.cancelled() or writing.exception() is not None:
+            self._buffer[:0] = batch
+            if len(self._buffer) > self._limit:
+                self._drop()
 
     async def _write(self, batch: list[InvocationRecord]) -> None:
         try:

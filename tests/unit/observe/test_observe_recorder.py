@@ -106,6 +106,22 @@ async def until_stored(store: SqlStore, ids: list[str]) -> None:
         await asyncio.sleep(0.02)
 
 
+async def test_a_flush_waits_for_the_write_already_under_way(
+    store: CountingStore, tmp_path: Path
+) -> None:
+    recorder = Recorder(store, interval=0.01)
+    await recorder.start()
+    try:
+        made = [record(recorder, tmp_path) for _ in range(10)]
+        # The flusher took them and writes them (slowly): none waits in the buffer.
+        await until(lambda: store.writes == 1, what="the flusher's write")
+        assert recorder.pending == 0
+        await recorder.flush()
+        assert await stored_ids(store) == sorted(made)
+    finally:
+        await recorder.stop()
+
+
 async def test_records_wait_for_a_store_that_is_away_and_are_written_once_back(
     away_store: AwayStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
