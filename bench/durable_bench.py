@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.triggerfish_core import free_port
 
 DURABLE = """\
 import time
@@ -66,13 +67,6 @@ def handler(event, context):
         took.append(time.perf_counter() - start)
     return {"steps": took}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def project(root: Path, concurrency: int) -> Path:

@@ -40,7 +40,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.triggerfish_core import free_port
 
 WRK_SCRIPT = """\
 wrk.method = "POST"
@@ -164,13 +165,6 @@ def tree_cpu(root: int) -> float:
     if not os.path.isdir("/proc"):
         return 0.0
     return sum(process_cpu(pid) for pid in process_tree([root]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def percentile(sorted_samples: list[float], q: float) -> float:

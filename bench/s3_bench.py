@@ -34,6 +34,8 @@ from botocore.config import Config
 from rich.console import Console
 from rich.table import Table
 
+from bench.triggerfish_core import free_port
+
 KB = 1024
 MB = 1024 * KB
 CLIENTS = 16
@@ -48,15 +50,6 @@ def handler(event, context):
         for record in event["Records"]:
             out.write(f"{unquote_plus(record['s3']['object']['key'])} {started}\\n")
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], what: str) -> None:

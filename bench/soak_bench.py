@@ -39,6 +39,8 @@ from typing import Any
 import httpx
 
 from bench import memwatch
+from bench.invoke_bench import process_tree
+from bench.triggerfish_core import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = Path(__file__).resolve().parent / "functions-soak"
@@ -76,23 +78,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def file_mb(path: Path) -> float:
@@ -134,7 +119,7 @@ def sample(pid: int, data: Path, started: float, published: int, memory: Path) -
         malloc_used_mb=held.get("malloc_used", -1),
         malloc_free_mb=held.get("malloc_free", -1),
         sqlite_mb=held.get("sqlite", -1),
-        workers_rss_mb=round(sum(rss_mb(child) for child in descendants(pid)), 1),
+        workers_rss_mb=round(sum(rss_mb(child) for child in process_tree([pid])[1:]), 1),
         open_files=open_files,
         store_mb=round(file_mb(data / "store.db"), 2),
         store_wal_mb=round(file_mb(data / "store.db-wal"), 2),
@@ -227,14 +212,6 @@ class Publisher(threading.Thread):
             "type": "bench.soak",
             "data": {"kind": kind, "pad": "x" * 200},
         }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
