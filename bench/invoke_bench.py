@@ -172,16 +172,24 @@ def percentile(sorted_samples: list[float], q: float) -> float:
     return sorted_samples[index]
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], what: str, log: Path | None = None
+) -> None:
+    """Return once ``url`` answers below 500; raise, with the end of ``log``, when
+    ``process`` exits first or a minute passes."""
+
+    def tail() -> str:
+        return f":\n{log.read_text()[-3000:]}" if log is not None else ""
+
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited early:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} exited early{tail()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer at {url}:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{what} did not answer at {url}{tail()}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 from botocore.client import BaseClient
 from botocore.config import Config
 from rich.console import Console
 from rich.table import Table
 
+from bench.invoke_bench import wait_healthy
 from bench.triggerfish_core import free_port
 
 KB = 1024
@@ -50,20 +50,6 @@ def handler(event, context):
         for record in event["Records"]:
             out.write(f"{unquote_plus(record['s3']['object']['key'])} {started}\\n")
 """
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited early")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
 
 
 class Servers:
