@@ -1,15 +1,20 @@
 """``LeaderLease``: one node of a cluster at a time holds a named lease in the store.
 
-The holder renews the lease every third of its time to live; a node that cannot renew
-in time (it died, or lost the store) is no longer the holder once the lease expires,
-and another node takes it at its next attempt. So a new holder takes over at most
-``ttl + ttl / 3`` after the last renewal of a dead one, within two lease periods.
+The holder renews the lease every third of its time to live, counted from the start
+of one renewal to the next; a node that cannot renew in time (it died, or lost the
+store) is no longer the holder once the lease expires, and another node takes it at
+its next attempt. So a new holder takes over at most ``ttl + ttl / 3`` after the last
+renewal of a dead one, within two lease periods.
 
-A holder that fails to renew gives up leadership at once, before the lease can
-expire under it and another node takes it: for a moment there may be no leader,
-never knowingly two. (Two leaders remain possible for a holder paused for longer than
-its lease, e.g. a stopped process that resumes; what runs under the lease, schedules,
-publishes with deterministic ids, so the bus drops what two leaders both fire.)
+A renewal has a third of the ttl for the store to answer. One that fails makes the
+holder give up leadership at once, at the latest two thirds of the ttl after the last
+renewal that worked began: what runs under the lease has the last third to stop
+before the lease can expire and another node takes it. For a moment there may be no
+leader, never knowingly two. (Two leaders remain possible when the holder itself is
+late by more than that third: a process stopped and resumed, an event loop kept busy,
+a reaction to taking the lead that holds up the next renewal as long. Schedules publish
+with deterministic ids, so the bus drops what two leaders both fire; a broker source
+that two nodes run at once takes its messages twice.)
 
 What the node does when leadership changes (``on_change``) may fail: taking the lead
 reads the store, which may be away again just then. It is run again at every attempt
@@ -45,6 +50,7 @@ class LeaderLease:
         self._on_change = on_change
         self.held = False
         self._in_force = True  # ``on_change`` succeeded for ``held``
+        self._due = 0.0  # the event loop's time of the next attempt
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -64,11 +70,16 @@ class LeaderLease:
                 log.warning("could not release the %s lease; it expires by itself", self.name)
 
     async def _keep(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.ttl / 3)
+            await asyncio.sleep(max(self._due - loop.time(), 0.0))
             await self._attempt()
 
     async def _attempt(self) -> None:
+        # Due a third of the ttl after this one begins, however long the store takes to
+        # answer it: counted from its end, a slow renewal followed by one that fails
+        # would give up the lead only as the lease expires.
+        self._due = asyncio.get_running_loop().time() + self.ttl / 3
         try:
             held = await asyncio.wait_for(
                 self._leases.acquire_lease(self.name, self.holder, self.ttl), self.ttl / 3
