@@ -155,6 +155,15 @@ class Feed:
         """Whether the scraped node runs this feed's source at all."""
         return value(samples, "triggerfish_source_connected", **self._labels()) is not None
 
+    def acknowledged_on(self, samples: Samples) -> bool:
+        """Whether the bus has every event of this feed acknowledged (the count is the
+        bus's own, the same on every node): none would run again if a node died."""
+        trigger = f"{self.function}.{TRIGGER}"
+        return all(
+            value(samples, f"triggerfish_trigger_{name}", topic=f"_source.{trigger}") == 0
+            for name in ("backlog", "in_flight")
+        )
+
     def published_on(self, samples: Samples) -> float:
         found = value(
             samples, "triggerfish_source_messages_total", outcome="published", **self._labels()
@@ -200,6 +209,11 @@ def reachable(kinds: list[type[BrokerCase]]) -> list[type[BrokerCase]]:
             continue
         kept.append(kind)
     return kept
+
+
+def leads_given_up(cluster: Cluster) -> int:
+    """How many times the nodes gave up the leader lease, as their logs say."""
+    return sum(node.output().count("no longer holding the leader lease") for node in cluster.nodes)
 
 
 def alive(node: Server) -> bool:
@@ -403,6 +417,12 @@ class Takeover:
     #: Per kind, whether each node ran its source before the kill (node 1, node 2).
     running: dict[str, list[bool]]
     leader: list[bool]  # which node /v1/nodes named the leader
+    #: Per kind, whether the bus had every event of messages 0 ..< 50 acknowledged
+    #: before the kill.
+    acknowledged: dict[str, bool] = field(default_factory=dict)
+    #: Whether a node gave up the leader lease between the look at /v1/nodes and the
+    #: kill (a loaded machine's store did not answer a renewal in time).
+    lead_changed: bool = False
     ticks_before: list[str] = field(default_factory=list)
     #: Per kind, seconds from the leader's kill until the other node ran its source.
     took: dict[str, float] = field(default_factory=dict)
@@ -411,8 +431,9 @@ class Takeover:
 
 @pytest.fixture(scope="module")
 def takeover(cluster: Cluster, alone: Deployed) -> Takeover:
-    """Messages 0 ..< 50 before the leader's kill -9, 1000 ..< 1050 while the other node
-    takes over (to the kinds that keep them), 2000 ..< 2050 once it has."""
+    """Messages 0 ..< 50 handled and acknowledged before the leader's kill -9, 1000 ..<
+    1050 while the other node takes over (to the kinds that keep them), 2000 ..< 2050
+    once it has."""
     feeds = list(alone.feeds.values())
 
     def running() -> dict[str, list[bool]]:
@@ -421,12 +442,21 @@ def takeover(cluster: Cluster, alone: Deployed) -> Takeover:
 
     wait_for(lambda: lines(alone.ticks), what="the schedule's first tick")
     settle(lambda: all(any(on) for on in running().values()), timeout=20)
+    given_up = leads_given_up(cluster)
     with cluster.nodes[0].client() as api:
         rows = {row["address"]: row for row in api.get("/v1/nodes").json()["nodes"]}
     leader = [bool(rows[node.url]["info"].get("leader")) for node in cluster.nodes]
     result = Takeover(running(), leader)
     publish(feeds, 0, LEADER_MESSAGES)
     settle(lambda: all_handled(feeds, 0, LEADER_MESSAGES), timeout=20, interval=0.2)
+    # A call ends before its node acknowledges the event to the bus: a node killed in
+    # between leaves the event to run again on the other (at least once). So the kill
+    # waits for every acknowledgement, and what ran before it must not run again.
+    settle(lambda: all(feed.acknowledged_on(scrape(cluster.nodes[0])) for feed in feeds),
+           timeout=20, interval=0.2)  # fmt: skip
+    samples = scrape(cluster.nodes[0])
+    result.acknowledged = {feed.kind: feed.acknowledged_on(samples) for feed in feeds}
+    result.lead_changed = leads_given_up(cluster) > given_up
     result.ticks_before = lines(alone.ticks)
 
     holder, survivor = cluster.nodes if leader[0] else cluster.nodes[::-1]
@@ -456,10 +486,16 @@ def test_the_leader_alone_runs_the_source_and_the_other_node_takes_over(
 ) -> None:
     feed = feed_of(alone, kind)
     assert takeover.running[kind.kind] == takeover.leader, "not on the leader alone"
+    assert takeover.acknowledged[kind.kind], "events still unacknowledged at the kill"
     handled = feed.handled()
     for start in (0, 2000):
         wanted = numbers(start, LEADER_MESSAGES)
         assert wanted <= set(handled), f"messages from {start} lost"
+        if start == 0 and takeover.lead_changed:
+            # A leader that lost its lease stopped its source, perhaps with a batch
+            # committed and not yet acknowledged to the broker, which sent it again to
+            # the next leader's source: at least once.
+            continue
         assert duplicates(handled, wanted) == 0, f"messages from {start} handled twice"
     if kind.kind in KEEPS:
         # The new leader resumed the persistent session, with what came meanwhile.
