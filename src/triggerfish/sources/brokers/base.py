@@ -292,13 +292,21 @@ async def take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
     return items
 
 
+#: Seconds a stopping source gives the batch in hand to be committed and acknowledged.
+FINISH_WITHIN = 2.0
+
+
 class Overlap:
     """Lets a consume loop read its next batch from the broker while the previous one
     is committed to the bus and acknowledged: at most one batch in hand, and batches
     committed in the order they were read. ``submit`` waits for the batch before (and
     raises its error), so a failed commit stops the loop before anything later is
-    acknowledged. Leaving the block on an error or a cancel cancels the batch in hand:
-    it was not acknowledged, so its broker delivers it again.
+    acknowledged. Leaving the block on an error cancels the batch in hand: it was not
+    acknowledged, so its broker delivers it again. Leaving it on a cancel (the source
+    stops: a node stopping, or a leader-only source on a node that lost the lead) lets
+    the batch in hand finish for up to ``FINISH_WITHIN`` seconds first: once committed,
+    it is acknowledged too, rather than delivered again to the next consumer and
+    handled twice.
 
     ``async with Overlap() as overlap: ... await overlap.submit(self.handle(batch))``
     """
@@ -333,7 +341,12 @@ class Overlap:
             await self.drain()
             return
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        if task is None:
+            return
+        try:
+            if issubclass(kind, asyncio.CancelledError):
+                await asyncio.wait({task}, timeout=FINISH_WITHIN)
+        finally:
+            task.cancel()  # nothing when it finished
             with contextlib.suppress(BaseException):
                 await task

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from triggerfish.events.validate import validate_event
+from triggerfish.sources.brokers import base
 from triggerfish.sources.brokers.base import Overlap
 from triggerfish.sources.brokers.convert import Converter, DroppedMessage, Message
 
@@ -118,3 +119,55 @@ async def test_leaving_on_an_error_cancels_the_batch_in_hand() -> None:
     with pytest.raises(RuntimeError, match="read failed"):
         await loop()
     assert not acked.is_set()
+
+
+async def test_a_stop_lets_the_batch_in_hand_be_committed_and_acknowledged() -> None:
+    submitted = asyncio.Event()
+    committing = asyncio.Event()
+    acked = asyncio.Event()
+
+    async def handle() -> None:
+        await committing.wait()  # the bus commit under way
+        acked.set()
+
+    async def loop() -> None:
+        async with Overlap() as overlap:
+            await overlap.submit(handle())
+            submitted.set()
+            await asyncio.Event().wait()  # reading the next batch, when the stop comes
+
+    consuming = asyncio.create_task(loop())
+    await submitted.wait()
+    consuming.cancel()
+    committing.set()
+    with pytest.raises(asyncio.CancelledError):
+        await consuming
+    assert acked.is_set()  # not delivered again to the next consumer
+
+
+async def test_a_stop_cancels_a_batch_in_hand_that_does_not_finish_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "FINISH_WITHIN", 0.05)
+    submitted = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def handle() -> None:
+        try:
+            await asyncio.Event().wait()  # a bus that does not answer
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def loop() -> None:
+        async with Overlap() as overlap:
+            await overlap.submit(handle())
+            submitted.set()
+            await asyncio.Event().wait()
+
+    consuming = asyncio.create_task(loop())
+    await submitted.wait()
+    consuming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(consuming, 5)
+    assert cancelled.is_set()
