@@ -10,9 +10,10 @@ while Triggerfish is connected, so that form is at most once.
 deliveries are read from its underlying aiormq channel, which costs less per message.
 A batch is published to the trigger's topic in one commit, then acknowledged with one
 ``basic.ack`` (``multiple``); a message whose event is not committed stays
-unacknowledged and RabbitMQ delivers it again when the connection ends. When RabbitMQ
-cancels the consumer (its queue was deleted) the source connects again, declaring the
-queue anew unless ``declare: false``.
+unacknowledged and RabbitMQ delivers it again when the connection ends; a source that
+stops lets the batch it is committing finish and acknowledges it (``Overlap``). When
+RabbitMQ cancels the consumer (its queue was deleted) the source connects again,
+declaring the queue anew unless ``declare: false``.
 
 *Drop* here means a message that cannot become an event (with ``format: cloudevent``,
 a body that is not a valid CloudEvent). Retrying it would fail the same way forever,
@@ -32,7 +33,14 @@ from pydantic import Field, field_validator
 
 from triggerfish.errors import ConfigError
 from triggerfish.events.model import ExtensionValue
-from triggerfish.sources.brokers.base import BrokerKind, BrokerOptions, BrokerSource, require, take
+from triggerfish.sources.brokers.base import (
+    BrokerKind,
+    BrokerOptions,
+    BrokerSource,
+    Overlap,
+    require,
+    take,
+)
 from triggerfish.sources.brokers.convert import Message
 
 _CLOSED = object()
@@ -103,18 +111,22 @@ class AmqpSource(BrokerSource[AmqpOptions]):
             # At most half the prefetch window per batch: RabbitMQ goes on delivering
             # the other half while a batch is committed and acknowledged.
             most = min(options.batch, max(1, options.prefetch // 2))
-            while True:
-                batch = await take(inbox, most)
-                messages = [m for m in batch if m is not _CLOSED and m is not _CANCELLED]
-                if messages:
-                    await self._handle(raw, messages)
-                if _CANCELLED in batch:
-                    raise ConnectionError(
-                        f"RabbitMQ cancelled the consumer of queue {queue.name!r} "
-                        "(was the queue deleted?)"
-                    )
-                if len(messages) < len(batch):
-                    raise ConnectionError("the AMQP connection or channel closed")
+            # One batch at a time; through ``Overlap`` so that a stop lets the batch
+            # being committed finish and be acknowledged.
+            async with Overlap() as overlap:
+                while True:
+                    batch = await take(inbox, most)
+                    messages = [m for m in batch if m is not _CLOSED and m is not _CANCELLED]
+                    if messages:
+                        await overlap.submit(self._handle(raw, messages))
+                        await overlap.drain()
+                    if _CANCELLED in batch:
+                        raise ConnectionError(
+                            f"RabbitMQ cancelled the consumer of queue {queue.name!r} "
+                            "(was the queue deleted?)"
+                        )
+                    if len(messages) < len(batch):
+                        raise ConnectionError("the AMQP connection or channel closed")
         finally:
             if not connection.is_closed:
                 await connection.close()

@@ -324,9 +324,12 @@ class Overlap:
 
     async def drain(self) -> None:
         """Wait until the batch in hand is committed and acknowledged."""
-        task, self._task = self._task, None
+        task = self._task
         if task is not None:
-            await task
+            # Shielded: a stop that comes meanwhile leaves the batch to ``__aexit__``,
+            # which lets it finish, rather than cancelling it through this wait.
+            await asyncio.shield(task)
+            self._task = None
 
     async def __aenter__(self) -> Overlap:
         return self

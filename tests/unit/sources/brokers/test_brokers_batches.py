@@ -171,3 +171,29 @@ async def test_a_stop_cancels_a_batch_in_hand_that_does_not_finish_in_time(
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(consuming, 5)
     assert cancelled.is_set()
+
+
+async def test_a_stop_while_the_next_batch_waits_for_the_one_in_hand_lets_it_finish() -> None:
+    started = asyncio.Event()
+    committing = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(n: int) -> None:
+        if n == 0:
+            started.set()
+            await committing.wait()
+        handled.append(n)
+
+    async def loop() -> None:
+        async with Overlap() as overlap:
+            await overlap.submit(handle(0))
+            await overlap.submit(handle(1))  # waits for batch 0 when the stop comes
+
+    consuming = asyncio.create_task(loop())
+    # Batch 0 runs only once the loop gave way, in its second submit's wait.
+    await started.wait()
+    consuming.cancel()
+    committing.set()
+    with pytest.raises(asyncio.CancelledError):
+        await consuming
+    assert handled == [0]  # batch 0 acknowledged; batch 1 never started
