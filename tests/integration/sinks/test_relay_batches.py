@@ -5,6 +5,7 @@ still go out while the failed ones are retried."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -13,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from integration.brokers.cases import AMQP_URL, HOST, NATS_URL, REDIS_URL, eventually, unique_name
+from integration.brokers.cases import (
+    AMQP_URL,
+    HOST,
+    MQTT_URL,
+    NATS_URL,
+    REDIS_URL,
+    eventually,
+    unique_name,
+)
 from support.services import require_port
 from triggerfish.bus.sqlite import SqliteBus
 from triggerfish.events.create import new_event
@@ -21,6 +30,7 @@ from triggerfish.functions.brokers import BrokerConfig
 from triggerfish.sinks.message import SINK_ADDRESS
 from triggerfish.sinks.registry import make_sink
 from triggerfish.sinks.relay import RELAY_GROUP, SinkRelay
+from triggerfish.sources.brokers.mqtt.client import MqttClient, address_of
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +79,31 @@ async def test_redis_gets_a_long_backlog_once_and_in_order(bus: SqliteBus) -> No
         await relay.stop()
         await client.delete(stream)
         await client.aclose()
+
+
+async def test_mqtt_gets_a_long_backlog_once_and_in_order(bus: SqliteBus) -> None:
+    require_port(HOST, 1883, "Mosquitto")
+    topic = f"{unique_name()}/out"
+    reader = MqttClient(address_of(MQTT_URL), unique_name("reader-"))
+    await reader.connect()
+    await reader.subscribe([(topic, 1)])
+    # Mosquitto as it comes (no TCP_NODELAY): the publishes of a batch are in flight
+    # together, and their acknowledgements must not wait on delayed TCP acks.
+    relay = await relay_of(bus, {"kind": "mqtt", "url": MQTT_URL, "qos": 1}, [topic] * 500)
+    try:
+        got: list[int] = []
+        while len(got) < 500:
+            async with asyncio.timeout(10):
+                batch = await reader.take(500)
+            reader.acknowledge(batch)
+            got += [json.loads(message.payload)["n"] for message in batch]
+        assert got == list(range(500))
+        await eventually(lambda: settled(bus, relay), what="every event acknowledged")
+        assert relay.sink.stats.published == 500
+        assert relay.sink.stats.failures == 0
+    finally:
+        await relay.stop()
+        await reader.close()
 
 
 async def test_amqp_confirms_a_long_backlog(bus: SqliteBus) -> None:

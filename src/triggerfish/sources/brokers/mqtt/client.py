@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from collections import deque
@@ -134,6 +135,10 @@ class MqttClient(asyncio.Protocol):
         self.high_water = high_water
         self.session_present = False
         self.maximum_qos = 2  # what the broker takes from this client (MQTT 5 CONNACK)
+        #: QoS 1 and 2 publishes the broker takes unacknowledged at once (its MQTT 5
+        #: Receive Maximum; 3.1.1 brokers announce none).
+        self.send_maximum = 65535
+        self._socket: socket.socket | None = None  # set for TCP_QUICKACK, where there is one
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._inbox: deque[Publish] = deque()
@@ -214,6 +219,7 @@ class MqttClient(asyncio.Protocol):
             # A new session: no QoS 2 message of an earlier one can come back.
             self.session.released.clear()
         self.maximum_qos = values.get("maximum_qos", 2)
+        self.send_maximum = values.get("receive_maximum", 65535)
         keepalive = values.get("server_keepalive", self.keepalive)
         if keepalive:
             self._pinger = asyncio.create_task(self._keep_alive(keepalive))
@@ -376,8 +382,18 @@ class MqttClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        raw = transport.get_extra_info("socket")
+        if hasattr(socket, "TCP_QUICKACK") and raw is not None and raw.family != socket.AF_UNIX:
+            self._socket = raw
 
     def data_received(self, data: bytes) -> None:
+        if self._replies and self._socket is not None:
+            # Awaiting acknowledgements: acknowledge the broker's segments at once. A
+            # broker that sends small packets without TCP_NODELAY (Mosquitto's default)
+            # holds each PUBACK until the one before is acknowledged, and the kernel's
+            # delayed acknowledgement (up to 40 ms) then stalls publishes in flight.
+            with contextlib.suppress(OSError):
+                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         buffer = self._buffer
         buffer += data
         self._last_received = time.monotonic()
