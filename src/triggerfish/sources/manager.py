@@ -68,6 +68,10 @@ class SourceManager:
         self._default_retention = default_retention
         self._running: dict[str, tuple[TriggerRecord, Source]] = {}
         self._lock = asyncio.Lock()
+        # Refreshes read the store outside the lock; each read is numbered, and one
+        # older than a read already applied is dropped.
+        self._reads = 0
+        self._applied = 0
 
     def kind(self, name: str) -> SourceKind | None:
         return self._kinds.get(name)
@@ -102,8 +106,10 @@ class SourceManager:
 
     async def lead(self, leading: bool) -> None:
         """Start (or stop) the sources of the kinds that run on one node of a cluster.
-        Stopping them needs no store: a node that lost the lease because its store went
-        away stops them all the same."""
+        Stopping them needs no store, and never waits for one: a node that lost the
+        lease because its store went away, or answers slowly, stops them all the same,
+        before the lease can pass to another node (a refresh reads the store before it
+        takes the lock this waits for)."""
         self._leading = leading
         if leading:
             await self.refresh()
@@ -117,9 +123,15 @@ class SourceManager:
                     await self._stop(trigger_id, source)
 
     async def refresh(self) -> None:
+        self._reads += 1
+        read = self._reads
+        triggers = await self._store.list_triggers()
         async with self._lock:
+            if read < self._applied:
+                return  # a later read is in force already
+            self._applied = read
             wanted = {}
-            for trigger in await self._store.list_triggers():
+            for trigger in triggers:
                 kind = kind_of(trigger.config)
                 handler = self._kinds.get(kind)
                 if handler is None:

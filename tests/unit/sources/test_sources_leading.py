@@ -4,6 +4,7 @@ the lead (also when the lead is lost with the store); the others run on every no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,85 @@ async def test_a_node_that_loses_the_lead_with_its_store_stops_them_all_the_same
         await manager.lead(False)  # the lease was lost because the store went away
         assert kind.running == {"f.shared"}
     finally:
+        await manager.stop()
+        await bus.stop()
+
+
+async def test_losing_the_lead_does_not_wait_for_a_refresh_held_up_by_the_store(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = MemoryKind("memory")
+    await store.put_function_version("f", {}, "d" * 64, "v1")
+    await store.replace_triggers(
+        "f",
+        [TriggerRecord("f.alone", "f", "_source.f.alone",
+                       config={"source": {"kind": "memory", "alone": True}})],
+    )  # fmt: skip
+    bus = MemoryBus()
+    await bus.start()
+    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=True)
+    await manager.start()
+    answered = asyncio.Event()
+    reading = asyncio.Event()
+    listed = store.list_triggers
+
+    async def slow() -> list[TriggerRecord]:
+        reading.set()
+        await answered.wait()  # a store that answers only much later
+        return await listed()
+
+    monkeypatch.setattr(store, "list_triggers", slow)
+    refreshing = asyncio.create_task(manager.refresh())  # a deploy elsewhere, say
+    try:
+        await reading.wait()
+        # The lease is lost meanwhile: its sources stop now, within the lease's last
+        # third, not once the store answers the refresh.
+        await asyncio.wait_for(manager.lead(False), 1)
+        assert kind.running == set()
+        answered.set()
+        await refreshing
+        assert kind.running == set()  # the refresh does not start them again
+    finally:
+        answered.set()
+        await manager.stop()
+        await bus.stop()
+
+
+async def test_a_refresh_older_than_the_one_in_force_changes_nothing(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = MemoryKind("memory")
+    await store.put_function_version("f", {}, "d" * 64, "v1")
+    one = TriggerRecord("f.one", "f", "_source.f.one", config={"source": {"kind": "memory"}})
+    await store.replace_triggers("f", [one])
+    bus = MemoryBus()
+    await bus.start()
+    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path)
+    await manager.start()
+    answered = asyncio.Event()
+    reading = asyncio.Event()
+    listed = store.list_triggers
+    before = await listed()
+
+    async def stale() -> list[TriggerRecord]:
+        reading.set()
+        await answered.wait()
+        return before  # what the store held when this read began
+
+    monkeypatch.setattr(store, "list_triggers", stale)
+    slow = asyncio.create_task(manager.refresh())
+    try:
+        await reading.wait()
+        two = TriggerRecord("f.two", "f", "_source.f.two", config={"source": {"kind": "memory"}})
+        await store.replace_triggers("f", [one, two])
+        monkeypatch.setattr(store, "list_triggers", listed)
+        await manager.refresh()  # a later read, applied first
+        assert kind.running == {"f.one", "f.two"}
+        answered.set()
+        await slow
+        assert kind.running == {"f.one", "f.two"}  # not taken back by the older read
+    finally:
+        answered.set()
         await manager.stop()
         await bus.stop()
 
