@@ -5,6 +5,7 @@ the lead (also when the lead is lost with the store); the others run on every no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,54 +57,49 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
         yield opened
 
 
-async def test_only_the_leading_node_runs_triggers_that_must_run_alone(
-    store: SqlStore, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def managing(
+    store: SqlStore, tmp_path: Path, triggers: list[TriggerRecord], *, leading: bool
+) -> AsyncIterator[tuple[MemoryKind, SourceManager]]:
+    """A started manager of ``memory`` sources for ``triggers`` (of function ``f``), on
+    a memory bus; stopped with it on leaving."""
     kind = MemoryKind("memory")
     await store.put_function_version("f", {}, "d" * 64, "v1")
-    await store.replace_triggers(
-        "f",
-        [
-            TriggerRecord("f.shared", "f", "_source.f.shared",
-                          config={"source": {"kind": "memory"}}),
-            TriggerRecord("f.alone", "f", "_source.f.alone",
-                          config={"source": {"kind": "memory", "alone": True}}),
-        ],
-    )  # fmt: skip
+    await store.replace_triggers("f", triggers)
     bus = MemoryBus()
     await bus.start()
-    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=False)
+    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=leading)
     await manager.start()
     try:
-        assert kind.running == {"f.shared"}
-        await manager.lead(True)
-        assert kind.running == {"f.shared", "f.alone"}
-        await manager.lead(False)
-        assert kind.running == {"f.shared"}
+        yield kind, manager
     finally:
         await manager.stop()
         await bus.stop()
 
 
+def memory_trigger(name: str, **options: Any) -> TriggerRecord:
+    return TriggerRecord(
+        f"f.{name}", "f", f"_source.f.{name}", config={"source": {"kind": "memory", **options}}
+    )
+
+
+async def test_only_the_leading_node_runs_triggers_that_must_run_alone(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    triggers = [memory_trigger("shared"), memory_trigger("alone", alone=True)]
+    async with managing(store, tmp_path, triggers, leading=False) as (kind, manager):
+        assert kind.running == {"f.shared"}
+        await manager.lead(True)
+        assert kind.running == {"f.shared", "f.alone"}
+        await manager.lead(False)
+        assert kind.running == {"f.shared"}
+
+
 async def test_a_node_that_loses_the_lead_with_its_store_stops_them_all_the_same(
     store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kind = MemoryKind("memory")
-    await store.put_function_version("f", {}, "d" * 64, "v1")
-    await store.replace_triggers(
-        "f",
-        [
-            TriggerRecord("f.shared", "f", "_source.f.shared",
-                          config={"source": {"kind": "memory"}}),
-            TriggerRecord("f.alone", "f", "_source.f.alone",
-                          config={"source": {"kind": "memory", "alone": True}}),
-        ],
-    )  # fmt: skip
-    bus = MemoryBus()
-    await bus.start()
-    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=True)
-    await manager.start()
-    try:
+    triggers = [memory_trigger("shared"), memory_trigger("alone", alone=True)]
+    async with managing(store, tmp_path, triggers, leading=True) as (kind, manager):
         assert kind.running == {"f.shared", "f.alone"}
 
         async def away() -> list[TriggerRecord]:
@@ -112,88 +108,65 @@ async def test_a_node_that_loses_the_lead_with_its_store_stops_them_all_the_same
         monkeypatch.setattr(store, "list_triggers", away)
         await manager.lead(False)  # the lease was lost because the store went away
         assert kind.running == {"f.shared"}
-    finally:
-        await manager.stop()
-        await bus.stop()
 
 
 async def test_losing_the_lead_does_not_wait_for_a_refresh_held_up_by_the_store(
     store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kind = MemoryKind("memory")
-    await store.put_function_version("f", {}, "d" * 64, "v1")
-    await store.replace_triggers(
-        "f",
-        [TriggerRecord("f.alone", "f", "_source.f.alone",
-                       config={"source": {"kind": "memory", "alone": True}})],
-    )  # fmt: skip
-    bus = MemoryBus()
-    await bus.start()
-    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path, leading=True)
-    await manager.start()
-    answered = asyncio.Event()
-    reading = asyncio.Event()
-    listed = store.list_triggers
+    triggers = [memory_trigger("alone", alone=True)]
+    async with managing(store, tmp_path, triggers, leading=True) as (kind, manager):
+        answered = asyncio.Event()
+        reading = asyncio.Event()
+        listed = store.list_triggers
 
-    async def slow() -> list[TriggerRecord]:
-        reading.set()
-        await answered.wait()  # a store that answers only much later
-        return await listed()
+        async def slow() -> list[TriggerRecord]:
+            reading.set()
+            await answered.wait()  # a store that answers only much later
+            return await listed()
 
-    monkeypatch.setattr(store, "list_triggers", slow)
-    refreshing = asyncio.create_task(manager.refresh())  # a deploy elsewhere, say
-    try:
-        await reading.wait()
-        # The lease is lost meanwhile: its sources stop now, within the lease's last
-        # third, not once the store answers the refresh.
-        await asyncio.wait_for(manager.lead(False), 1)
-        assert kind.running == set()
-        answered.set()
-        await refreshing
-        assert kind.running == set()  # the refresh does not start them again
-    finally:
-        answered.set()
-        await manager.stop()
-        await bus.stop()
+        monkeypatch.setattr(store, "list_triggers", slow)
+        refreshing = asyncio.create_task(manager.refresh())  # a deploy elsewhere, say
+        try:
+            await reading.wait()
+            # The lease is lost meanwhile: its sources stop now, within the lease's
+            # last third, not once the store answers the refresh.
+            await asyncio.wait_for(manager.lead(False), 1)
+            assert kind.running == set()
+            answered.set()
+            await refreshing
+            assert kind.running == set()  # the refresh does not start them again
+        finally:
+            answered.set()
 
 
 async def test_a_refresh_older_than_the_one_in_force_changes_nothing(
     store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kind = MemoryKind("memory")
-    await store.put_function_version("f", {}, "d" * 64, "v1")
-    one = TriggerRecord("f.one", "f", "_source.f.one", config={"source": {"kind": "memory"}})
-    await store.replace_triggers("f", [one])
-    bus = MemoryBus()
-    await bus.start()
-    manager = SourceManager(bus, store, kinds=[kind], data_dir=tmp_path)
-    await manager.start()
-    answered = asyncio.Event()
-    reading = asyncio.Event()
-    listed = store.list_triggers
-    before = await listed()
+    one, two = memory_trigger("one"), memory_trigger("two")
+    async with managing(store, tmp_path, [one], leading=True) as (kind, manager):
+        answered = asyncio.Event()
+        reading = asyncio.Event()
+        listed = store.list_triggers
+        before = await listed()
 
-    async def stale() -> list[TriggerRecord]:
-        reading.set()
-        await answered.wait()
-        return before  # what the store held when this read began
+        async def stale() -> list[TriggerRecord]:
+            reading.set()
+            await answered.wait()
+            return before  # what the store held when this read began
 
-    monkeypatch.setattr(store, "list_triggers", stale)
-    slow = asyncio.create_task(manager.refresh())
-    try:
-        await reading.wait()
-        two = TriggerRecord("f.two", "f", "_source.f.two", config={"source": {"kind": "memory"}})
-        await store.replace_triggers("f", [one, two])
-        monkeypatch.setattr(store, "list_triggers", listed)
-        await manager.refresh()  # a later read, applied first
-        assert kind.running == {"f.one", "f.two"}
-        answered.set()
-        await slow
-        assert kind.running == {"f.one", "f.two"}  # not taken back by the older read
-    finally:
-        answered.set()
-        await manager.stop()
-        await bus.stop()
+        monkeypatch.setattr(store, "list_triggers", stale)
+        slow = asyncio.create_task(manager.refresh())
+        try:
+            await reading.wait()
+            await store.replace_triggers("f", [one, two])
+            monkeypatch.setattr(store, "list_triggers", listed)
+            await manager.refresh()  # a later read, applied first
+            assert kind.running == {"f.one", "f.two"}
+            answered.set()
+            await slow
+            assert kind.running == {"f.one", "f.two"}  # not taken back by the older read
+        finally:
+            answered.set()
 
 
 @pytest.mark.parametrize(
