@@ -72,6 +72,7 @@ class SourceManager:
         # older than a read already applied is dropped.
         self._reads = 0
         self._applied = 0
+        self._stopped = False  # a read that comes back after ``stop`` starts nothing
 
     def kind(self, name: str) -> SourceKind | None:
         return self._kinds.get(name)
@@ -127,8 +128,8 @@ class SourceManager:
         read = self._reads
         triggers = await self._store.list_triggers()
         async with self._lock:
-            if read < self._applied:
-                return  # a later read is in force already
+            if read < self._applied or self._stopped:
+                return  # a later read is in force already, or the manager stopped
             self._applied = read
             wanted = {}
             for trigger in triggers:
@@ -183,6 +184,7 @@ class SourceManager:
 
     async def stop(self) -> None:
         async with self._lock:
+            self._stopped = True
             running, self._running = self._running, {}
             for trigger_id, (_record, source) in running.items():
                 await self._stop(trigger_id, source)

@@ -169,6 +169,29 @@ async def test_a_refresh_older_than_the_one_in_force_changes_nothing(
             answered.set()
 
 
+async def test_a_refresh_that_comes_back_after_the_stop_starts_nothing(
+    store: SqlStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with managing(store, tmp_path, [], leading=True) as (kind, manager):
+        answered = asyncio.Event()
+        reading = asyncio.Event()
+        listed = store.list_triggers
+
+        async def slow() -> list[TriggerRecord]:
+            reading.set()
+            await answered.wait()
+            return await listed()
+
+        await store.replace_triggers("f", [memory_trigger("late")])
+        monkeypatch.setattr(store, "list_triggers", slow)
+        refreshing = asyncio.create_task(manager.refresh())
+        await reading.wait()
+        await manager.stop()  # the node stops while the store has not answered
+        answered.set()
+        await refreshing
+        assert kind.running == set()
+
+
 @pytest.mark.parametrize(
     ("kind", "options", "alone"),
     [
