@@ -292,8 +292,10 @@ async def take(queue: asyncio.Queue[Any], limit: int) -> list[Any]:
     return items
 
 
-#: Seconds a stopping source gives the batch in hand to be committed and acknowledged.
-FINISH_WITHIN = 2.0
+#: Seconds a stopping source gives the batch in hand to be committed and acknowledged:
+#: less than the last third of the default leader lease (5 s), which a leader-only
+#: source has to stop in once its node gave up the lead. A commit takes milliseconds.
+FINISH_WITHIN = 1.0
 
 
 class Overlap:
