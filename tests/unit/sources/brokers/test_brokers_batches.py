@@ -5,6 +5,8 @@ batches in order, one at a time, with a failure stopping the loop."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -121,8 +123,24 @@ async def test_leaving_on_an_error_cancels_the_batch_in_hand() -> None:
     assert not acked.is_set()
 
 
-async def test_a_stop_lets_the_batch_in_hand_be_committed_and_acknowledged() -> None:
+async def stopped_while_reading(batch: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A consume loop that submitted ``batch`` and reads the next one from its broker,
+    cancelled there (the source stops): the task, to await."""
     submitted = asyncio.Event()
+
+    async def loop() -> None:
+        async with Overlap() as overlap:
+            await overlap.submit(batch)
+            submitted.set()
+            await asyncio.Event().wait()  # reading the next batch, when the stop comes
+
+    consuming = asyncio.create_task(loop())
+    await submitted.wait()
+    consuming.cancel()
+    return consuming
+
+
+async def test_a_stop_lets_the_batch_in_hand_be_committed_and_acknowledged() -> None:
     committing = asyncio.Event()
     acked = asyncio.Event()
 
@@ -130,15 +148,7 @@ async def test_a_stop_lets_the_batch_in_hand_be_committed_and_acknowledged() -> 
         await committing.wait()  # the bus commit under way
         acked.set()
 
-    async def loop() -> None:
-        async with Overlap() as overlap:
-            await overlap.submit(handle())
-            submitted.set()
-            await asyncio.Event().wait()  # reading the next batch, when the stop comes
-
-    consuming = asyncio.create_task(loop())
-    await submitted.wait()
-    consuming.cancel()
+    consuming = await stopped_while_reading(handle())
     committing.set()
     with pytest.raises(asyncio.CancelledError):
         await consuming
@@ -149,7 +159,6 @@ async def test_a_stop_cancels_a_batch_in_hand_that_does_not_finish_in_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(base, "FINISH_WITHIN", 0.05)
-    submitted = asyncio.Event()
     cancelled = asyncio.Event()
 
     async def handle() -> None:
@@ -159,15 +168,7 @@ async def test_a_stop_cancels_a_batch_in_hand_that_does_not_finish_in_time(
             cancelled.set()
             raise
 
-    async def loop() -> None:
-        async with Overlap() as overlap:
-            await overlap.submit(handle())
-            submitted.set()
-            await asyncio.Event().wait()
-
-    consuming = asyncio.create_task(loop())
-    await submitted.wait()
-    consuming.cancel()
+    consuming = await stopped_while_reading(handle())
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(consuming, 5)
     assert cancelled.is_set()
