@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import tempfile
 import time
@@ -50,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from bench.triggerfish_core import free_port
+from bench.triggerfish_core import free_port, port_open
 from triggerfish.config import Settings
 from triggerfish.node import Node
 
@@ -294,11 +293,6 @@ def private_mosquitto() -> Iterator[None]:
         finally:
             server.terminate()
             server.wait(10)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((HOST, port)) == 0
 
 
 class AiomqttConsumer:

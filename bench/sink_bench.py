@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import time
 import uuid
 from typing import Any
 
+from bench.triggerfish_core import port_open
 from triggerfish.events.create import new_event
 from triggerfish.functions.brokers import BrokerConfig
 from triggerfish.sinks.registry import make_sink
@@ -95,16 +95,10 @@ async def run_one(kind: str, seconds: float) -> float:
 PORTS = {"redis": 6379, "jetstream": 4222, "amqp": 5672, "mqtt": 1883}
 
 
-def answers(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
-
-
 async def main(kinds: list[str], seconds: float) -> None:
     print(f"sink alone, batches of {BATCH} events to one address, {seconds:g} s each")
     for kind in kinds:
-        if not answers(PORTS[kind]):
+        if not port_open(PORTS[kind], HOST):
             print(f"{kind:<10} skipped: nothing answers on {HOST}:{PORTS[kind]}")
             continue
         rate = await run_one(kind, seconds)
